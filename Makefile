@@ -1,0 +1,15 @@
+# The two commands of the README: `make demo` and `make test`. Each installs what it needs first.
+.PHONY: setup demo test check bench
+
+setup:
+	@bash scripts/setup.sh
+
+demo: setup
+	@node --import tsx src/cli/main.ts demo
+
+check: setup
+	@echo "[test] type-check (tsc)" && npx --no-install tsc --noEmit
+	@echo "[test] lint (eslint, prettier)" && npx --no-install eslint . && npx --no-install prettier --check . >/dev/null
+
+test: check
+	@echo "[test] unit and integration tests" && node --import tsx --test --test-reporter=spec --test-concurrency=1 "test/**/*.test.ts"
