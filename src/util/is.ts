@@ -18,7 +18,11 @@ export function isNumber(v: unknown): v is number {
   return typeof v === 'number' && Number.isFinite(v);
 }
 
-export function number(name: string, v: unknown, opts: { min?: number; max?: number; exclusiveMin?: boolean } = {}): number {
+export function number(
+  name: string,
+  v: unknown,
+  opts: { min?: number; max?: number; exclusiveMin?: boolean } = {},
+): number {
   const { min, max, exclusiveMin } = opts;
   const lo = min === undefined ? '' : exclusiveMin ? ` > ${min}` : ` >= ${min}`;
   const hi = max === undefined ? '' : ` <= ${max}`;
@@ -41,12 +45,14 @@ export function integer(name: string, v: unknown, opts: { min?: number; max?: nu
           : '';
   if (!Number.isInteger(v)) throw invalid(name, `an integer${range}`, v);
   const n = v as number;
-  if ((min !== undefined && n < min) || (max !== undefined && n > max)) throw invalid(name, `an integer${range}`, v);
+  if ((min !== undefined && n < min) || (max !== undefined && n > max))
+    throw invalid(name, `an integer${range}`, v);
   return n;
 }
 
 export function oneOf<T extends string>(name: string, v: unknown, choices: readonly T[]): T {
-  if (typeof v !== 'string' || !choices.includes(v as T)) throw invalid(name, `one of ${choices.join(', ')}`, v);
+  if (typeof v !== 'string' || !choices.includes(v as T))
+    throw invalid(name, `one of ${choices.join(', ')}`, v);
   return v as T;
 }
 
@@ -56,6 +62,7 @@ export function bool(name: string, v: unknown): boolean {
 }
 
 export function vec3(name: string, v: unknown): [number, number, number] {
-  if (!Array.isArray(v) || v.length !== 3 || !v.every(isNumber)) throw invalid(name, 'three finite numbers', v);
+  if (!Array.isArray(v) || v.length !== 3 || !v.every(isNumber))
+    throw invalid(name, 'three finite numbers', v);
   return [v[0], v[1], v[2]];
 }
