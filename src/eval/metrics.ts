@@ -114,10 +114,10 @@ function checkLabelPair(fixed: Volume, warped: Volume): void {
   if (fixed.components !== 1 || warped.components !== 1)
     fail('label maps', 'expected single-component volumes');
   if (!fixed.sameGrid(warped)) {
-    fail(
-      'label maps',
-      `must lie on the same grid (${fixed.dims.join('x')} vs ${warped.dims.join('x')}, or spacing/origin/direction differ)`,
-    );
+    const dims = [fixed, warped].map((v) => v.dims.join('x'));
+    const why =
+      dims[0] !== dims[1] ? `${dims[0]} vs ${dims[1]} voxels` : 'spacing, origin or direction differ';
+    fail('label maps', `must lie on the same grid (${why})`);
   }
 }
 

@@ -14,14 +14,7 @@
  */
 
 export type VoxelArray =
-  | Float32Array
-  | Float64Array
-  | Int8Array
-  | Uint8Array
-  | Int16Array
-  | Uint16Array
-  | Int32Array
-  | Uint32Array;
+  Float32Array | Float64Array | Int8Array | Uint8Array | Int16Array | Uint16Array | Int32Array | Uint32Array;
 
 export type Vec3 = [number, number, number];
 /** Row-major 3×3 matrix. */
@@ -169,7 +162,8 @@ export function invert3(m: Mat3): Mat3 {
 export function multiply3(a: Mat3, b: Mat3): Mat3 {
   const out = new Array<number>(9) as Mat3;
   for (let r = 0; r < 3; r++) {
-    for (let c = 0; c < 3; c++) out[r * 3 + c] = a[r * 3] * b[c] + a[r * 3 + 1] * b[3 + c] + a[r * 3 + 2] * b[6 + c];
+    for (let c = 0; c < 3; c++)
+      out[r * 3 + c] = a[r * 3] * b[c] + a[r * 3 + 1] * b[3 + c] + a[r * 3 + 2] * b[6 + c];
   }
   return out;
 }

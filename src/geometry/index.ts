@@ -1,0 +1,9 @@
+/** Geometry: volumes, displacement fields, warping, field algebra, synthetic deformations. */
+export * from './volume.ts';
+export * from './field.ts';
+export * from './warp.ts';
+export * from './compose.ts';
+export * from './jacobian.ts';
+export * from './distance.ts';
+export * from './random.ts';
+export * from './synthetic.ts';
