@@ -1,0 +1,104 @@
+/**
+ * The interface every registration method offers the benchmark harness (src/eval/bench), and the
+ * registration case it works on. A method maps a case to a displacement field on the fixed grid
+ * (diffreg's convention: LPS world mm, pull-back p → p + u(p), see geometry/field.ts) and/or, for
+ * point-matching methods, to a predicted moving position for every fixed point.
+ */
+import { readFileSync, writeFileSync } from 'node:fs';
+import type { DisplacementField, Vec3, Volume } from '../../geometry/index.ts';
+import type { ProgressFn } from '../../util/progress.ts';
+
+export type Modality = 'ct' | 'mr';
+
+/** One fixed/moving pair with its ground truth; points are LPS world mm. */
+export interface RegistrationCase {
+  id: string;
+  fixed: Volume;
+  moving: Volume;
+  /** Label maps on the fixed and moving grids (0 = background). */
+  fixedLabels?: Volume;
+  movingLabels?: Volume;
+  /** Corresponding landmarks: fixedPoints[n] in the fixed image is movingPoints[n] in the moving one. */
+  fixedPoints?: Vec3[];
+  movingPoints?: Vec3[];
+  /** Labels scored by Dice and HD95 (default: every nonzero label present). */
+  labelSet?: number[];
+  /** Display names of the labels. */
+  labelNames?: Record<number, string>;
+  modality: Modality;
+}
+
+export interface RegisterOptions {
+  /** Fewer iterations and levels: for tests and smoke runs. */
+  quick?: boolean;
+  /** Seed of any randomness inside the method. */
+  seed?: number;
+  progress?: ProgressFn;
+}
+
+export interface RegistrationResult {
+  /** Transform on the fixed grid: warped(p) = moving(p + u(p)). */
+  field?: DisplacementField;
+  /** Predicted moving position (LPS mm) of each case.fixedPoints entry, for point-matching methods. */
+  movingPointsPredicted?: Vec3[];
+  /** Wall time of the registration (s). */
+  seconds: number;
+  /** Peak resident memory of the process during the registration (MB). */
+  peakRssMb: number;
+}
+
+export interface RegistrationMethod {
+  /** Short name used in tables and file names (letters, digits, '-', '_'). */
+  name: string;
+  /** One line on what it does and its settings, for the report. */
+  description: string;
+  register(item: RegistrationCase, options?: RegisterOptions): Promise<RegistrationResult>;
+}
+
+const CLEAR_REFS = '/proc/self/clear_refs';
+const STATUS = '/proc/self/status';
+
+/** Linux: reset the kernel's peak-RSS mark to the current RSS (true when supported). */
+function resetPeakRss(): boolean {
+  try {
+    writeFileSync(CLEAR_REFS, '5');
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The kernel's peak RSS (VmHWM) in MB, or undefined off Linux. */
+function kernelPeakRssMb(): number | undefined {
+  try {
+    const match = /VmHWM:\s+(\d+)\s+kB/.exec(readFileSync(STATUS, 'utf8'));
+    return match ? Number(match[1]) / 1024 : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Runs `work` and measures its wall time and the process's peak RSS meanwhile. On Linux the peak is
+ * exact (VmHWM after resetting it through /proc/self/clear_refs), which also covers work that
+ * blocks the event loop (WebAssembly, native code); elsewhere RSS is sampled every 50 ms.
+ */
+export async function measured<T>(
+  work: () => Promise<T>,
+): Promise<{ value: T; seconds: number; peakRssMb: number }> {
+  const exact = resetPeakRss();
+  let sampled = process.memoryUsage.rss();
+  const timer = exact
+    ? undefined
+    : setInterval(() => (sampled = Math.max(sampled, process.memoryUsage.rss())), 50);
+  const start = performance.now();
+  try {
+    const value = await work();
+    const seconds = (performance.now() - start) / 1000;
+    sampled = Math.max(sampled, process.memoryUsage.rss());
+    const peakRssMb = (exact ? kernelPeakRssMb() : undefined) ?? sampled / 2 ** 20;
+    return { value, seconds, peakRssMb };
+  } finally {
+    if (timer) clearInterval(timer);
+  }
+}

@@ -1,0 +1,161 @@
+/**
+ * MedDIFT's diffusion features (Zhang et al. 2025; authors' code koegl/MedDIFT-extension), step by step:
+ *   1. the image, intensities already in [0, 1], is resized (trilinear, align_corners false) so each
+ *      axis is the nearest multiple of 128 (at least 128, Python's round-half-to-even);
+ *   2. the autoencoder encodes it and a latent is SAMPLED, z = μ + ε·σ, then multiplied by the U-Net
+ *      checkpoint's scale_factor;
+ *   3. noise is added at a small timestep t (default 20 of 1000);
+ *   4. one U-Net forward, conditioned on body region and the ORIGINAL image spacing, and the decoder
+ *      up-block outputs are the feature levels (coarse to fine).
+ * The levels stay at their own (latent-derived) resolution here; matching samples them at the original
+ * grid's voxels on demand instead of upsampling whole volumes (see match.ts).
+ */
+import { F, Generator, noGrad, randn, Tensor, tensor, tidy } from '../../engine/index.ts';
+import {
+  maisiConditioning,
+  type AutoencoderKlMaisi,
+  type BodyRegion,
+  type DiffusionModelUNetMaisi,
+  type LatentDistribution,
+  type NoiseScheduler,
+  type UNetTap,
+} from '../../models/index.ts';
+import { fail } from '../../util/errors.ts';
+import { integer } from '../../util/is.ts';
+
+/** A latent diffusion model as MedDIFT uses it. */
+export interface DiffusionFeatureModel {
+  name: string;
+  unet: DiffusionModelUNetMaisi;
+  autoencoder: AutoencoderKlMaisi;
+  /** Latent scale (MAISI's checkpoint `scale_factor`). */
+  scaleFactor: number;
+  scheduler: NoiseScheduler;
+}
+
+export interface FeatureOptions {
+  /** Diffusion timestep at which features are taken (default 20). */
+  timestep?: number;
+  /** Decoder levels to return, 0 = coarsest (default all). */
+  levels?: readonly number[];
+  /** Number of (latent sample, noise) draws whose features are averaged (default 1). */
+  noiseDraws?: number;
+  /** Body-region conditioning (MAISI): top and bottom of the volume (default chest, chest). */
+  region?: { top: BodyRegion; bottom: BodyRegion };
+  /** Random draws (latent sampling and diffusion noise) come from here. */
+  generator?: Generator;
+}
+
+/** Python's round(): half to even. */
+function roundHalfEven(x: number): number {
+  const r = Math.round(x);
+  return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
+}
+
+/** MedDIFT's encoder input size for an axis of n voxels: 128·max(round(n/128), 1). */
+export function encoderSize(n: number): number {
+  return 128 * Math.max(roundHalfEven(n / 128), 1);
+}
+
+/** Resizes (1, 1, W, H, D) to the encoder size (trilinear, align_corners false, no anti-aliasing). */
+export function resizeForEncoder(image: Tensor): Tensor {
+  const size = image.shape.slice(2).map(encoderSize);
+  return F.interpolate(image, { size, mode: 'trilinear', alignCorners: false });
+}
+
+export function checkLevels(model: DiffusionFeatureModel, levels: readonly number[]): number[] {
+  const n = model.unet.config.numChannels.length;
+  if (levels.length === 0) fail('levels', 'expected at least one level');
+  for (const l of levels) integer('level', l, { min: 0, max: n - 1 });
+  if (new Set(levels).size !== levels.length)
+    fail('levels', `each level at most once, got ${levels.join(',')}`);
+  return [...levels];
+}
+
+/** Decoder up-block outputs (C, w, h, d) for a noisy latent (1, 4, x, y, z). */
+export function decoderLevels(
+  model: DiffusionFeatureModel,
+  noisyLatent: Tensor,
+  timestep: number,
+  spacingMm: readonly [number, number, number],
+  levels: readonly number[],
+  region: { top: BodyRegion; bottom: BodyRegion } = { top: 'chest', bottom: 'chest' },
+): Tensor[] {
+  return tidy(() => {
+    const taps = levels.map((l) => `up_block_${l}` as UNetTap);
+    const out = model.unet.forwardWithTaps(
+      noisyLatent,
+      tensor([timestep], { dtype: 'int64' }),
+      maisiConditioning(region.top, region.bottom, spacingMm),
+      taps,
+    );
+    return taps.map((name) => (out.get(name) as Tensor).squeeze(0));
+  });
+}
+
+/** Where one draw's randomness comes from: given tensors (to reproduce a reference) or a generator. */
+export interface Draw {
+  /** ε of the latent sample z = μ + ε·σ. */
+  eps: Tensor | Generator;
+  /** The diffusion noise added at the timestep. */
+  noise: Tensor | Generator;
+}
+
+/** Feature levels for one draw, from the resized image's latent distribution. */
+export function featureLevelsForDraw(
+  model: DiffusionFeatureModel,
+  distribution: LatentDistribution,
+  spacingMm: readonly [number, number, number],
+  draw: Draw,
+  options: { timestep: number; levels: readonly number[]; region?: { top: BodyRegion; bottom: BodyRegion } },
+): Tensor[] {
+  return tidy(() => {
+    const latent = model.autoencoder.sample(distribution, draw.eps).mul(model.scaleFactor);
+    const noise = draw.noise instanceof Tensor ? draw.noise : randn(latent.shape, { generator: draw.noise });
+    const noisy = model.scheduler.addNoise(latent, noise, options.timestep);
+    return decoderLevels(model, noisy, options.timestep, spacingMm, options.levels, options.region);
+  });
+}
+
+/**
+ * Feature levels of one image (1, 1, W, H, D) with intensities in [0, 1], averaged over `noiseDraws`
+ * draws of the latent sample and the diffusion noise.
+ */
+export function extractFeatureLevels(
+  model: DiffusionFeatureModel,
+  image: Tensor,
+  spacingMm: readonly [number, number, number],
+  options: FeatureOptions = {},
+): Tensor[] {
+  const timestep = integer('timestep', options.timestep ?? 20, {
+    min: 0,
+    max: model.scheduler.numTrainTimesteps - 1,
+  });
+  const levels = checkLevels(model, options.levels ?? [0, 1, 2, 3]);
+  const draws = integer('noiseDraws', options.noiseDraws ?? 1, { min: 1, max: 64 });
+  const generator = options.generator ?? new Generator(0);
+  if (image.ndim !== 5 || image.shape[0] !== 1 || image.shape[1] !== 1) {
+    fail('image', `expected shape (1, 1, W, H, D), got (${image.shape.join(', ')})`);
+  }
+  return noGrad(() =>
+    tidy(() => {
+      const distribution = model.autoencoder.encode(resizeForEncoder(image));
+      let sum: Tensor[] | undefined;
+      for (let d = 0; d < draws; d++) {
+        const features = featureLevelsForDraw(
+          model,
+          distribution,
+          spacingMm,
+          { eps: generator, noise: generator },
+          {
+            timestep,
+            levels,
+            region: options.region,
+          },
+        );
+        sum = sum ? sum.map((s, i) => s.add(features[i])) : features;
+      }
+      return (sum as Tensor[]).map((s) => (draws > 1 ? s.div(draws) : s));
+    }),
+  );
+}
