@@ -1,2 +1,4 @@
 export * from './features.ts';
 export * from './match.ts';
+export * from './preprocess.ts';
+export * from './correspond.ts';

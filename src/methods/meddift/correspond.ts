@@ -1,0 +1,216 @@
+/**
+ * `medDiftMatch`: point correspondence between two Volumes with diffusion features (MedDIFT), with
+ * what the reference code leaves out: a local search window around an initial estimate, sub-voxel
+ * refinement, a confidence per match, forward–backward consistency, and answers in world mm and in
+ * voxel indices of the moving image as stored.
+ */
+import { Generator, dispose } from '../../engine/index.ts';
+import { sampleField, type DisplacementField } from '../../geometry/field.ts';
+import { transformPoints } from '../../geometry/warp.ts';
+import type { Vec3, Volume } from '../../geometry/volume.ts';
+import { DiffregError, fail } from '../../util/errors.ts';
+import { bool, integer, number, oneOf } from '../../util/is.ts';
+import type { ProgressFn } from '../../util/progress.ts';
+import { checkLevels, extractFeatureLevels, type DiffusionFeatureModel, type FeatureOptions } from './features.ts';
+import { descriptorsAt, matchDescriptors, refineSubvoxel, type FeatureGrid, type SearchWindow } from './match.ts';
+import { toNetworkInput, type Modality } from './preprocess.ts';
+
+/** Where each fixed point is expected in the moving image before matching (local search centre). */
+export type InitialTransform =
+  | { kind: 'identity' }
+  /** 4×4 row-major world (LPS mm) transform from fixed to moving points. */
+  | { kind: 'affine'; matrix: readonly number[] }
+  /** Pull-back displacement field on the fixed grid: p ↦ p + u(p). */
+  | { kind: 'field'; field: DisplacementField };
+
+export interface MedDiftMatchOptions extends FeatureOptions {
+  modality?: Modality | 'auto';
+  /** 'global' (MedDIFT's reference behaviour) or 'local' within `radiusMm` of the initial estimate. */
+  search?: 'global' | 'local';
+  radiusMm?: number;
+  initial?: InitialTransform;
+  /** Level weights (default equal: the mean of per-level cosines). */
+  levelWeights?: readonly number[];
+  seed?: number;
+  subvoxel?: boolean;
+  /** Match every result back to the fixed image and report the distance to the query (mm). */
+  consistency?: boolean;
+  /** Target voxels scanned per step: bounds memory (default 2^17). */
+  slabVoxels?: number;
+  progress?: ProgressFn;
+}
+
+export interface PointMatch {
+  /** Query point, world mm (LPS). */
+  fixed: Vec3;
+  /** Matched point, world mm (LPS); NaN when the search window held no voxel. */
+  moving: Vec3;
+  /** Matched point as a continuous voxel index of the moving image as stored (0-based). */
+  movingVoxel: Vec3;
+  /** Mean cosine similarity at the match. */
+  similarity: number;
+  /** Best similarity away from the match (the competing peak). */
+  secondPeak: number;
+  /** Distance (mm) from the query to the back-match of the match; NaN when not computed. */
+  backErrorMm: number;
+  /** In [0, 1]: how distinct the peak is, lowered when the match is not consistent both ways. */
+  confidence: number;
+}
+
+export interface MedDiftMatchResult {
+  matches: PointMatch[];
+  modality: { fixed: Modality; moving: Modality };
+  seconds: { features: number; matching: number };
+}
+
+/** Features of one image plus the RAS grid they live on. */
+export interface ImageFeatures {
+  grid: FeatureGrid;
+  volume: Volume;
+  modality: Modality;
+}
+
+export function imageFeatures(
+  model: DiffusionFeatureModel,
+  volume: Volume,
+  options: MedDiftMatchOptions & { generator: Generator },
+  subject: string,
+): ImageFeatures {
+  const input = toNetworkInput(volume, options.modality ?? 'auto', subject);
+  try {
+    const spacing = input.grid.spacing;
+    const levels = extractFeatureLevels(model, input.image, spacing, options);
+    for (const l of levels) l.keep();
+    return { grid: { levels, shape: input.grid.dims, spacing }, volume: input.grid, modality: input.modality };
+  } finally {
+    input.image.dispose();
+  }
+}
+
+function checkOptions(model: DiffusionFeatureModel, o: MedDiftMatchOptions): void {
+  integer('timestep', o.timestep ?? 20, { min: 0, max: model.scheduler.numTrainTimesteps - 1 });
+  const levels = checkLevels(model, o.levels ?? [0, 1, 2, 3]);
+  integer('noiseDraws', o.noiseDraws ?? 1, { min: 1, max: 64 });
+  oneOf('search', o.search ?? 'global', ['global', 'local'] as const);
+  if (o.search === 'local') number('radiusMm', o.radiusMm, { min: 0, exclusiveMin: true });
+  if (o.levelWeights) {
+    if (o.levelWeights.length !== levels.length) fail('levelWeights', `expected ${levels.length} weights (one per level), got ${o.levelWeights.length}`);
+    o.levelWeights.forEach((w, i) => number(`levelWeights[${i}]`, w, { min: 0 }));
+    if (o.levelWeights.every((w) => w === 0)) fail('levelWeights', 'at least one weight must be positive');
+  }
+  integer('seed', o.seed ?? 0, { min: 0 });
+  bool('subvoxel', o.subvoxel ?? true);
+  bool('consistency', o.consistency ?? true);
+}
+
+/** Initial estimates of the moving positions of fixed world points. */
+export function initialEstimate(points: readonly Vec3[], initial: InitialTransform = { kind: 'identity' }): Vec3[] {
+  if (initial.kind === 'identity') return points.map((p) => [...p] as Vec3);
+  if (initial.kind === 'affine') return transformPoints(points, initial.matrix);
+  const u = sampleField(initial.field, points);
+  return points.map((p, i) => [p[0] + u[i][0], p[1] + u[i][1], p[2] + u[i][2]]);
+}
+
+function voxelsOf(volume: Volume, points: readonly Vec3[], subject: string): number[][] {
+  return points.map((p, i) => {
+    const v = volume.worldToVoxel(p);
+    if (v.some((x, a) => x < -0.5 || x > volume.dims[a] - 0.5)) {
+      throw new DiffregError(`${subject}: point ${i} at (${p.map((x) => x.toFixed(1)).join(', ')}) mm lies outside the image`);
+    }
+    return v.map((x, a) => Math.min(Math.max(x, 0), volume.dims[a] - 1));
+  });
+}
+
+/** Matches `queries` (voxels of `source`) in `target`; returns refined RAS voxels and the raw scores. */
+function matchPoints(
+  source: ImageFeatures,
+  target: ImageFeatures,
+  queries: number[][],
+  windows: SearchWindow[] | undefined,
+  o: MedDiftMatchOptions,
+  stage: string,
+) {
+  const descriptors = descriptorsAt(source.grid, queries, o.levelWeights);
+  try {
+    const raw = matchDescriptors(descriptors, target.grid, {
+      windows,
+      slabVoxels: o.slabVoxels,
+      progress: o.progress,
+      stage,
+    });
+    const positions = o.subvoxel === false ? Float64Array.from(raw.voxels, (v) => (v < 0 ? NaN : v)) : refineSubvoxel(descriptors, target.grid, raw);
+    return { raw, positions };
+  } finally {
+    descriptors.dispose();
+  }
+}
+
+export function medDiftMatch(
+  model: DiffusionFeatureModel,
+  fixed: Volume,
+  moving: Volume,
+  fixedPoints: readonly Vec3[],
+  options: MedDiftMatchOptions = {},
+): MedDiftMatchResult {
+  checkOptions(model, options);
+  if (fixedPoints.length === 0) fail('points', 'no query points given');
+  const seed = options.seed ?? 0;
+  const t0 = performance.now();
+  const f = imageFeatures(model, fixed, { ...options, generator: new Generator(seed) }, 'fixed image');
+  let m: ImageFeatures | undefined;
+  try {
+    m = imageFeatures(model, moving, { ...options, generator: new Generator(seed + 1) }, 'moving image');
+    const t1 = performance.now();
+    const queries = voxelsOf(f.volume, fixedPoints, 'fixed points');
+    const radius = options.radiusMm ?? 0;
+    const local = options.search === 'local';
+    const windows = local
+      ? initialEstimate(fixedPoints, options.initial).map((p) => ({ center: m!.volume.worldToVoxel(p), radiusMm: radius }))
+      : undefined;
+    const forward = matchPoints(f, m, queries, windows, options, 'matching fixed → moving');
+    const q = fixedPoints.length;
+    const matchedWorld: Vec3[] = Array.from({ length: q }, (_, i) => {
+      const v = forward.positions.slice(i * 3, i * 3 + 3) as unknown as number[];
+      return m!.volume.voxelToWorld([v[0], v[1], v[2]]);
+    });
+    const backError = new Float64Array(q).fill(NaN);
+    if (options.consistency !== false) {
+      const found = Array.from({ length: q }, (_, i) => i).filter((i) => forward.raw.voxels[i * 3] >= 0);
+      const backQueries = found.map((i) => Array.from(forward.raw.voxels.slice(i * 3, i * 3 + 3)));
+      const backWindows = local ? found.map((i) => ({ center: queries[i], radiusMm: radius })) : undefined;
+      if (found.length > 0) {
+        const back = matchPoints(m, f, backQueries, backWindows, options, 'matching moving → fixed');
+        found.forEach((i, j) => {
+          const b = f.volume.voxelToWorld([back.positions[j * 3], back.positions[j * 3 + 1], back.positions[j * 3 + 2]]);
+          backError[i] = Math.hypot(b[0] - fixedPoints[i][0], b[1] - fixedPoints[i][1], b[2] - fixedPoints[i][2]);
+        });
+      }
+    }
+    const voxelSize = Math.max(...m.volume.spacing);
+    const matches: PointMatch[] = fixedPoints.map((p, i) => {
+      const best = forward.raw.best[i];
+      const peak = forward.raw.secondPeak[i];
+      const distinct = Number.isFinite(best) ? Math.max(0, Math.min(1, (best - peak) / Math.max(1e-6, 1 - peak))) : 0;
+      const consistent = Number.isNaN(backError[i]) ? 1 : Math.exp(-backError[i] / (2 * voxelSize));
+      return {
+        fixed: [...p] as Vec3,
+        moving: matchedWorld[i],
+        movingVoxel: moving.worldToVoxel(matchedWorld[i]),
+        similarity: best,
+        secondPeak: peak,
+        backErrorMm: backError[i],
+        confidence: distinct * consistent,
+      };
+    });
+    const t2 = performance.now();
+    return {
+      matches,
+      modality: { fixed: f.modality, moving: m.modality },
+      seconds: { features: (t1 - t0) / 1000, matching: (t2 - t1) / 1000 },
+    };
+  } finally {
+    dispose(f.grid.levels);
+    if (m) dispose(m.grid.levels);
+  }
+}
+
