@@ -87,14 +87,20 @@ async function quietly<T>(what: string, call: () => Promise<T>): Promise<T> {
       .flatMap((t) => t.split('\n'))
       .map((l) => l.trim())
       .filter((l) => l && !/^\d+$/.test(l));
-    fail(what, `failed (${(lines.find((l) => /error|exception/i.test(l)) ?? lines.at(-1) ?? 'unknown').slice(0, 200)})`);
+    fail(
+      what,
+      `failed (${(lines.find((l) => /error|exception/i.test(l)) ?? lines.at(-1) ?? 'unknown').slice(0, 200)})`,
+    );
   } finally {
     Object.assign(console, saved);
   }
 }
 
 /** The parameter maps of one run, from elastix's defaults (see the module comment). */
-export async function elastixParameterMaps(options: ElastixOptions = {}, quick = false): Promise<ParameterMap[]> {
+export async function elastixParameterMaps(
+  options: ElastixOptions = {},
+  quick = false,
+): Promise<ParameterMap[]> {
   const s = settings(options);
   const { defaultParameterMapNode } = await import('@itk-wasm/elastix');
   const levels = quick ? Math.min(2, s.resolutions) : s.resolutions;
@@ -194,7 +200,8 @@ async function registerWasm(item: RegistrationCase, maps: ParameterMap[]): Promi
       transformixNode(coordinateImage(fixed, moving, axis) as never, linear),
     );
     const coordinate = mapped.data as Float32Array;
-    if (coordinate.length !== n) fail(`transformix (${item.id})`, `returned ${coordinate.length} voxels, expected ${n}`);
+    if (coordinate.length !== n)
+      fail(`transformix (${item.id})`, `returned ${coordinate.length} voxels, expected ${n}`);
     const m = fixed.indexToWorld;
     const [nx, ny, nz] = fixed.dims;
     let t = 0;
@@ -207,16 +214,19 @@ async function registerWasm(item: RegistrationCase, maps: ParameterMap[]): Promi
       }
     }
   }
-  if (!out.every(Number.isFinite)) fail(`elastix (${item.id})`, 'the transform maps some voxels outside the coordinate box');
+  if (!out.every(Number.isFinite))
+    fail(`elastix (${item.id})`, 'the transform maps some voxels outside the coordinate box');
   return fixed.withData(out, 3);
 }
 
 /** A parameter map in elastix's text format: numbers bare, other values quoted. */
 export function parameterFileText(map: ParameterMap): string {
   const value = (v: string) => (/^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/.test(v) ? v : `"${v}"`);
-  return Object.entries(map)
-    .map(([key, values]) => `(${key} ${values.map(value).join(' ')})`)
-    .join('\n') + '\n';
+  return (
+    Object.entries(map)
+      .map(([key, values]) => `(${key} ${values.map(value).join(' ')})`)
+      .join('\n') + '\n'
+  );
 }
 
 /** The version line of the native elastix command, or undefined when it is not installed. */
@@ -229,10 +239,15 @@ export async function nativeElastixVersion(): Promise<string | undefined> {
   }
 }
 
-async function registerNative(item: RegistrationCase, maps: ParameterMap[], threads?: number): Promise<DisplacementField> {
+async function registerNative(
+  item: RegistrationCase,
+  maps: ParameterMap[],
+  threads?: number,
+): Promise<DisplacementField> {
   const dir = mkdtempSync(join(tmpdir(), 'diffreg-elastix-'));
   try {
-    const asFloat = (v: Volume) => (v.data instanceof Float32Array ? v : v.withData(Float32Array.from(v.data)));
+    const asFloat = (v: Volume) =>
+      v.data instanceof Float32Array ? v : v.withData(Float32Array.from(v.data));
     await writeVolume(join(dir, 'fixed.mha'), asFloat(item.fixed), { compress: false });
     await writeVolume(join(dir, 'moving.mha'), asFloat(item.moving), { compress: false });
     const args = ['-f', join(dir, 'fixed.mha'), '-m', join(dir, 'moving.mha'), '-out', dir];
@@ -253,7 +268,8 @@ async function registerNative(item: RegistrationCase, maps: ParameterMap[], thre
           return (e as Error).message;
         }
       })();
-      const reason = log.split('\n').find((l) => /error|exception/i.test(l)) ?? (e as Error).message.split('\n')[0];
+      const reason =
+        log.split('\n').find((l) => /error|exception/i.test(l)) ?? (e as Error).message.split('\n')[0];
       fail(`native elastix (${item.id})`, `failed (${reason.trim().slice(0, 200)})`);
     }
     const field = await readVolume(join(dir, 'deformationField.mha'));

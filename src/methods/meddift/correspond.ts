@@ -11,8 +11,19 @@ import type { Vec3, Volume } from '../../geometry/volume.ts';
 import { DiffregError, fail } from '../../util/errors.ts';
 import { bool, integer, number, oneOf } from '../../util/is.ts';
 import type { ProgressFn } from '../../util/progress.ts';
-import { checkLevels, extractFeatureLevels, type DiffusionFeatureModel, type FeatureOptions } from './features.ts';
-import { descriptorsAt, matchDescriptors, refineSubvoxel, type FeatureGrid, type SearchWindow } from './match.ts';
+import {
+  checkLevels,
+  extractFeatureLevels,
+  type DiffusionFeatureModel,
+  type FeatureOptions,
+} from './features.ts';
+import {
+  descriptorsAt,
+  matchDescriptors,
+  refineSubvoxel,
+  type FeatureGrid,
+  type SearchWindow,
+} from './match.ts';
 import { toNetworkInput, type Modality } from './preprocess.ts';
 
 /** Where each fixed point is expected in the moving image before matching (local search centre). */
@@ -81,7 +92,11 @@ export function imageFeatures(
     const spacing = input.grid.spacing;
     const levels = extractFeatureLevels(model, input.image, spacing, options);
     for (const l of levels) l.keep();
-    return { grid: { levels, shape: input.grid.dims, spacing }, volume: input.grid, modality: input.modality };
+    return {
+      grid: { levels, shape: input.grid.dims, spacing },
+      volume: input.grid,
+      modality: input.modality,
+    };
   } finally {
     input.image.dispose();
   }
@@ -94,7 +109,8 @@ function checkOptions(model: DiffusionFeatureModel, o: MedDiftMatchOptions): voi
   oneOf('search', o.search ?? 'global', ['global', 'local'] as const);
   if (o.search === 'local') number('radiusMm', o.radiusMm, { min: 0, exclusiveMin: true });
   if (o.levelWeights) {
-    if (o.levelWeights.length !== levels.length) fail('levelWeights', `expected ${levels.length} weights (one per level), got ${o.levelWeights.length}`);
+    if (o.levelWeights.length !== levels.length)
+      fail('levelWeights', `expected ${levels.length} weights (one per level), got ${o.levelWeights.length}`);
     o.levelWeights.forEach((w, i) => number(`levelWeights[${i}]`, w, { min: 0 }));
     if (o.levelWeights.every((w) => w === 0)) fail('levelWeights', 'at least one weight must be positive');
   }
@@ -104,7 +120,10 @@ function checkOptions(model: DiffusionFeatureModel, o: MedDiftMatchOptions): voi
 }
 
 /** Initial estimates of the moving positions of fixed world points. */
-export function initialEstimate(points: readonly Vec3[], initial: InitialTransform = { kind: 'identity' }): Vec3[] {
+export function initialEstimate(
+  points: readonly Vec3[],
+  initial: InitialTransform = { kind: 'identity' },
+): Vec3[] {
   if (initial.kind === 'identity') return points.map((p) => [...p] as Vec3);
   if (initial.kind === 'affine') return transformPoints(points, initial.matrix);
   const u = sampleField(initial.field, points);
@@ -115,7 +134,9 @@ function voxelsOf(volume: Volume, points: readonly Vec3[], subject: string): num
   return points.map((p, i) => {
     const v = volume.worldToVoxel(p);
     if (v.some((x, a) => x < -0.5 || x > volume.dims[a] - 0.5)) {
-      throw new DiffregError(`${subject}: point ${i} at (${p.map((x) => x.toFixed(1)).join(', ')}) mm lies outside the image`);
+      throw new DiffregError(
+        `${subject}: point ${i} at (${p.map((x) => x.toFixed(1)).join(', ')}) mm lies outside the image`,
+      );
     }
     return v.map((x, a) => Math.min(Math.max(x, 0), volume.dims[a] - 1));
   });
@@ -138,7 +159,10 @@ function matchPoints(
       progress: o.progress,
       stage,
     });
-    const positions = o.subvoxel === false ? Float64Array.from(raw.voxels, (v) => (v < 0 ? NaN : v)) : refineSubvoxel(descriptors, target.grid, raw);
+    const positions =
+      o.subvoxel === false
+        ? Float64Array.from(raw.voxels, (v) => (v < 0 ? NaN : v))
+        : refineSubvoxel(descriptors, target.grid, raw);
     return { raw, positions };
   } finally {
     descriptors.dispose();
@@ -165,7 +189,10 @@ export function medDiftMatch(
     const radius = options.radiusMm ?? 0;
     const local = options.search === 'local';
     const windows = local
-      ? initialEstimate(fixedPoints, options.initial).map((p) => ({ center: m!.volume.worldToVoxel(p), radiusMm: radius }))
+      ? initialEstimate(fixedPoints, options.initial).map((p) => ({
+          center: m!.volume.worldToVoxel(p),
+          radiusMm: radius,
+        }))
       : undefined;
     const forward = matchPoints(f, m, queries, windows, options, 'matching fixed → moving');
     const q = fixedPoints.length;
@@ -181,8 +208,16 @@ export function medDiftMatch(
       if (found.length > 0) {
         const back = matchPoints(m, f, backQueries, backWindows, options, 'matching moving → fixed');
         found.forEach((i, j) => {
-          const b = f.volume.voxelToWorld([back.positions[j * 3], back.positions[j * 3 + 1], back.positions[j * 3 + 2]]);
-          backError[i] = Math.hypot(b[0] - fixedPoints[i][0], b[1] - fixedPoints[i][1], b[2] - fixedPoints[i][2]);
+          const b = f.volume.voxelToWorld([
+            back.positions[j * 3],
+            back.positions[j * 3 + 1],
+            back.positions[j * 3 + 2],
+          ]);
+          backError[i] = Math.hypot(
+            b[0] - fixedPoints[i][0],
+            b[1] - fixedPoints[i][1],
+            b[2] - fixedPoints[i][2],
+          );
         });
       }
     }
@@ -190,7 +225,9 @@ export function medDiftMatch(
     const matches: PointMatch[] = fixedPoints.map((p, i) => {
       const best = forward.raw.best[i];
       const peak = forward.raw.secondPeak[i];
-      const distinct = Number.isFinite(best) ? Math.max(0, Math.min(1, (best - peak) / Math.max(1e-6, 1 - peak))) : 0;
+      const distinct = Number.isFinite(best)
+        ? Math.max(0, Math.min(1, (best - peak) / Math.max(1e-6, 1 - peak)))
+        : 0;
       const consistent = Number.isNaN(backError[i]) ? 1 : Math.exp(-backError[i] / (2 * voxelSize));
       return {
         fixed: [...p] as Vec3,
@@ -213,4 +250,3 @@ export function medDiftMatch(
     if (m) dispose(m.grid.levels);
   }
 }
-

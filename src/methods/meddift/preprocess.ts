@@ -47,13 +47,19 @@ export interface NetworkInput {
   modality: Modality;
 }
 
-export function toNetworkInput(volume: Volume, modality: Modality | 'auto' = 'auto', subject = 'image'): NetworkInput {
+export function toNetworkInput(
+  volume: Volume,
+  modality: Modality | 'auto' = 'auto',
+  subject = 'image',
+): NetworkInput {
   if (volume.components !== 1) fail(subject, `expected a scalar image, got ${volume.components} components`);
   const m = modality === 'auto' ? guessModality(volume) : modality;
   const ras = reorient(volume, 'RAS').volume;
   const values = normaliseIntensities(ras, m);
   const [nx, ny, nz] = ras.dims;
   // Volume data is i-fastest: a C-order [k, j, i] array, permuted to (i, j, k).
-  const image = tidy(() => Tensor.fromArray(values, [nz, ny, nx]).permute(2, 1, 0).contiguous().reshape(1, 1, nx, ny, nz));
+  const image = tidy(() =>
+    Tensor.fromArray(values, [nz, ny, nx]).permute(2, 1, 0).contiguous().reshape(1, 1, nx, ny, nz),
+  );
   return { image, grid: ras.withData(values), modality: m };
 }
