@@ -5,3 +5,4 @@ export * from './maisi/config.ts';
 export * from './maisi/unet.ts';
 export * from './maisi/autoencoder.ts';
 export * from './maisi/checkpoint.ts';
+export * from './preprocess.ts';

@@ -29,7 +29,7 @@ import {
   type DiffusionFeatureModel,
   type FeatureGrid,
 } from '../../src/methods/meddift/index.ts';
-import { levelArray, sampleLevel, upsampleSlab } from '../../src/methods/meddift/sampling.ts';
+import { levelArray, sampleLevel, upsampleBox } from '../../src/methods/meddift/sampling.ts';
 import { requireShared } from '../helpers/shared.ts';
 import { assertBitExact, assertClose, get, loadTensors } from '../helpers/tensors.ts';
 
@@ -125,7 +125,7 @@ test('MedDIFT feature path reproduces the reference stage by stage and end to en
   for (const l of LEVELS) {
     const rows = sampleLevel(levelArray(fixed.levels[l]), SHAPE, points);
     assertValuesClose(rows, get(ref, `src_feat_level${l}`), `src_feat_level${l}`, 2e-5);
-    const slab = upsampleSlab(moving.levels[l], SHAPE, 31, 32).squeeze(1);
+    const slab = upsampleBox(moving.levels[l], SHAPE, [31, 0, 0], [32, 64, 64]).squeeze(1);
     assertClose(slab, get(ref, `moving_upsampled_level${l}_w31`), `moving level ${l} slab w31`, 1e-5);
   }
 

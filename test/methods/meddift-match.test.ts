@@ -19,7 +19,8 @@ import {
   loadMaisiAutoencoder,
   loadMaisiUNet,
 } from '../../src/models/index.ts';
-import { medDiftMatch, toNetworkInput, type DiffusionFeatureModel } from '../../src/methods/meddift/index.ts';
+import { medDiftMatch, type DiffusionFeatureModel } from '../../src/methods/meddift/index.ts';
+import { toNetworkInput } from '../../src/models/index.ts';
 import { requireShared } from '../helpers/shared.ts';
 
 function tinyModel(root: string): DiffusionFeatureModel {

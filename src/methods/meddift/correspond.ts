@@ -24,7 +24,7 @@ import {
   type FeatureGrid,
   type SearchWindow,
 } from './match.ts';
-import { toNetworkInput, type Modality } from './preprocess.ts';
+import { toNetworkInput, type Modality } from '../../models/index.ts';
 
 /** Where each fixed point is expected in the moving image before matching (local search centre). */
 export type InitialTransform =
@@ -169,6 +169,73 @@ function matchPoints(
   }
 }
 
+/** The matching step on precomputed features of both images (any descriptors, not only diffusion ones). */
+export function matchFeatures(
+  f: ImageFeatures,
+  m: ImageFeatures,
+  fixedPoints: readonly Vec3[],
+  moving: Volume,
+  options: Omit<MedDiftMatchOptions, keyof FeatureOptions | 'modality'> = {},
+): PointMatch[] {
+  const queries = voxelsOf(f.volume, fixedPoints, 'fixed points');
+  const radius = options.radiusMm ?? 0;
+  const local = options.search === 'local';
+  const windows = local
+    ? initialEstimate(fixedPoints, options.initial).map((p) => ({
+        center: m.volume.worldToVoxel(p),
+        radiusMm: radius,
+      }))
+    : undefined;
+  const forward = matchPoints(f, m, queries, windows, options, 'matching fixed → moving');
+  const q = fixedPoints.length;
+  const matchedWorld: Vec3[] = Array.from({ length: q }, (_, i) =>
+    m.volume.voxelToWorld([
+      forward.positions[i * 3],
+      forward.positions[i * 3 + 1],
+      forward.positions[i * 3 + 2],
+    ]),
+  );
+  const backError = new Float64Array(q).fill(NaN);
+  if (options.consistency !== false) {
+    const found = Array.from({ length: q }, (_, i) => i).filter((i) => forward.raw.voxels[i * 3] >= 0);
+    const backQueries = found.map((i) => Array.from(forward.raw.voxels.slice(i * 3, i * 3 + 3)));
+    const backWindows = local ? found.map((i) => ({ center: queries[i], radiusMm: radius })) : undefined;
+    if (found.length > 0) {
+      const back = matchPoints(m, f, backQueries, backWindows, options, 'matching moving → fixed');
+      found.forEach((i, j) => {
+        const b = f.volume.voxelToWorld([
+          back.positions[j * 3],
+          back.positions[j * 3 + 1],
+          back.positions[j * 3 + 2],
+        ]);
+        backError[i] = Math.hypot(
+          b[0] - fixedPoints[i][0],
+          b[1] - fixedPoints[i][1],
+          b[2] - fixedPoints[i][2],
+        );
+      });
+    }
+  }
+  const voxelSize = Math.max(...m.volume.spacing);
+  return fixedPoints.map((p, i) => {
+    const best = forward.raw.best[i];
+    const peak = forward.raw.secondPeak[i];
+    const distinct = Number.isFinite(best)
+      ? Math.max(0, Math.min(1, (best - peak) / Math.max(1e-6, 1 - peak)))
+      : 0;
+    const consistent = Number.isNaN(backError[i]) ? 1 : Math.exp(-backError[i] / (2 * voxelSize));
+    return {
+      fixed: [...p] as Vec3,
+      moving: matchedWorld[i],
+      movingVoxel: moving.worldToVoxel(matchedWorld[i]),
+      similarity: best,
+      secondPeak: peak,
+      backErrorMm: backError[i],
+      confidence: distinct * consistent,
+    };
+  });
+}
+
 export function medDiftMatch(
   model: DiffusionFeatureModel,
   fixed: Volume,
@@ -178,6 +245,7 @@ export function medDiftMatch(
 ): MedDiftMatchResult {
   checkOptions(model, options);
   if (fixedPoints.length === 0) fail('points', 'no query points given');
+  voxelsOf(fixed, fixedPoints, 'fixed points');
   const seed = options.seed ?? 0;
   const t0 = performance.now();
   const f = imageFeatures(model, fixed, { ...options, generator: new Generator(seed) }, 'fixed image');
@@ -185,65 +253,11 @@ export function medDiftMatch(
   try {
     m = imageFeatures(model, moving, { ...options, generator: new Generator(seed + 1) }, 'moving image');
     const t1 = performance.now();
-    const queries = voxelsOf(f.volume, fixedPoints, 'fixed points');
-    const radius = options.radiusMm ?? 0;
-    const local = options.search === 'local';
-    const windows = local
-      ? initialEstimate(fixedPoints, options.initial).map((p) => ({
-          center: m!.volume.worldToVoxel(p),
-          radiusMm: radius,
-        }))
-      : undefined;
-    const forward = matchPoints(f, m, queries, windows, options, 'matching fixed → moving');
-    const q = fixedPoints.length;
-    const matchedWorld: Vec3[] = Array.from({ length: q }, (_, i) => {
-      const v = forward.positions.slice(i * 3, i * 3 + 3) as unknown as number[];
-      return m!.volume.voxelToWorld([v[0], v[1], v[2]]);
-    });
-    const backError = new Float64Array(q).fill(NaN);
-    if (options.consistency !== false) {
-      const found = Array.from({ length: q }, (_, i) => i).filter((i) => forward.raw.voxels[i * 3] >= 0);
-      const backQueries = found.map((i) => Array.from(forward.raw.voxels.slice(i * 3, i * 3 + 3)));
-      const backWindows = local ? found.map((i) => ({ center: queries[i], radiusMm: radius })) : undefined;
-      if (found.length > 0) {
-        const back = matchPoints(m, f, backQueries, backWindows, options, 'matching moving → fixed');
-        found.forEach((i, j) => {
-          const b = f.volume.voxelToWorld([
-            back.positions[j * 3],
-            back.positions[j * 3 + 1],
-            back.positions[j * 3 + 2],
-          ]);
-          backError[i] = Math.hypot(
-            b[0] - fixedPoints[i][0],
-            b[1] - fixedPoints[i][1],
-            b[2] - fixedPoints[i][2],
-          );
-        });
-      }
-    }
-    const voxelSize = Math.max(...m.volume.spacing);
-    const matches: PointMatch[] = fixedPoints.map((p, i) => {
-      const best = forward.raw.best[i];
-      const peak = forward.raw.secondPeak[i];
-      const distinct = Number.isFinite(best)
-        ? Math.max(0, Math.min(1, (best - peak) / Math.max(1e-6, 1 - peak)))
-        : 0;
-      const consistent = Number.isNaN(backError[i]) ? 1 : Math.exp(-backError[i] / (2 * voxelSize));
-      return {
-        fixed: [...p] as Vec3,
-        moving: matchedWorld[i],
-        movingVoxel: moving.worldToVoxel(matchedWorld[i]),
-        similarity: best,
-        secondPeak: peak,
-        backErrorMm: backError[i],
-        confidence: distinct * consistent,
-      };
-    });
-    const t2 = performance.now();
+    const matches = matchFeatures(f, m, fixedPoints, moving, options);
     return {
       matches,
       modality: { fixed: f.modality, moving: m.modality },
-      seconds: { features: (t1 - t0) / 1000, matching: (t2 - t1) / 1000 },
+      seconds: { features: (t1 - t0) / 1000, matching: (performance.now() - t1) / 1000 },
     };
   } finally {
     dispose(f.grid.levels);

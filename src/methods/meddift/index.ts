@@ -1,5 +1,5 @@
 export * from './features.ts';
 export * from './match.ts';
-export * from './preprocess.ts';
 export * from './correspond.ts';
 export * from './register.ts';
+export * from './model.ts';

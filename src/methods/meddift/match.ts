@@ -7,9 +7,9 @@
  * each slab's descriptors are interpolated from the level grids, normalised, multiplied with the queries,
  * and reduced to each query's best candidates, so no full-resolution feature volume ever exists.
  */
-import { arange, cat, tensor, tidy, type Tensor } from '../../engine/index.ts';
+import { arange, cat, dispose, tensor, tidy, type Tensor } from '../../engine/index.ts';
 import type { ProgressFn } from '../../util/progress.ts';
-import { levelArray, sampleLevel, upsampleSlab } from './sampling.ts';
+import { levelArray, sampleLevel, upsampleBox } from './sampling.ts';
 
 /** One image's feature levels plus the grid they describe. */
 export interface FeatureGrid {
@@ -115,54 +115,112 @@ export function perLevelCosines(
   });
 }
 
-/** Similarities of query descriptors (Q, ΣC) to the target descriptors of first-axis slab [start, end). */
-function slabSimilarities(query: Tensor, target: FeatureGrid, start: number, end: number): Tensor {
+/** A box [lo, hi) of target voxel indices. */
+interface Box {
+  lo: number[];
+  hi: number[];
+}
+
+/** Similarities (Q, box voxels, C order) of query descriptors (Q, ΣC) to the target descriptors in a box. */
+function boxSimilarities(query: Tensor, target: FeatureGrid, box: Box): Tensor {
   return tidy(() => {
     const parts = target.levels.map((level) => {
-      const slab = upsampleSlab(level, target.shape, start, end);
-      const flat = slab.reshape(slab.shape[0], -1);
+      const values = upsampleBox(level, target.shape, box.lo, box.hi);
+      const flat = values.reshape(values.shape[0], -1);
       return flat.div(flat.norm(2, 0, true).clamp(1e-8));
     });
     return query.matmul(cat(parts, 0));
   });
 }
 
+/** Global flat indices (C order over the whole target) of the voxels of a box, as an int64 (1, N) tensor. */
+function boxFlatIndices(target: FeatureGrid, box: Box): Tensor {
+  const [, H, D] = target.shape;
+  return tidy(() => {
+    const axis = (a: number, stride: number) => {
+      const view = [1, 1, 1];
+      view[a] = box.hi[a] - box.lo[a];
+      return arange(box.lo[a], box.hi[a], 1, { dtype: 'int64' }).mul(stride).reshape(view);
+    };
+    return axis(0, H * D)
+      .add(axis(1, D))
+      .add(axis(2, 1))
+      .reshape(1, -1);
+  });
+}
+
+/** Slabs along the first axis covering the whole target, each about `voxels` voxels. */
+function slabs(target: FeatureGrid, voxels: number): Box[] {
+  const [W, H, D] = target.shape;
+  const thickness = Math.max(1, Math.floor(voxels / (H * D)));
+  const out: Box[] = [];
+  for (let start = 0; start < W; start += thickness)
+    out.push({ lo: [start, 0, 0], hi: [Math.min(W, start + thickness), H, D] });
+  return out;
+}
+
 /** The full similarity volume (W·H·D, C order) of each query row, for inspection and figures. */
 export function similarityMaps(query: Tensor, target: FeatureGrid, slabVoxels = 1 << 17): Float32Array[] {
   const [W, H, D] = target.shape;
-  const slab = Math.max(1, Math.floor(slabVoxels / (H * D)));
   const maps = Array.from({ length: query.shape[0] }, () => new Float32Array(W * H * D));
-  for (let start = 0; start < W; start += slab) {
-    const end = Math.min(W, start + slab);
-    const values = tidy(() => slabSimilarities(query, target, start, end).toTypedArray() as Float32Array);
-    const n = (end - start) * H * D;
-    maps.forEach((m, i) => m.set(values.subarray(i * n, (i + 1) * n), start * H * D));
+  for (const box of slabs(target, slabVoxels)) {
+    const values = tidy(() => boxSimilarities(query, target, box).toTypedArray() as Float32Array);
+    const n = (box.hi[0] - box.lo[0]) * H * D;
+    maps.forEach((m, i) => m.set(values.subarray(i * n, (i + 1) * n), box.lo[0] * H * D));
   }
   return maps;
 }
 
-/** Masks (−∞) the slab's voxels outside each query's window. */
-function maskOutsideWindows(
-  sims: Tensor,
-  target: FeatureGrid,
-  windows: readonly SearchWindow[],
-  start: number,
-  end: number,
-): Tensor {
+/** The bounding box of a spherical window, clipped to the target; undefined when it misses the target. */
+function windowBox(target: FeatureGrid, w: SearchWindow): Box | undefined {
+  const lo: number[] = [];
+  const hi: number[] = [];
+  for (let a = 0; a < 3; a++) {
+    const r = w.radiusMm / target.spacing[a];
+    lo.push(Math.max(0, Math.ceil(w.center[a] - r - 1e-9)));
+    hi.push(Math.min(target.shape[a], Math.floor(w.center[a] + r + 1e-9) + 1));
+    if (hi[a] <= lo[a]) return undefined;
+  }
+  return { lo, hi };
+}
+
+/** −∞ for the box voxels farther than the window radius from its centre. */
+function maskOutsideWindow(sims: Tensor, target: FeatureGrid, box: Box, w: SearchWindow): Tensor {
   return tidy(() => {
-    const q = windows.length;
-    const [, H, D] = target.shape;
-    const sp = target.spacing;
-    const squaredOffsets = (axis: number, from: number, to: number) => {
-      const centres = tensor(windows.map((w) => w.center[axis])).reshape(q, 1);
-      return arange(from, to, 1).reshape(1, -1).sub(centres).mul(sp[axis]).square();
+    const axis = (a: number) => {
+      const view = [1, 1, 1];
+      view[a] = box.hi[a] - box.lo[a];
+      return arange(box.lo[a], box.hi[a], 1).sub(w.center[a]).mul(target.spacing[a]).square().reshape(view);
     };
-    const dw = squaredOffsets(0, start, end).reshape(q, end - start, 1, 1);
-    const dh = squaredOffsets(1, 0, H).reshape(q, 1, H, 1);
-    const dd = squaredOffsets(2, 0, D).reshape(q, 1, 1, D);
-    const radius2 = tensor(windows.map((w) => w.radiusMm * w.radiusMm)).reshape(q, 1, 1, 1);
-    const outside = dw.add(dh).add(dd).gt(radius2).reshape(q, -1);
+    const outside = axis(0)
+      .add(axis(1))
+      .add(axis(2))
+      .gt(w.radiusMm * w.radiusMm)
+      .reshape(1, -1);
     return sims.maskedFill(outside, -Infinity);
+  });
+}
+
+/** Running top candidates per query: values (Q, K) and global flat indices (Q, K). */
+interface Candidates {
+  values: Tensor;
+  indices: Tensor;
+}
+
+function mergeCandidates(
+  previous: Candidates | undefined,
+  sims: Tensor,
+  flat: Tensor,
+  keep: number,
+): Candidates {
+  return tidy(() => {
+    const top = sims.topk(Math.min(keep, sims.shape[1]), { dim: 1 });
+    const indices = flat.expand(sims.shape[0], flat.shape[1]).gather(1, top.indices);
+    if (!previous) return { values: top.values, indices };
+    const values = cat([previous.values, top.values], 1);
+    const all = cat([previous.indices, indices], 1);
+    const best = values.topk(Math.min(keep, values.shape[1]), { dim: 1 });
+    return { values: best.values, indices: all.gather(1, best.indices) };
   });
 }
 
@@ -171,49 +229,53 @@ function maskOutsideWindows(
  * the runner-up values used for confidence. Ties go to the lowest C-order flat index, as torch.argmax.
  */
 export function matchDescriptors(query: Tensor, target: FeatureGrid, options: MatchOptions = {}): RawMatches {
-  const [W, H, D] = target.shape;
+  const [, H, D] = target.shape;
   const q = query.shape[0];
   const plane = H * D;
-  const slabVoxels = options.slabVoxels ?? 1 << 17;
-  const slab = Math.max(1, Math.floor(slabVoxels / plane));
   const windows = options.windows;
-  let first = 0;
-  let last = W;
-  if (windows) {
-    // Only slabs that some window reaches.
-    first = W;
-    last = 0;
-    for (const w of windows) {
-      const r = w.radiusMm / target.spacing[0];
-      first = Math.min(first, Math.max(0, Math.floor(w.center[0] - r)));
-      last = Math.max(last, Math.min(W, Math.ceil(w.center[0] + r) + 1));
-    }
-  }
-  const keep = Math.min(KEEP, W * plane);
-  let values: Tensor | undefined;
-  let indices: Tensor | undefined;
-  const total = Math.max(0, last - first);
   const report = options.progress;
-  for (let start = first; start < last; start += slab) {
-    const end = Math.min(last, start + slab);
-    const merged = tidy(() => {
-      let sims = slabSimilarities(query, target, start, end);
-      if (windows) sims = maskOutsideWindows(sims, target, windows, start, end);
-      const k = Math.min(keep, sims.shape[1]);
-      const top = sims.topk(k, { dim: 1 });
-      const candIdx = top.indices.add(start * plane);
-      if (!values || !indices) return { values: top.values, indices: candIdx };
-      const allValues = cat([values, top.values], 1);
-      const allIndices = cat([indices, candIdx], 1);
-      // Stable choice among equal values: prefer lower flat indices, as torch.argmax does.
-      const order = allValues.topk(Math.min(keep, allValues.shape[1]), { dim: 1 });
-      return { values: order.values, indices: allIndices.gather(1, order.indices) };
+  const stage = options.stage ?? 'matching';
+  // Rows of candidate values/indices per query, filled by one scan (global) or one box per query (local).
+  const rows: { values: Float32Array; indices: BigInt64Array; k: number }[] = [];
+  const collect = (c: Candidates, count: number) => {
+    const k = c.values.shape[1];
+    const values = c.values.toTypedArray() as Float32Array;
+    const indices = c.indices.toTypedArray() as BigInt64Array;
+    for (let i = 0; i < count; i++)
+      rows.push({
+        values: values.subarray(i * k, (i + 1) * k),
+        indices: indices.subarray(i * k, (i + 1) * k),
+        k,
+      });
+  };
+  if (!windows) {
+    const boxes = slabs(target, options.slabVoxels ?? 1 << 17);
+    let running: Candidates | undefined;
+    boxes.forEach((box, b) => {
+      const next = tidy(() =>
+        mergeCandidates(running, boxSimilarities(query, target, box), boxFlatIndices(target, box), KEEP),
+      );
+      if (running) dispose([running.values, running.indices]);
+      running = { values: next.values.keep(), indices: next.indices.keep() };
+      report?.({ stage, done: b + 1, total: boxes.length });
     });
-    values?.dispose();
-    indices?.dispose();
-    values = merged.values.keep();
-    indices = merged.indices.keep();
-    report?.({ stage: options.stage ?? 'matching', done: end - first, total });
+    if (running) {
+      collect(running, q);
+      dispose([running.values, running.indices]);
+    }
+  } else {
+    windows.forEach((w, i) => {
+      const box = windowBox(target, w);
+      if (!box) {
+        rows.push({ values: new Float32Array([-Infinity]), indices: new BigInt64Array([0n]), k: 1 });
+      } else {
+        tidy(() => {
+          const sims = maskOutsideWindow(boxSimilarities(query.narrow(0, i, 1), target, box), target, box, w);
+          collect(mergeCandidates(undefined, sims, boxFlatIndices(target, box), KEEP), 1);
+        });
+      }
+      report?.({ stage, done: i + 1, total: windows.length });
+    });
   }
   const result: RawMatches = {
     voxels: new Int32Array(q * 3).fill(-1),
@@ -221,35 +283,27 @@ export function matchDescriptors(query: Tensor, target: FeatureGrid, options: Ma
     secondBest: new Float32Array(q).fill(-Infinity),
     secondPeak: new Float32Array(q).fill(-Infinity),
   };
-  if (!values || !indices) return result;
-  const vals = values.toTypedArray() as Float32Array;
-  const idx = indices.toTypedArray() as BigInt64Array;
-  const k = values.shape[1];
-  values.dispose();
-  indices.dispose();
   const exclusion = options.peakExclusion ?? 2;
-  for (let i = 0; i < q; i++) {
-    const row = i * k;
+  const voxelOf = (flat: number) => [Math.floor(flat / plane), Math.floor(flat / D) % H, flat % D];
+  rows.forEach(({ values, indices, k }, i) => {
     // Among equal best values take the lowest flat index (torch.argmax's first maximum).
     let bestJ = 0;
-    for (let j = 1; j < k && vals[row + j] === vals[row]; j++) if (idx[row + j] < idx[row + bestJ]) bestJ = j;
-    if (!Number.isFinite(vals[row + bestJ])) continue;
-    const flat = Number(idx[row + bestJ]);
-    const v: [number, number, number] = [Math.floor(flat / plane), Math.floor(flat / D) % H, flat % D];
+    for (let j = 1; j < k && values[j] === values[0]; j++) if (indices[j] < indices[bestJ]) bestJ = j;
+    if (!Number.isFinite(values[bestJ])) return;
+    const v = voxelOf(Number(indices[bestJ]));
     result.voxels.set(v, i * 3);
-    result.best[i] = vals[row + bestJ];
-    result.secondBest[i] = vals[row + (bestJ === 0 ? 1 : 0)] ?? -Infinity;
-    let peak = vals[row + k - 1];
+    result.best[i] = values[bestJ];
+    result.secondBest[i] = k > 1 ? values[bestJ === 0 ? 1 : 0] : -Infinity;
+    let peak = values[k - 1];
     for (let j = 0; j < k; j++) {
-      const other = Number(idx[row + j]);
-      const o = [Math.floor(other / plane), Math.floor(other / D) % H, other % D];
+      const o = voxelOf(Number(indices[j]));
       if (Math.max(Math.abs(o[0] - v[0]), Math.abs(o[1] - v[1]), Math.abs(o[2] - v[2])) > exclusion) {
-        peak = vals[row + j];
+        peak = values[j];
         break;
       }
     }
-    result.secondPeak[i] = peak;
-  }
+    result.secondPeak[i] = Number.isFinite(peak) ? peak : result.best[i];
+  });
   return result;
 }
 

@@ -24,7 +24,7 @@ import { integer } from '../../util/is.ts';
 import type { ProgressFn } from '../../util/progress.ts';
 import { convexAdam, type ConvexAdamOptions } from '../dense/convex-adam.ts';
 import { imageFeatures, type ImageFeatures, type MedDiftMatchOptions } from './correspond.ts';
-import type { DiffusionFeatureModel } from './features.ts';
+import type { DiffusionFeatureModel, FeatureOptions } from './features.ts';
 
 export interface MedDiftRegisterOptions
   extends
@@ -179,17 +179,52 @@ export function toWorldField(u: Tensor, fixedRas: Volume, fixed: Volume): Displa
   return fixed.withData(reorient(onRas, axisCodes(fixed)).volume.data, 3) as DisplacementField;
 }
 
+export interface FeatureRegistration {
+  field: DisplacementField;
+  lattice: { dims: Vec3; spacing: Vec3 };
+}
+
+/** Dense registration on precomputed features of both images (any descriptors, not only diffusion ones). */
+export function registerFeatures(
+  f: ImageFeatures,
+  m: ImageFeatures,
+  fixed: Volume,
+  options: Omit<MedDiftRegisterOptions, keyof FeatureOptions | 'modality'> = {},
+): FeatureRegistration {
+  const maxVoxels = integer('maxLatticeVoxels', options.maxLatticeVoxels ?? 64 ** 3, {
+    min: 512,
+    max: 256 ** 3,
+  });
+  const channels = integer('channels', options.channels ?? 24, { min: 1, max: 1024 });
+  const seed = integer('seed', options.seed ?? 0, { min: 0 });
+  const lattice = latticeDims(f.volume.dims, maxVoxels);
+  const grid = movingSamplingGrid(f.volume, m.volume, lattice);
+  const [fixedDesc, movingDesc] = noGrad(() =>
+    tidy(() => {
+      const a = describe(f, options.levelWeights, (level) =>
+        F.interpolate(level, { size: lattice, mode: 'trilinear', alignCorners: false }),
+      );
+      const b = describe(m, options.levelWeights, (level) =>
+        F.gridSample(level, grid, { mode: 'bilinear', paddingMode: 'border', alignCorners: false }),
+      );
+      return jointPca(a, b, channels, seed);
+    }),
+  );
+  grid.dispose();
+  const u = convexAdam(fixedDesc, movingDesc, options);
+  dispose([fixedDesc, movingDesc]);
+  const field = toWorldField(u, f.volume, fixed);
+  u.dispose();
+  const spacing = f.volume.spacing.map((s, a) => (s * f.volume.dims[a]) / lattice[a]) as Vec3;
+  return { field, lattice: { dims: lattice, spacing } };
+}
+
 export function medDiftRegister(
   model: DiffusionFeatureModel,
   fixed: Volume,
   moving: Volume,
   options: MedDiftRegisterOptions = {},
 ): MedDiftRegisterResult {
-  const maxVoxels = integer('maxLatticeVoxels', options.maxLatticeVoxels ?? 64 ** 3, {
-    min: 512,
-    max: 256 ** 3,
-  });
-  const channels = integer('channels', options.channels ?? 24, { min: 1, max: 1024 });
   const seed = integer('seed', options.seed ?? 0, { min: 0 });
   const t0 = performance.now();
   const report = options.progress;
@@ -200,28 +235,9 @@ export function medDiftRegister(
     m = imageFeatures(model, moving, { ...options, generator: new Generator(seed + 1) }, 'moving image');
     report?.({ stage: 'diffusion features', done: 2, total: 2 });
     const t1 = performance.now();
-    const lattice = latticeDims(f.volume.dims, maxVoxels);
-    const grid = movingSamplingGrid(f.volume, m.volume, lattice);
-    const [fixedDesc, movingDesc] = noGrad(() =>
-      tidy(() => {
-        const a = describe(f, options.levelWeights, (level) =>
-          F.interpolate(level, { size: lattice, mode: 'trilinear', alignCorners: false }),
-        );
-        const b = describe(m!, options.levelWeights, (level) =>
-          F.gridSample(level, grid, { mode: 'bilinear', paddingMode: 'border', alignCorners: false }),
-        );
-        return jointPca(a, b, channels, seed);
-      }),
-    );
-    grid.dispose();
-    const u = convexAdam(fixedDesc, movingDesc, options);
-    dispose([fixedDesc, movingDesc]);
-    const field = toWorldField(u, f.volume, fixed);
-    u.dispose();
-    const spacing = f.volume.spacing.map((s, a) => (s * f.volume.dims[a]) / lattice[a]) as Vec3;
+    const registration = registerFeatures(f, m, fixed, options);
     return {
-      field,
-      lattice: { dims: lattice, spacing },
+      ...registration,
       seconds: { features: (t1 - t0) / 1000, registration: (performance.now() - t1) / 1000 },
     };
   } finally {

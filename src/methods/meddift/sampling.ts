@@ -4,7 +4,7 @@
  * shape and reads voxels from that; the same values come from evaluating the interpolation only
  * where needed: at query points (in JavaScript) or for slabs of the target grid (with tensor ops).
  */
-import { F, tensor, tidy, type Tensor } from '../../engine/index.ts';
+import { tensor, tidy, type Tensor } from '../../engine/index.ts';
 
 const f = Math.fround;
 
@@ -86,37 +86,37 @@ export function sampleLevel(
 }
 
 /**
- * The level upsampled to the original grid for the slab of first-axis indices [start, end):
- * (C, end − start, H, D). Linear interpolation along the first axis, then bilinear over the other two.
+ * The level upsampled to the original grid (trilinear, align_corners false) over the box
+ * [lo, hi) of original voxel indices: (C, hi0 − lo0, hi1 − lo1, hi2 − lo2). Separable: linear
+ * interpolation along each axis in turn, gathering only the source rows the box needs.
  */
-export function upsampleSlab(
+export function upsampleBox(
   level: Tensor,
   originalShape: readonly number[],
-  start: number,
-  end: number,
+  lo: readonly number[],
+  hi: readonly number[],
 ): Tensor {
   return tidy(() => {
-    const [c, w, h, d] = level.shape;
-    const [, H, D] = originalShape;
-    const idx0: number[] = [];
-    const idx1: number[] = [];
-    const w1: number[] = [];
-    for (let i = start; i < end; i++) {
-      const s = sourceIndex(i, w, originalShape[0]);
-      idx0.push(s.i0);
-      idx1.push(s.i1);
-      w1.push(s.w1);
+    let out = level;
+    for (let a = 0; a < 3; a++) {
+      const n = hi[a] - lo[a];
+      const inSize = level.shape[a + 1];
+      if (inSize === originalShape[a] && lo[a] === 0 && n === inSize) continue;
+      const i0: number[] = [];
+      const i1: number[] = [];
+      const w1: number[] = [];
+      for (let i = lo[a]; i < hi[a]; i++) {
+        const s = sourceIndex(i, inSize, originalShape[a]);
+        i0.push(s.i0);
+        i1.push(s.i1);
+        w1.push(s.w1);
+      }
+      const view = [1, 1, 1, 1];
+      view[a + 1] = n;
+      const first = out.indexSelect(a + 1, tensor(i0, { dtype: 'int64' }));
+      const second = out.indexSelect(a + 1, tensor(i1, { dtype: 'int64' }));
+      out = first.add(second.sub(first).mul(tensor(w1).reshape(view)));
     }
-    const n = end - start;
-    const weight = tensor(w1).reshape(1, n, 1, 1);
-    const a = level.indexSelect(1, tensor(idx0, { dtype: 'int64' }));
-    const b = level.indexSelect(1, tensor(idx1, { dtype: 'int64' }));
-    const slab = a.add(b.sub(a).mul(weight));
-    if (h === H && d === D) return slab;
-    return F.interpolate(slab.reshape(1, c * n, h, d), {
-      size: [H, D],
-      mode: 'bilinear',
-      alignCorners: false,
-    }).reshape(c, n, H, D);
+    return out;
   });
 }

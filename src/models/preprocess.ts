@@ -3,10 +3,10 @@
  * RAS axis order (MONAI Orientationd), intensities scaled to [0, 1] (CT: window [−1000, 1000] HU;
  * MR: 0.5th–99.5th percentile), and a (1, 1, W, H, D) float32 tensor whose axes are the array axes.
  */
-import { Tensor, tidy } from '../../engine/index.ts';
-import { reorient } from '../../geometry/orient.ts';
-import type { Volume } from '../../geometry/volume.ts';
-import { fail } from '../../util/errors.ts';
+import { Tensor, tidy } from '../engine/index.ts';
+import { reorient } from '../geometry/orient.ts';
+import type { Volume } from '../geometry/volume.ts';
+import { fail } from '../util/errors.ts';
 
 export type Modality = 'ct' | 'mr';
 

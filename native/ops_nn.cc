@@ -1,0 +1,244 @@
+// Neural-network ops (the torch.nn.functional subset diffreg needs). The heavy ones are "prepare" functions
+// (see common.h) registered both synchronously and as `<name>_async` returning a Promise.
+#include <cmath>
+#include <limits>
+
+#include "common.h"
+
+namespace dt {
+namespace {
+
+using Info = const Napi::CallbackInfo&;
+
+void check_spatial(const at::Tensor& x, size_t nd, const char* what) {
+  if (nd < 1 || nd > 3) throw ArgError(std::string(what) + " supports 1 to 3 spatial dimensions");
+  if (x.dim() != static_cast<int64_t>(nd) + 2) {
+    throw ArgError(std::string(what) + " expects a " + std::to_string(nd + 2) + "-D input (N, C, spatial...), got " +
+                   std::to_string(x.dim()) + "-D");
+  }
+}
+
+// ---------------------------------------------------------------- heavy ops (sync + async)
+// convolution(x, w, b|null, stride, padding|"same"|"valid", dilation, transposed, output_padding, groups)
+Work convolution(Info info) {
+  at::Tensor x = T(info[0]), w = T(info[1]);
+  c10::optional<at::Tensor> b = optT(info[2]);
+  auto stride = ints(info[3]), dilation = ints(info[5]), output_padding = ints(info[7]);
+  bool transposed = B(info[6]);
+  int64_t groups = I(info[8]);
+  int64_t nd = w.dim() - 2;
+  if (nd < 1 || nd > 3) throw ArgError("weight must be 3-D to 5-D, got " + std::to_string(w.dim()) + "-D");
+  if (info[4].IsString()) {
+    std::string mode = info[4].As<Napi::String>().Utf8Value();
+    return [=]() {
+      if (nd == 1) return at::conv1d(x, w, b, stride, mode, dilation, groups);
+      if (nd == 2) return at::conv2d(x, w, b, stride, mode, dilation, groups);
+      return at::conv3d(x, w, b, stride, mode, dilation, groups);
+    };
+  }
+  auto padding = ints(info[4]);
+  if (transposed) {
+    return [=]() {
+      if (nd == 1) return at::conv_transpose1d(x, w, b, stride, padding, output_padding, groups, dilation);
+      if (nd == 2) return at::conv_transpose2d(x, w, b, stride, padding, output_padding, groups, dilation);
+      return at::conv_transpose3d(x, w, b, stride, padding, output_padding, groups, dilation);
+    };
+  }
+  return [=]() {
+    if (nd == 1) return at::conv1d(x, w, b, stride, padding, dilation, groups);
+    if (nd == 2) return at::conv2d(x, w, b, stride, padding, dilation, groups);
+    return at::conv3d(x, w, b, stride, padding, dilation, groups);
+  };
+}
+
+Work linear(Info info) {
+  at::Tensor x = T(info[0]), w = T(info[1]);
+  c10::optional<at::Tensor> b = optT(info[2]);
+  return [=]() { return at::linear(x, w, b); };
+}
+
+Work matmul(Info info) {
+  at::Tensor a = T(info[0]), b = T(info[1]);
+  return [=]() { return at::matmul(a, b); };
+}
+
+Work bmm(Info info) {
+  at::Tensor a = T(info[0]), b = T(info[1]);
+  return [=]() { return at::bmm(a, b); };
+}
+
+// softmax(q·kᵀ·scale + bias) · v. libtorch 1.13 has no fused kernel; this is the reference composition.
+// A boolean mask keeps positions where it is true (PyTorch's convention); a float mask is added (relative
+// position bias, shifted-window masks).
+Work sdpa(Info info) {
+  at::Tensor q = T(info[0]), k = T(info[1]), v = T(info[2]);
+  c10::optional<at::Tensor> mask = optT(info[3]);
+  double scale = absent(info[4]) ? 1.0 / std::sqrt(static_cast<double>(q.size(-1))) : D(info[4]);
+  bool causal = B(info[5]);
+  return [=]() {
+    at::Tensor s = at::matmul(q, k.transpose(-2, -1)).mul_(scale);
+    if (causal) {
+      int64_t L = s.size(-2), S = s.size(-1);
+      auto keep = at::ones({L, S}, s.options().dtype(at::kBool)).tril();
+      s = s.masked_fill(keep.logical_not(), -std::numeric_limits<double>::infinity());
+    }
+    if (mask) {
+      s = mask->scalar_type() == at::kBool
+              ? s.masked_fill(mask->logical_not(), -std::numeric_limits<double>::infinity())
+              : s + *mask;
+    }
+    return at::matmul(at::softmax(s, -1), v);
+  };
+}
+
+// interpolate(x, size|null, scale_factors|null, mode, align_corners). Modes: 0 nearest, 1 (bi/tri)linear,
+// 2 bicubic, 3 nearest-exact, 4 area. As F.interpolate without recompute_scale_factor: the scale factors
+// reach the kernel.
+Work interpolate(Info info) {
+  at::Tensor x = T(info[0]);
+  c10::optional<std::vector<int64_t>> size;
+  c10::optional<std::vector<double>> scales;
+  if (!absent(info[1])) size = ints(info[1]);
+  if (!absent(info[2])) scales = doubles(info[2]);
+  int64_t mode = I(info[3]);
+  bool align = B(info[4]);
+  size_t nd = size ? size->size() : scales ? scales->size() : 0;
+  check_spatial(x, nd, "interpolate");
+  if (mode == 2 && nd != 2) throw ArgError("bicubic interpolation needs a 4-D input");
+  return [=]() {
+    at::OptionalIntArrayRef os = size ? at::OptionalIntArrayRef(*size) : c10::nullopt;
+    c10::optional<at::ArrayRef<double>> sf = scales ? c10::optional<at::ArrayRef<double>>(*scales) : c10::nullopt;
+    switch (mode) {
+      case 0:
+        return nd == 1 ? at::upsample_nearest1d(x, os, sf)
+                       : nd == 2 ? at::upsample_nearest2d(x, os, sf) : at::upsample_nearest3d(x, os, sf);
+      case 1:
+        return nd == 1 ? at::upsample_linear1d(x, os, align, sf)
+                       : nd == 2 ? at::upsample_bilinear2d(x, os, align, sf)
+                                 : at::upsample_trilinear3d(x, os, align, sf);
+      case 2:
+        return at::upsample_bicubic2d(x, os, align, sf);
+      case 3:
+        return nd == 1 ? at::_upsample_nearest_exact1d(x, os, sf)
+                       : nd == 2 ? at::_upsample_nearest_exact2d(x, os, sf) : at::_upsample_nearest_exact3d(x, os, sf);
+      default: {
+        std::vector<int64_t> out = size ? *size : std::vector<int64_t>(nd);
+        if (!size) {
+          for (size_t i = 0; i < nd; i++) {
+            out[i] = static_cast<int64_t>(std::floor(static_cast<double>(x.size(2 + i)) * (*scales)[i]));
+          }
+        }
+        return nd == 1 ? at::adaptive_avg_pool1d(x, out)
+                       : nd == 2 ? at::adaptive_avg_pool2d(x, out) : at::adaptive_avg_pool3d(x, out);
+      }
+    }
+  };
+}
+
+// grid_sample(x, grid, mode 0 bilinear | 1 nearest | 2 bicubic, padding 0 zeros | 1 border | 2 reflection,
+// align_corners); 4-D and 5-D inputs.
+Work grid_sample(Info info) {
+  at::Tensor x = T(info[0]), grid = T(info[1]);
+  int64_t mode = I(info[2]), padding = I(info[3]);
+  bool align = B(info[4]);
+  return [=]() { return at::grid_sampler(x, grid, mode, padding, align); };
+}
+
+// ---------------------------------------------------------------- other nn ops
+at::Tensor affine_grid(Info info) { return at::affine_grid_generator(T(info[0]), ints(info[1]), B(info[2])); }
+
+at::Tensor pad(Info info) {
+  static const char* modes[] = {"constant", "reflect", "replicate", "circular"};
+  int64_t mode = I(info[2]);
+  if (mode < 0 || mode > 3) throw ArgError("unknown pad mode");
+  c10::optional<double> value;
+  if (mode == 0) value = D(info[3]);
+  return at::pad(T(info[0]), ints(info[1]), modes[mode], value);
+}
+
+at::Tensor max_pool(Info info) {
+  const at::Tensor& x = T(info[0]);
+  auto k = ints(info[1]), s = ints(info[2]), p = ints(info[3]), d = ints(info[4]);
+  bool ceil = B(info[5]);
+  if (k.size() == 1) return at::max_pool1d(x, k, s, p, d, ceil);
+  if (k.size() == 2) return at::max_pool2d(x, k, s, p, d, ceil);
+  return at::max_pool3d(x, k, s, p, d, ceil);
+}
+
+at::Tensor avg_pool(Info info) {
+  const at::Tensor& x = T(info[0]);
+  auto k = ints(info[1]), s = ints(info[2]), p = ints(info[3]);
+  bool ceil = B(info[4]), include_pad = B(info[5]);
+  if (k.size() == 1) return at::avg_pool1d(x, k, s, p, ceil, include_pad);
+  if (k.size() == 2) return at::avg_pool2d(x, k, s, p, ceil, include_pad);
+  return at::avg_pool3d(x, k, s, p, ceil, include_pad);
+}
+
+at::Tensor adaptive_avg_pool(Info info) {
+  const at::Tensor& x = T(info[0]);
+  auto out = ints(info[1]);
+  if (out.size() == 1) return at::adaptive_avg_pool1d(x, out);
+  if (out.size() == 2) return at::adaptive_avg_pool2d(x, out);
+  return at::adaptive_avg_pool3d(x, out);
+}
+
+at::Tensor group_norm(Info info) {
+  return at::group_norm(T(info[0]), I(info[1]), optT(info[2]), optT(info[3]), D(info[4]));
+}
+at::Tensor layer_norm(Info info) {
+  return at::layer_norm(T(info[0]), ints(info[1]), optT(info[2]), optT(info[3]), D(info[4]));
+}
+// instance_norm(x, w, b, running_mean, running_var, use_input_stats, momentum, eps)
+at::Tensor instance_norm(Info info) {
+  return at::instance_norm(T(info[0]), optT(info[1]), optT(info[2]), optT(info[3]), optT(info[4]), B(info[5]),
+                           D(info[6]), D(info[7]), false);
+}
+// batch_norm(x, w, b, running_mean, running_var, training, momentum, eps)
+at::Tensor batch_norm(Info info) {
+  return at::batch_norm(T(info[0]), optT(info[1]), optT(info[2]), optT(info[3]), optT(info[4]), B(info[5]), D(info[6]),
+                        D(info[7]), false);
+}
+
+at::Tensor softmax(Info info) { return at::softmax(T(info[0]), I(info[1])); }
+at::Tensor log_softmax(Info info) { return at::log_softmax(T(info[0]), I(info[1])); }
+at::Tensor leaky_relu(Info info) { return at::leaky_relu(T(info[0]), scalar(info[1])); }
+at::Tensor elu(Info info) { return at::elu(T(info[0]), scalar(info[1])); }
+at::Tensor prelu(Info info) { return at::prelu(T(info[0]), T(info[1])); }
+at::Tensor gelu(Info info) { return at::gelu(T(info[0]), B(info[1]) ? "tanh" : "none"); }
+
+// Inverted dropout with an explicit generator, so that training runs are reproducible from a seed.
+at::Tensor dropout(Info info) {
+  const at::Tensor& x = T(info[0]);
+  double p = D(info[1]);
+  if (p >= 1) return x * 0;
+  at::Tensor keep = at::empty_like(x).bernoulli_(1 - p, gen(info[2]));
+  return x * keep.div_(1 - p);
+}
+
+at::Tensor mse_loss(Info info) { return at::mse_loss(T(info[0]), T(info[1]), I(info[2])); }
+at::Tensor l1_loss(Info info) { return at::l1_loss(T(info[0]), T(info[1]), I(info[2])); }
+at::Tensor smooth_l1_loss(Info info) { return at::smooth_l1_loss(T(info[0]), T(info[1]), I(info[2]), D(info[3])); }
+// cross_entropy(logits, target, weight|null, reduction, ignore_index, label_smoothing)
+at::Tensor cross_entropy(Info info) {
+  return at::cross_entropy_loss(T(info[0]), T(info[1]), optT(info[2]), I(info[3]), I(info[4]), D(info[5]));
+}
+at::Tensor bce_with_logits(Info info) {
+  return at::binary_cross_entropy_with_logits(T(info[0]), T(info[1]), optT(info[2]), optT(info[3]), I(info[4]));
+}
+
+}  // namespace
+
+void register_nn_ops(Napi::Env env, Exports e) {
+#define REG_HEAVY(name)                    \
+  def<sync_op<name>>(env, e, #name); \
+  def<async_op<name>>(env, e, #name "_async");
+#define REG_T(name) def<tensor_op<name>>(env, e, #name);
+  REG_HEAVY(convolution) REG_HEAVY(linear) REG_HEAVY(matmul) REG_HEAVY(bmm) REG_HEAVY(sdpa)
+  REG_HEAVY(interpolate) REG_HEAVY(grid_sample)
+  REG_T(affine_grid) REG_T(pad) REG_T(max_pool) REG_T(avg_pool) REG_T(adaptive_avg_pool) REG_T(group_norm)
+  REG_T(layer_norm) REG_T(instance_norm) REG_T(batch_norm) REG_T(softmax) REG_T(log_softmax) REG_T(leaky_relu)
+  REG_T(elu) REG_T(prelu) REG_T(gelu) REG_T(dropout) REG_T(mse_loss) REG_T(l1_loss) REG_T(smooth_l1_loss)
+  REG_T(cross_entropy) REG_T(bce_with_logits)
+}
+
+}  // namespace dt

@@ -1,0 +1,54 @@
+/** Reading inputs and writing outputs for the CLI commands, with one-line errors and atomic files. */
+import { existsSync, readFileSync } from 'node:fs';
+import { readVolume } from '../../io/index.ts';
+import { checkField } from '../../geometry/field.ts';
+import type { Volume } from '../../geometry/volume.ts';
+import type { InitialTransform } from '../../methods/meddift/index.ts';
+import { DiffregError, fail } from '../../util/errors.ts';
+import { setNumThreads } from '../../engine/index.ts';
+import { optionalNumber } from '../args.ts';
+
+export async function readImage(path: string, role: string): Promise<Volume> {
+  if (!existsSync(path)) fail(path, `${role} image not found`);
+  return readVolume(path);
+}
+
+/** `--initial`: a 4×4 world (LPS) matrix in a text file, or a displacement-field image. */
+export async function readInitialTransform(path: string): Promise<InitialTransform> {
+  if (!existsSync(path)) fail(path, 'initial transform not found');
+  if (/\.(txt|tfm|mat)$/i.test(path)) {
+    const numbers = readFileSync(path, 'utf8')
+      .split(/[\s,]+/)
+      .filter((s) => s !== '')
+      .map(Number);
+    if (numbers.length !== 16 && numbers.length !== 12)
+      fail(path, `expected a 4x4 or 3x4 matrix (16 or 12 numbers), got ${numbers.length}`);
+    if (numbers.some((n) => !Number.isFinite(n))) fail(path, 'the matrix holds a value that is not a number');
+    return { kind: 'affine', matrix: numbers.length === 12 ? [...numbers, 0, 0, 0, 1] : numbers };
+  }
+  const field = await readVolume(path);
+  if (field.components !== 3)
+    fail(path, `expected a displacement field (3 components), got ${field.components}`);
+  return {
+    kind: 'field',
+    field: checkField(
+      field.data instanceof Float32Array ? field : field.withData(Float32Array.from(field.data), 3),
+      path,
+    ),
+  };
+}
+
+export function applyThreads(values: Record<string, unknown>): void {
+  const threads = optionalNumber(values, 'threads');
+  if (threads !== undefined) {
+    if (!Number.isInteger(threads) || threads < 1)
+      throw new DiffregError(`--threads: expected a positive integer, got ${threads}`);
+    setNumThreads(threads);
+  }
+}
+
+export function printJson(value: unknown): void {
+  process.stdout.write(
+    `${JSON.stringify(value, (_, v) => (typeof v === 'number' && !Number.isFinite(v) ? null : v), 2)}\n`,
+  );
+}
