@@ -6,3 +6,4 @@ export * from './maisi/unet.ts';
 export * from './maisi/autoencoder.ts';
 export * from './maisi/checkpoint.ts';
 export * from './preprocess.ts';
+export * from './maisi/streaming.ts';

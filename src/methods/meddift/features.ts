@@ -12,6 +12,7 @@
  */
 import { F, Generator, noGrad, randn, Tensor, tensor, tidy } from '../../engine/index.ts';
 import {
+  encodeImage,
   maisiConditioning,
   type AutoencoderKlMaisi,
   type BodyRegion,
@@ -139,7 +140,7 @@ export function extractFeatureLevels(
   }
   return noGrad(() =>
     tidy(() => {
-      const distribution = model.autoencoder.encode(resizeForEncoder(image));
+      const distribution = encodeImage(model.autoencoder, resizeForEncoder(image));
       let sum: Tensor[] | undefined;
       for (let d = 0; d < draws; d++) {
         const features = featureLevelsForDraw(

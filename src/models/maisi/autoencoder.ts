@@ -12,7 +12,7 @@ import { MonaiConvolution } from './blocks.ts';
 import { checkAutoencoderConfig, MAISI_V1_AUTOENCODER, type AutoencoderMaisiConfig } from './config.ts';
 
 /** MAISI's convolution wrapper: a MONAI Convolution held under `conv` (keys `<name>.conv.conv.weight`). */
-class MaisiConvolution extends nn.Module implements nn.Layer {
+export class MaisiConvolution extends nn.Module implements nn.Layer {
   readonly conv: MonaiConvolution;
   constructor(inChannels: number, outChannels: number, kernelSize: number, opts: { stride?: number; padding?: number } = {}) {
     super();
@@ -23,7 +23,7 @@ class MaisiConvolution extends nn.Module implements nn.Layer {
   }
 }
 
-class MaisiResBlock extends nn.Module implements nn.Layer {
+export class MaisiResBlock extends nn.Module implements nn.Layer {
   readonly norm1: nn.GroupNorm;
   readonly conv1: MaisiConvolution;
   readonly norm2: nn.GroupNorm;
@@ -46,7 +46,7 @@ class MaisiResBlock extends nn.Module implements nn.Layer {
   }
 }
 
-class MaisiDownsample extends nn.Module implements nn.Layer {
+export class MaisiDownsample extends nn.Module implements nn.Layer {
   readonly conv: MaisiConvolution;
   constructor(channels: number) {
     super();
@@ -57,7 +57,7 @@ class MaisiDownsample extends nn.Module implements nn.Layer {
   }
 }
 
-class MaisiUpsample extends nn.Module implements nn.Layer {
+export class MaisiUpsample extends nn.Module implements nn.Layer {
   readonly conv: MaisiConvolution;
   constructor(channels: number) {
     super();
@@ -69,7 +69,7 @@ class MaisiUpsample extends nn.Module implements nn.Layer {
 }
 
 /** A chain of layers under `blocks.<i>` (MaisiEncoder / MaisiDecoder). */
-class BlockChain extends nn.Module implements nn.Layer {
+export class BlockChain extends nn.Module implements nn.Layer {
   readonly blocks: nn.ModuleList<nn.Layer>;
   constructor(layers: nn.Layer[]) {
     super();
