@@ -120,15 +120,18 @@ export const matchCommand: Command = {
   ],
   async run(values) {
     applyThreads(values);
+    // Every option is checked before any file is read or any model is loaded.
     const out = required(values, 'out');
-    const fixed = await readImage(required(values, 'fixed'), 'fixed');
-    const moving = await readImage(required(values, 'moving'), 'moving');
+    const features = featureOptions(values);
+    const search = oneOf('--search', values.search ?? 'global', ['global', 'local'] as const);
+    const radiusMm = optionalNumber(values, 'radius');
     const format =
       values['points-format'] === undefined
         ? undefined
         : (oneOf('--points-format', values['points-format'], LANDMARK_FORMATS) as LandmarkFormat);
+    const fixed = await readImage(required(values, 'fixed'), 'fixed');
+    const moving = await readImage(required(values, 'moving'), 'moving');
     const points = readLandmarks(required(values, 'points'), { format, reference: fixed });
-    const search = oneOf('--search', values.search ?? 'global', ['global', 'local'] as const);
     const initial =
       typeof values.initial === 'string' ? await readInitialTransform(values.initial) : undefined;
     const model = loadModel(values);
@@ -138,9 +141,9 @@ export const matchCommand: Command = {
       moving,
       Array.from({ length: points.count }, (_, i) => points.point(i)),
       {
-        ...featureOptions(values),
+        ...features,
         search,
-        radiusMm: optionalNumber(values, 'radius'),
+        radiusMm,
         initial,
         subvoxel: !values['no-subvoxel'],
         consistency: !values['no-consistency'],

@@ -52,16 +52,11 @@ export const registerCommand: Command = {
   ],
   async run(values) {
     applyThreads(values);
+    // Every option is checked before any file is read or any model is loaded.
     const outField = required(values, 'out-field');
-    const fixed = await readImage(required(values, 'fixed'), 'fixed');
-    const moving = await readImage(required(values, 'moving'), 'moving');
-    const labels =
-      typeof values['moving-labels'] === 'string'
-        ? await readImage(values['moving-labels'], 'moving label')
-        : undefined;
-    if (values['out-labels'] && !labels) throw new DiffregError('--out-labels: needs --moving-labels');
-    const model = loadModel(values);
-    const result = medDiftRegister(model, fixed, moving, {
+    if (values['out-labels'] && !values['moving-labels'])
+      throw new DiffregError('--out-labels: needs --moving-labels');
+    const options = {
       ...featureOptions(values),
       searchRadius: optionalNumber(values, 'search-radius'),
       smoothness: optionalNumber(values, 'smoothness'),
@@ -69,8 +64,15 @@ export const registerCommand: Command = {
       maxLatticeVoxels: optionalNumber(values, 'lattice-voxels'),
       channels: optionalNumber(values, 'channels'),
       diffeomorphic: !values['no-diffeomorphic'],
-      progress: terminalProgress(),
-    });
+    };
+    const fixed = await readImage(required(values, 'fixed'), 'fixed');
+    const moving = await readImage(required(values, 'moving'), 'moving');
+    const labels =
+      typeof values['moving-labels'] === 'string'
+        ? await readImage(values['moving-labels'], 'moving label')
+        : undefined;
+    const model = loadModel(values);
+    const result = medDiftRegister(model, fixed, moving, { ...options, progress: terminalProgress() });
     await writeVolume(outField, result.field);
     if (typeof values['out-learn2reg'] === 'string')
       await writeVolume(values['out-learn2reg'], fieldToVoxelUnits(result.field));
