@@ -12,6 +12,7 @@ import { appendFileSync, readFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { F, engineInfo, getNumThreads, noGrad, randn, tensor, tidy } from '../../src/engine/index.ts';
+import { conv, encoderGflop, unetGflop } from './flops.ts';
 import {
   AutoencoderKlMaisi,
   DiffusionModelUNetMaisi,
@@ -33,68 +34,6 @@ function time<T>(fn: () => T): { value: T; seconds: number } {
   const t0 = performance.now();
   const value = fn();
   return { value, seconds: (performance.now() - t0) / 1000 };
-}
-
-const conv = (cin: number, cout: number, k: number, voxelsOut: number) => 2 * cin * cout * k ** 3 * voxelsOut;
-
-/** Analytic forward GFLOP of the MAISI U-Net at a latent of `voxels` voxels (per level /8). */
-function unetGflop(voxels: number): number {
-  const c = MAISI_V1_UNET.numChannels;
-  const temb = c[0] * 4 * 4;
-  let flops = conv(4, c[0], 3, voxels);
-  const res = (cin: number, cout: number, v: number) =>
-    conv(cin, cout, 3, v) +
-    conv(cout, cout, 3, v) +
-    (cin !== cout ? conv(cin, cout, 1, v) : 0) +
-    2 * temb * cout;
-  const attn = (ch: number, v: number) => 3 * 2 * v * ch * ch + 2 * 2 * v * v * ch;
-  const levels = c.length;
-  const skips: number[] = [c[0]];
-  let ch = c[0];
-  for (let i = 0; i < levels; i++) {
-    const v = voxels / 8 ** i;
-    for (let r = 0; r < 2; r++) {
-      flops += res(ch, c[i], v) + (MAISI_V1_UNET.attentionLevels[i] ? attn(c[i], v) : 0);
-      ch = c[i];
-      skips.push(ch);
-    }
-    if (i < levels - 1) {
-      flops += conv(ch, ch, 3, v / 8);
-      skips.push(ch);
-    }
-  }
-  const vMid = voxels / 8 ** (levels - 1);
-  flops += 2 * res(ch, ch, vMid) + attn(ch, vMid);
-  for (let i = 0; i < levels; i++) {
-    const level = levels - 1 - i;
-    const v = voxels / 8 ** level;
-    for (let r = 0; r < 3; r++) {
-      const skip = skips.pop() as number;
-      flops += res(ch + skip, c[level], v) + (MAISI_V1_UNET.attentionLevels[level] ? attn(c[level], v) : 0);
-      ch = c[level];
-    }
-    if (i < levels - 1) flops += conv(ch, ch, 3, v * 8);
-  }
-  return (flops + conv(c[0], 4, 3, voxels)) / 1e9;
-}
-
-/** Analytic GFLOP of the MAISI encoder (+ quant convs) for an input of `voxels` voxels. */
-function encoderGflop(voxels: number): number {
-  const c = MAISI_V1_AUTOENCODER.numChannels;
-  let flops = conv(1, c[0], 3, voxels);
-  let ch = c[0];
-  let v = voxels;
-  c.forEach((out, level) => {
-    for (let r = 0; r < 2; r++) {
-      flops += conv(ch, out, 3, v) + conv(out, out, 3, v) + (ch !== out ? conv(ch, out, 1, v) : 0);
-      ch = out;
-    }
-    if (level < c.length - 1) {
-      v /= 8;
-      flops += conv(ch, ch, 3, v);
-    }
-  });
-  return (flops + conv(ch, 4, 3, v) + 2 * conv(4, 4, 1, v)) / 1e9;
 }
 
 const rows: [string, string, string, string, string][] = [];

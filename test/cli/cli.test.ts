@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { Volume } from '../../src/geometry/volume.ts';
 import { writeVolume } from '../../src/io/index.ts';
+import { defaultModelInstalled } from '../../src/cli/model.ts';
 import { repoRoot, requireShared } from '../helpers/shared.ts';
 
 function diffreg(...args: string[]) {
@@ -72,7 +73,7 @@ test('bad input gives one line, exit 1, and no output file', () => {
     ],
     [
       ['match', '--fixed', image, '--moving', image, '--points', points, '--out', out],
-      /^diffreg: model: no default model is installed/,
+      /^diffreg: model: the default model is not installed/,
     ],
     [
       [
@@ -93,6 +94,12 @@ test('bad input gives one line, exit 1, and no output file', () => {
       /nope\.pt: checkpoint file not found$/,
     ],
   ];
+  if (!defaultModelInstalled()) {
+    cases.push([
+      ['match', '--fixed', image, '--moving', image, '--points', points, '--out', out],
+      /^diffreg: model: the default model is not installed/,
+    ]);
+  }
   for (const [args, pattern] of cases) assertOneLineError(diffreg(...args), pattern);
   // A truncated image and a landmark file with the wrong number of columns.
   const broken = join(dir, 'broken.nii.gz');

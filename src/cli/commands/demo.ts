@@ -25,7 +25,7 @@ import {
 } from '../../methods/meddift/index.ts';
 import { writeFileAtomic } from '../../util/atomic.ts';
 import { optionalNumber, type Command } from '../args.ts';
-import { MODEL_HELP, MODEL_OPTIONS, loadModel } from '../model.ts';
+import { MODEL_HELP, MODEL_OPTIONS, defaultModelInstalled, loadModel } from '../model.ts';
 import { formatSeconds, terminalProgress } from '../progress.ts';
 import { applyThreads, printJson } from './common.ts';
 

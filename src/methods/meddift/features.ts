@@ -14,25 +14,16 @@ import { F, Generator, noGrad, randn, Tensor, tensor, tidy } from '../../engine/
 import {
   encodeImage,
   maisiConditioning,
-  type AutoencoderKlMaisi,
   type BodyRegion,
-  type DiffusionModelUNetMaisi,
+  type LatentDiffusionModel,
   type LatentDistribution,
-  type NoiseScheduler,
   type UNetTap,
 } from '../../models/index.ts';
 import { fail } from '../../util/errors.ts';
 import { integer } from '../../util/is.ts';
 
-/** A latent diffusion model as MedDIFT uses it. */
-export interface DiffusionFeatureModel {
-  name: string;
-  unet: DiffusionModelUNetMaisi;
-  autoencoder: AutoencoderKlMaisi;
-  /** Latent scale (MAISI's checkpoint `scale_factor`). */
-  scaleFactor: number;
-  scheduler: NoiseScheduler;
-}
+/** A latent diffusion model as MedDIFT uses it (the networks, latent scale and scheduler). */
+export type DiffusionFeatureModel = LatentDiffusionModel;
 
 export interface FeatureOptions {
   /** Diffusion timestep at which features are taken (default 20). */

@@ -1,0 +1,63 @@
+/**
+ * One bench/meddift measurement in its own process (so peak memory is its own): a pair, a model and a
+ * task; prints one JSON line. Run by bench/meddift/run.ts.
+ * Usage: node --import tsx bench/meddift/case.ts <brain|ct> <maisi-random|default> <match|register>
+ */
+import { readFileSync } from 'node:fs';
+import { makeSyntheticPair } from '../../src/geometry/synthetic.ts';
+import { resampleVolume } from '../../src/geometry/warp.ts';
+import { Volume, type Vec3 } from '../../src/geometry/volume.ts';
+import { readVolume } from '../../src/io/index.ts';
+import { encoderSize, medDiftMatch, medDiftRegister, type DiffusionFeatureModel } from '../../src/methods/meddift/index.ts';
+import { AutoencoderKlMaisi, DDIMScheduler, DiffusionModelUNetMaisi, MAISI_V1_AUTOENCODER, MAISI_V1_UNET } from '../../src/models/index.ts';
+import { sharedPath } from '../../test/helpers/shared.ts';
+import { encoderGflop, unetGflop } from '../maisi/flops.ts';
+
+const [pairName, modelName, task] = process.argv.slice(2);
+
+function peakRssGb(): number {
+  const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'));
+  return m ? Number(m[1]) / 1e6 : NaN;
+}
+
+async function loadPair(): Promise<{ fixed: Volume; moving: Volume; points: Vec3[] }> {
+  if (pairName === 'brain') {
+    const fixed = await readVolume(sharedPath('data', 'brain-lpba40', 'S01.nii.gz'));
+    const moving = await readVolume(sharedPath('data', 'brain-lpba40', 'S11.nii.gz'));
+    const pair = makeSyntheticPair(fixed, { seed: 1, amplitude: 1, pointCount: 300, pointMask: fixed.withData(Uint8Array.from(fixed.data, (v) => (v > 0.1 ? 1 : 0))) });
+    return { fixed, moving, points: pair.fixedPoints };
+  }
+  // The thoracic CT resampled back to its clinical 512×512×141 grid, and a synthetic deformation of it.
+  const ct = await readVolume(sharedPath('data', 'lung', 'ct-thorax-256.nii.gz'));
+  const grid = new Volume({ data: new Float32Array(512 * 512 * 141), dims: [512, 512, 141], spacing: [0.9765625, 0.9765625, 2], origin: [-250, -164, -164.5] });
+  const clinical = resampleVolume(ct, grid, { outside: -1024 });
+  const mask = clinical.withData(Uint8Array.from(clinical.data, (v) => (v < -400 && v > -990 ? 1 : 0)));
+  const pair = makeSyntheticPair(clinical, { seed: 2, amplitude: 10, lengthScale: 60, pointCount: 300, pointMask: mask });
+  return { fixed: clinical, moving: pair.moving, points: pair.fixedPoints };
+}
+
+function loadModel(): DiffusionFeatureModel {
+  const unet = new DiffusionModelUNetMaisi(MAISI_V1_UNET).eval();
+  const autoencoder = new AutoencoderKlMaisi(MAISI_V1_AUTOENCODER).eval();
+  return { name: 'maisi-random', unet, autoencoder, scaleFactor: 1, scheduler: new DDIMScheduler() };
+}
+
+const { fixed, moving, points } = await loadPair();
+const model = loadModel();
+const started = performance.now();
+let featureSeconds: number;
+if (task === 'match') {
+  const r = medDiftMatch(model, fixed, moving, points, { consistency: true });
+  featureSeconds = r.seconds.features;
+} else {
+  const r = medDiftRegister(model, fixed, moving);
+  featureSeconds = r.seconds.features;
+}
+const total = (performance.now() - started) / 1000;
+// Network work of the two feature passes: the encoder on the resized image, the U-Net on its latent.
+const resized = fixed.dims.map(encoderSize);
+const voxels = resized[0] * resized[1] * resized[2];
+const gflop = 2 * (encoderGflop(voxels, model.autoencoder.config) + unetGflop(voxels / 64, model.unet.config));
+process.stdout.write(
+  `${JSON.stringify({ pair: pairName, model: modelName, task, dims: fixed.dims, points: points.length, seconds: total, featureSeconds, gflop, peakRssGb: peakRssGb() })}\n`,
+);
