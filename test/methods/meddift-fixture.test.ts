@@ -6,17 +6,8 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { noGrad, tidy, type Tensor } from '../../src/engine/index.ts';
-import {
-  DDIMScheduler,
-  MAISI_V1_AUTOENCODER,
-  MAISI_V1_UNET,
-  fromMonaiArgs,
-  loadMaisiAutoencoder,
-  loadMaisiUNet,
-} from '../../src/models/index.ts';
 import {
   decoderLevels,
   descriptorsAt,
@@ -26,29 +17,16 @@ import {
   perLevelCosines,
   resizeForEncoder,
   similarityMaps,
-  type DiffusionFeatureModel,
   type FeatureGrid,
 } from '../../src/methods/meddift/index.ts';
 import { levelArray, sampleLevel, upsampleBox } from '../../src/methods/meddift/sampling.ts';
+import { tinyFixtureModel } from '../helpers/fixture-model.ts';
 import { requireShared } from '../helpers/shared.ts';
 import { assertBitExact, assertClose, get, loadTensors } from '../helpers/tensors.ts';
 
 const LEVELS = [0, 1, 2, 3];
 const SPACING: [number, number, number] = [0.6835, 0.6835, 1.25];
 const SHAPE: [number, number, number] = [64, 64, 64];
-
-function fixtureModel(root: string): DiffusionFeatureModel {
-  const info = JSON.parse(readFileSync(join(root, 'meddift-tiny', 'meddift_tiny.json'), 'utf8'));
-  const { unet, scaleFactor } = loadMaisiUNet(
-    join(root, 'maisi-unet-tiny', 'unet.pt'),
-    fromMonaiArgs('unet', info.models.unet_args, MAISI_V1_UNET),
-  );
-  const autoencoder = loadMaisiAutoencoder(
-    join(root, 'maisi-vae-tiny', 'autoencoder.pt'),
-    fromMonaiArgs('autoencoder', info.models.vae_args, MAISI_V1_AUTOENCODER),
-  );
-  return { name: 'maisi-tiny-fixture', unet, autoencoder, scaleFactor, scheduler: new DDIMScheduler() };
-}
 
 /** Compares a JS array with a reference tensor: max |a − b| ≤ atol. */
 function assertValuesClose(actual: ArrayLike<number>, expected: Tensor, name: string, atol: number): void {
@@ -67,7 +45,7 @@ test('MedDIFT feature path reproduces the reference stage by stage and end to en
   const root = requireShared(t, 'fixtures');
   if (!root) return;
   const ref = loadTensors(join(root, 'meddift-tiny', 'meddift_tiny.safetensors'));
-  const model = fixtureModel(root);
+  const model = tinyFixtureModel(root);
   const flat = Array.from(get(ref, 'fixed_keypoints').toTypedArray() as BigInt64Array, Number);
   const points = Array.from({ length: flat.length / 3 }, (_, i) => flat.slice(i * 3, i * 3 + 3));
   const expectedMatches = Array.from(get(ref, 'matches').toTypedArray() as BigInt64Array, Number);

@@ -5,36 +5,15 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { makeThoraxPhantom } from '../../src/eval/phantom.ts';
 import { makeSyntheticPair } from '../../src/geometry/synthetic.ts';
 import { Volume, type Vec3 } from '../../src/geometry/volume.ts';
 import { reorient } from '../../src/geometry/orient.ts';
-import {
-  DDIMScheduler,
-  MAISI_V1_AUTOENCODER,
-  MAISI_V1_UNET,
-  fromMonaiArgs,
-  loadMaisiAutoencoder,
-  loadMaisiUNet,
-} from '../../src/models/index.ts';
-import { medDiftMatch, type DiffusionFeatureModel } from '../../src/methods/meddift/index.ts';
+import { loadMaisiUNet } from '../../src/models/index.ts';
+import { medDiftMatch } from '../../src/methods/meddift/index.ts';
 import { toNetworkInput } from '../../src/models/index.ts';
+import { tinyFixtureModel } from '../helpers/fixture-model.ts';
 import { requireShared } from '../helpers/shared.ts';
-
-function tinyModel(root: string): DiffusionFeatureModel {
-  const info = JSON.parse(readFileSync(join(root, 'meddift-tiny', 'meddift_tiny.json'), 'utf8'));
-  const { unet, scaleFactor } = loadMaisiUNet(
-    join(root, 'maisi-unet-tiny', 'unet.pt'),
-    fromMonaiArgs('unet', info.models.unet_args, MAISI_V1_UNET),
-  );
-  const autoencoder = loadMaisiAutoencoder(
-    join(root, 'maisi-vae-tiny', 'autoencoder.pt'),
-    fromMonaiArgs('autoencoder', info.models.vae_args, MAISI_V1_AUTOENCODER),
-  );
-  return { name: 'tiny', unet, autoencoder, scaleFactor, scheduler: new DDIMScheduler() };
-}
 
 test('network input: RAS axis order and intensity windows', () => {
   // An LPS-ordered 3×2×2 CT volume: reoriented to RAS, axis 0 and 1 flip.
@@ -57,7 +36,7 @@ test('network input: RAS axis order and intensity windows', () => {
 test('medDiftMatch end to end on a synthetic pair: world/voxel answers, windows, confidence', (t) => {
   const root = requireShared(t, 'fixtures');
   if (!root) return;
-  const model = tinyModel(root);
+  const model = tinyFixtureModel(root);
   const { image } = makeThoraxPhantom({ dims: [48, 48, 40], spacing: [6, 6, 7], seed: 3 });
   const pair = makeSyntheticPair(image, { seed: 5, amplitude: 8, lengthScale: 60, pointCount: 6 });
   const fixedPoints = pair.fixedPoints as Vec3[];
@@ -89,7 +68,7 @@ test('medDiftMatch end to end on a synthetic pair: world/voxel answers, windows,
 test('medDiftMatch rejects bad options with one-line messages', (t) => {
   const root = requireShared(t, 'fixtures');
   if (!root) return;
-  const model = tinyModel(root);
+  const model = tinyFixtureModel(root);
   const image = new Volume({ data: new Float32Array(32 * 32 * 32), dims: [32, 32, 32] });
   const p: Vec3[] = [[10, 10, 10]];
   const cases: [object, RegExp][] = [

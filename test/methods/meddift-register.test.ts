@@ -4,27 +4,12 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { Generator, randn, tensor, tidy, zeros } from '../../src/engine/index.ts';
 import { makeThoraxPhantom } from '../../src/eval/phantom.ts';
 import { reorient } from '../../src/geometry/orient.ts';
 import { Volume } from '../../src/geometry/volume.ts';
-import {
-  DDIMScheduler,
-  MAISI_V1_AUTOENCODER,
-  MAISI_V1_UNET,
-  fromMonaiArgs,
-  loadMaisiAutoencoder,
-  loadMaisiUNet,
-} from '../../src/models/index.ts';
-import {
-  jointPca,
-  latticeDims,
-  medDiftRegister,
-  toWorldField,
-  type DiffusionFeatureModel,
-} from '../../src/methods/meddift/index.ts';
+import { jointPca, latticeDims, medDiftRegister, toWorldField } from '../../src/methods/meddift/index.ts';
+import { tinyFixtureModel } from '../helpers/fixture-model.ts';
 import { requireShared } from '../helpers/shared.ts';
 
 test('lattice displacement → world-mm field on an LPS-ordered, anisotropic fixed grid', () => {
@@ -73,22 +58,7 @@ test('lattice size and joint PCA', () => {
 test('medDiftRegister end to end with the tiny networks: field on the fixed grid, small for an identical pair', (t) => {
   const root = requireShared(t, 'fixtures');
   if (!root) return;
-  const info = JSON.parse(readFileSync(join(root, 'meddift-tiny', 'meddift_tiny.json'), 'utf8'));
-  const { unet, scaleFactor } = loadMaisiUNet(
-    join(root, 'maisi-unet-tiny', 'unet.pt'),
-    fromMonaiArgs('unet', info.models.unet_args, MAISI_V1_UNET),
-  );
-  const autoencoder = loadMaisiAutoencoder(
-    join(root, 'maisi-vae-tiny', 'autoencoder.pt'),
-    fromMonaiArgs('autoencoder', info.models.vae_args, MAISI_V1_AUTOENCODER),
-  );
-  const model: DiffusionFeatureModel = {
-    name: 'tiny',
-    unet,
-    autoencoder,
-    scaleFactor,
-    scheduler: new DDIMScheduler(),
-  };
+  const model = tinyFixtureModel(root);
   const { image } = makeThoraxPhantom({ dims: [40, 40, 32], spacing: [7, 7, 8], seed: 2 });
   const result = medDiftRegister(model, image, image, {
     maxLatticeVoxels: 20 ** 3,
