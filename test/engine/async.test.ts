@@ -15,7 +15,7 @@ test('a heavy async conv3d leaves the event loop running and equals the sync res
   const y2 = await F.conv3dAsync(x, w, null, { padding: 1 });
   const ms = performance.now() - t0;
   clearInterval(timer);
-  console.log(`# async conv3d x2: ${ms.toFixed(0)} ms, ${ticks} timer ticks`);
+  console.log(`async conv3d x2: ${ms.toFixed(0)} ms, ${ticks} timer ticks`);
   assert.ok(ticks >= Math.min(5, ms / 10), `only ${ticks} ticks in ${ms.toFixed(0)} ms`);
   const ref = F.conv3d(x, w, null, { padding: 1 });
   assert.equal(ref.sub(y).abs().max().item(), 0);

@@ -9,6 +9,7 @@
 import { F, nn, randnLike, Tensor, tidy, type Generator } from '../../engine/index.ts';
 import { fail } from '../../util/errors.ts';
 import { MonaiConvolution } from './blocks.ts';
+import { pipe } from './pipe.ts';
 import { checkAutoencoderConfig, MAISI_V1_AUTOENCODER, type AutoencoderMaisiConfig } from './config.ts';
 
 /** MAISI's convolution wrapper: a MONAI Convolution held under `conv` (keys `<name>.conv.conv.weight`). */
@@ -39,11 +40,22 @@ export class MaisiResBlock extends nn.Module implements nn.Layer {
     this.ninShortcut = inChannels === outChannels ? null : this.register('nin_shortcut', new MaisiConvolution(inChannels, outChannels, 1));
   }
   forward(x: Tensor): Tensor {
-    return tidy(() => {
-      const h = this.conv2.forward(this.norm2.forward(this.conv1.forward(this.norm1.forward(x).silu())).silu());
-      return (this.ninShortcut ? this.ninShortcut.forward(x) : x).add(h);
-    });
+    const h = pipe(
+      x,
+      (t) => this.norm1.forward(t),
+      (t) => t.silu(),
+      (t) => this.conv1.forward(t),
+      (t) => this.norm2.forward(t),
+      (t) => t.silu(),
+      (t) => this.conv2.forward(t),
+    );
+    const skip = this.ninShortcut ? this.ninShortcut.forward(x) : x;
+    const out = skip.add(h);
+    h.dispose();
+    if (skip !== x) skip.dispose();
+    return out;
   }
+
 }
 
 export class MaisiDownsample extends nn.Module implements nn.Layer {
@@ -53,7 +65,7 @@ export class MaisiDownsample extends nn.Module implements nn.Layer {
     this.conv = this.register('conv', new MaisiConvolution(channels, channels, 3, { stride: 2, padding: 0 }));
   }
   forward(x: Tensor): Tensor {
-    return tidy(() => this.conv.forward(F.pad(x, [0, 1, 0, 1, 0, 1])));
+    return pipe(x, (t) => F.pad(t, [0, 1, 0, 1, 0, 1]), (t) => this.conv.forward(t));
   }
 }
 
@@ -64,7 +76,11 @@ export class MaisiUpsample extends nn.Module implements nn.Layer {
     this.conv = this.register('conv', new MaisiConvolution(channels, channels, 3, { padding: 1 }));
   }
   forward(x: Tensor): Tensor {
-    return tidy(() => this.conv.forward(F.interpolate(x, { scaleFactor: 2, mode: 'trilinear', alignCorners: false })));
+    return pipe(
+      x,
+      (t) => F.interpolate(t, { scaleFactor: 2, mode: 'trilinear', alignCorners: false }),
+      (t) => this.conv.forward(t),
+    );
   }
 }
 

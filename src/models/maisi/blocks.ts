@@ -4,6 +4,7 @@
  * Each forward runs inside `tidy`, so intermediates are freed as soon as a block returns.
  */
 import { F, cat, nn, tidy, type Tensor } from '../../engine/index.ts';
+import { pipe } from './pipe.ts';
 
 /** MONAI's `Convolution(conv_only=True)`: a plain convolution held under the name `conv`. */
 export class MonaiConvolution extends nn.Module implements nn.Layer {
@@ -40,14 +41,28 @@ export class ResnetBlock extends nn.Module {
   }
 
   forward(x: Tensor, emb: Tensor): Tensor {
-    return tidy(() => {
-      let h = this.conv1.forward(this.norm1.forward(x).silu());
-      const temb = this.timeEmbProj.forward(emb.silu());
-      h = h.add(temb.reshape(temb.shape[0], temb.shape[1], 1, 1, 1));
-      h = this.conv2.forward(this.norm2.forward(h).silu());
-      return (this.skipConnection ? this.skipConnection.forward(x) : x).add(h);
+    const temb = tidy(() => {
+      const t = this.timeEmbProj.forward(emb.silu());
+      return t.reshape(t.shape[0], t.shape[1], 1, 1, 1);
     });
+    const h = pipe(
+      x,
+      (t) => this.norm1.forward(t),
+      (t) => t.silu(),
+      (t) => this.conv1.forward(t),
+      (t) => t.add(temb),
+      (t) => this.norm2.forward(t),
+      (t) => t.silu(),
+      (t) => this.conv2.forward(t),
+    );
+    temb.dispose();
+    const skip = this.skipConnection ? this.skipConnection.forward(x) : x;
+    const out = skip.add(h);
+    h.dispose();
+    if (skip !== x) skip.dispose();
+    return out;
   }
+
 }
 
 /** q, k, v projections with bias and no output projection (MONAI SABlock, include_fc=False). */
@@ -117,7 +132,11 @@ export class Upsample extends nn.Module implements nn.Layer {
     this.postconv = this.register('postconv', new MonaiConvolution(channels, channels, 3, { padding: 1 }));
   }
   forward(x: Tensor): Tensor {
-    return tidy(() => this.postconv.forward(F.interpolate(x, { scaleFactor: 2, mode: 'nearest' })));
+    return pipe(
+      x,
+      (t) => F.interpolate(t, { scaleFactor: 2, mode: 'nearest' }),
+      (t) => this.postconv.forward(t),
+    );
   }
 }
 

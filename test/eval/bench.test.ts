@@ -1,0 +1,240 @@
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fieldFromFunction, Volume, type Vec3 } from '../../src/geometry/index.ts';
+import {
+  identityMethod,
+  type RegistrationCase,
+  type RegistrationMethod,
+} from '../../src/methods/baselines/index.ts';
+import type { RegistrationDataset } from '../../src/eval/datasets/index.ts';
+import {
+  openBenchDataset,
+  runBenchmark,
+  selectCases,
+  type BenchmarkReport,
+} from '../../src/eval/bench/index.ts';
+
+const dir = mkdtempSync(join(tmpdir(), 'diffreg-bench-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+const dims: Vec3 = [24, 20, 16];
+const spacing: Vec3 = [2, 2, 2];
+/** Label boxes (voxel ranges, inclusive) of the fixed image; the moving image has them 2 voxels further along i. */
+const boxes = [
+  { label: 1, i: [4, 11], j: [3, 9], k: [3, 8] },
+  { label: 2, i: [6, 10], j: [12, 16], k: [6, 12] },
+];
+const SHIFT = 2; // voxels along i = 4 mm along x
+
+function labels(offset: number): Volume<Uint8Array> {
+  const data = new Uint8Array(dims[0] * dims[1] * dims[2]);
+  for (let k = 0, t = 0; k < dims[2]; k++)
+    for (let j = 0; j < dims[1]; j++)
+      for (let i = 0; i < dims[0]; i++, t++)
+        for (const b of boxes)
+          if (
+            i >= b.i[0] + offset &&
+            i <= b.i[1] + offset &&
+            j >= b.j[0] &&
+            j <= b.j[1] &&
+            k >= b.k[0] &&
+            k <= b.k[1]
+          )
+            data[t] = b.label;
+  return new Volume({ data, dims, spacing, origin: [-10, 0, 5] });
+}
+
+function makeCase(id: string): RegistrationCase {
+  const fixedLabels = labels(0);
+  const movingLabels = labels(SHIFT);
+  const fixedPoints: Vec3[] = [fixedLabels.voxelToWorld([6, 5, 5]), fixedLabels.voxelToWorld([8, 14, 9])];
+  return {
+    id,
+    fixed: fixedLabels.withData(Float32Array.from(fixedLabels.data, (v) => 100 * v)),
+    moving: movingLabels.withData(Float32Array.from(movingLabels.data, (v) => 100 * v)),
+    fixedLabels,
+    movingLabels,
+    fixedPoints,
+    movingPoints: fixedPoints.map(([x, y, z]) => [x + SHIFT * spacing[0], y, z]),
+    labelSet: [1, 2],
+    labelNames: { 1: 'box', 2: 'other box' },
+    modality: 'mr',
+  };
+}
+
+const dataset: RegistrationDataset = {
+  name: 'toy',
+  description: 'two label boxes shifted by 4 mm',
+  caseIds: ['a', 'b'],
+  load: async (id) => makeCase(id),
+  bsplineGridSpacing: 8,
+  citation: 'none',
+};
+
+let truthCalls = 0;
+/** Returns the true transform u = (4, 0, 0) mm. */
+const truth: RegistrationMethod = {
+  name: 'truth',
+  description: 'the known shift',
+  async register(item) {
+    truthCalls++;
+    return {
+      field: fieldFromFunction(item.fixed, () => [SHIFT * spacing[0], 0, 0]),
+      seconds: 1.5,
+      peakRssMb: 100,
+    };
+  },
+};
+/** Predicts moving points directly (point matching) with 1 mm error along z. */
+const matcher: RegistrationMethod = {
+  name: 'matcher',
+  description: 'points only',
+  async register(item) {
+    const predicted = (item.movingPoints as Vec3[]).map(([x, y, z]) => [x, y, z + 1] as Vec3);
+    return { movingPointsPredicted: predicted, seconds: 0.5, peakRssMb: 50 };
+  },
+};
+const broken: RegistrationMethod = {
+  name: 'broken',
+  description: 'always fails',
+  async register() {
+    throw new Error('no convergence\nsecond line');
+  },
+};
+
+function parseCsv(text: string): Record<string, string>[] {
+  const [header, ...rows] = text
+    .trim()
+    .split('\n')
+    .map((l) => l.split(','));
+  return rows.map((r) => Object.fromEntries(header.map((h, n) => [h, r[n]])));
+}
+
+test('runBenchmark: metrics per case and aggregated, JSON/CSV/Markdown/HTML/PNG written and parseable', async () => {
+  const outDir = join(dir, 'run');
+  const events: number[] = [];
+  const report = await runBenchmark(
+    {
+      dataset,
+      methods: [identityMethod, truth, matcher, broken],
+      outDir,
+      seed: 7,
+      overlays: 1,
+      commandLine: ['diffreg', 'bench'],
+    },
+    (e) => events.push(e.done),
+  );
+  assert.equal(events.at(-1), 8);
+
+  const json = JSON.parse(readFileSync(join(outDir, 'results.json'), 'utf8')) as BenchmarkReport;
+  assert.deepEqual(json.run.commandLine, ['diffreg', 'bench']);
+  assert.equal(json.run.seed, 7);
+  assert.equal(json.run.versions.node, process.version);
+  assert.ok(json.run.machine.cores >= 1 && json.run.machine.ramGb > 0);
+  const scores = (method: string, id: string) =>
+    json.cases.find((c) => c.method === method && c.caseId === id);
+  // identity: every landmark 4 mm off; Dice of boxes overlapping 6 of 8 and 3 of 5 voxels along i
+  const identity = scores('identity', 'a');
+  assert.deepEqual(identity?.tre?.errors, [4, 4]);
+  assert.ok(Math.abs((identity?.dice?.perLabel['1'] as number) - 0.75) < 1e-12);
+  assert.ok(Math.abs((identity?.dice?.perLabel['2'] as number) - 0.6) < 1e-12);
+  assert.equal(identity?.tre?.initialMean, 4);
+  // truth: exact
+  const exact = scores('truth', 'b');
+  assert.ok((exact?.tre?.mean as number) < 1e-5);
+  assert.deepEqual([exact?.dice?.mean, exact?.hd95?.mean, exact?.percentNonPositiveJacobian], [1, 0, 0]);
+  assert.ok(Math.abs(exact?.sdLogJ as number) < 1e-6);
+  assert.equal(exact?.seconds, 1.5);
+  // point matching: TRE from the predicted points, no field metrics
+  const points = scores('matcher', 'a');
+  assert.ok(Math.abs((points?.tre?.mean as number) - 1) < 1e-12);
+  assert.equal(points?.dice, undefined);
+  assert.equal(scores('broken', 'a')?.error, 'no convergence');
+
+  const aggregate = json.aggregate.find((a) => a.method === 'identity');
+  assert.equal(aggregate?.metrics.treMean?.mean, 4);
+  assert.ok(Math.abs((aggregate?.dicePerLabel?.['1'] as number) - 0.75) < 1e-12);
+  assert.equal(aggregate?.trePooled?.count, 4);
+  assert.deepEqual(
+    [json.aggregate.find((a) => a.method === 'broken')?.failures, report.aggregate.length],
+    [2, 4],
+  );
+
+  const rows = parseCsv(readFileSync(join(outDir, 'cases.csv'), 'utf8'));
+  assert.equal(rows.length, 8);
+  const row = rows.find((r) => r.case === 'b' && r.method === 'identity');
+  assert.deepEqual(
+    [Number(row?.tre_mean), Number(row?.tre_initial), Number(row?.tre_points), Number(row?.dice_mean)],
+    [4, 4, 2, 0.675],
+  );
+  assert.equal(rows.find((r) => r.method === 'broken')?.error, 'no convergence');
+  const labelRows = parseCsv(readFileSync(join(outDir, 'labels.csv'), 'utf8'));
+  assert.equal(labelRows.length, 2 * 2 * 2); // cases × field methods × labels
+  assert.equal(labelRows.find((r) => r.method === 'identity' && r.label === '2')?.name, 'other box');
+
+  const markdown = readFileSync(join(outDir, 'summary.md'), 'utf8');
+  assert.match(markdown, /\| identity \| 2\/2 \| 4\.00 ± 0\.00 \|/);
+  assert.match(markdown, /\| broken \| 0\/2 \|/);
+  assert.match(markdown, /\| truth \| 1\.000 \| 1\.000 \|/);
+  const html = readFileSync(join(outDir, 'report.html'), 'utf8');
+  assert.ok((html.match(/<svg /g) ?? []).length >= 6);
+  assert.equal((html.match(/data:image\/png;base64,/g) ?? []).length, 3); // case a × 3 methods that ran
+  const png = readFileSync(join(outDir, 'overlays', 'a_truth.png'));
+  assert.equal(png.subarray(1, 4).toString('latin1'), 'PNG');
+  assert.equal(png.readUInt32BE(16), 3 * 24 + 2 * 4); // three axial panels of 24 columns, 4-pixel gaps
+  assert.equal(JSON.parse(readFileSync(join(outDir, 'cases', 'b.json'), 'utf8')).length, 4);
+});
+
+test('runBenchmark resume: scored methods are reused, new ones run', async () => {
+  const outDir = join(dir, 'resume');
+  await runBenchmark({ dataset, methods: [truth], outDir, overlays: 0 });
+  const calls = truthCalls;
+  const report = await runBenchmark({
+    dataset,
+    methods: [truth, identityMethod],
+    outDir,
+    overlays: 0,
+    resume: true,
+  });
+  assert.equal(truthCalls, calls);
+  assert.equal(report.cases.length, 4);
+  assert.equal(report.aggregate.find((a) => a.method === 'identity')?.metrics.treMean?.mean, 4);
+  assert.ok(existsSync(join(outDir, 'report.html')));
+});
+
+test('runBenchmark: one-line errors for bad method names and unknown cases', async () => {
+  const outDir = join(dir, 'bad');
+  const renamed = { ...identityMethod, name: 'bad name' };
+  await assert.rejects(
+    runBenchmark({ dataset, methods: [renamed], outDir }),
+    /method "bad name": name may use/,
+  );
+  await assert.rejects(
+    runBenchmark({ dataset, methods: [identityMethod, identityMethod], outDir }),
+    /identity is listed twice/,
+  );
+  await assert.rejects(
+    runBenchmark({ dataset, methods: [identityMethod], cases: ['z'], outDir }),
+    /toy case "z": unknown/,
+  );
+});
+
+test('selectCases and dataset names of the bench command', () => {
+  const ids = ['S11', 'S12', 'S13', 'S14', 'S15'];
+  assert.deepEqual(selectCases(ids, 'S12..S14'), ['S12', 'S13', 'S14']);
+  assert.deepEqual(selectCases(ids, '2,S15'), ['S11', 'S12', 'S15']);
+  assert.deepEqual(selectCases(ids, 'S13, S11 ,S13'), ['S13', 'S11']);
+  assert.throws(() => selectCases(ids, 'S14..S12'), /cases "S14\.\.S12": expected first\.\.last/);
+  assert.throws(() => selectCases(ids, 'S99'), /cases "S99": not a case id of this dataset/);
+  assert.throws(
+    () => openBenchDataset({ dataset: 'oasis', methods: [], outDir: dir }),
+    /dataset: expected one of lpba40, acdc/,
+  );
+  assert.throws(
+    () => openBenchDataset({ dataset: 'dirlab-4dct', methods: [], outDir: dir }),
+    /dataset dirlab-4dct: needs images/,
+  );
+});
