@@ -4,11 +4,12 @@
  */
 import { DiffregError } from '../util/errors.ts';
 import { helpText, parse, type Command } from './args.ts';
+import { benchCommand } from './commands/bench.ts';
 import { demoCommand } from './commands/demo.ts';
 import { matchCommand } from './commands/match.ts';
 import { registerCommand } from './commands/register.ts';
 
-const COMMANDS: Command[] = [matchCommand, registerCommand, demoCommand];
+const COMMANDS: Command[] = [matchCommand, registerCommand, benchCommand, demoCommand];
 
 function usage(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));

@@ -1,0 +1,130 @@
+/** `diffreg bench`: run methods on a dataset and write per-case results, tables and an HTML report. */
+import { BENCH_DATASETS, runBenchCommand, type MethodFactory } from '../../eval/bench/command.ts';
+import { featureMethod } from '../../methods/meddift/method.ts';
+import { optionalNumber, required, type Command } from '../args.ts';
+import { MODEL_HELP, MODEL_OPTIONS, loadModel } from '../model.ts';
+import { terminalProgress } from '../progress.ts';
+import { applyThreads, printJson } from './common.ts';
+import type { DiffusionFeatureModel } from '../../methods/meddift/index.ts';
+
+/** MedDIFT (diffusion features) and the ablation descriptors, each as matching and as dense registration. */
+function featureMethods(model: () => DiffusionFeatureModel): Record<string, MethodFactory> {
+  let loaded: DiffusionFeatureModel | undefined;
+  const diffusion = () => ({ kind: 'diffusion' as const, model: (loaded ??= model()) });
+  return {
+    'meddift-match': () =>
+      featureMethod({
+        name: 'meddift-match',
+        description: 'MedDIFT point matching (global search, diffusion features t=20, levels 0-3)',
+        source: diffusion(),
+        dense: false,
+        match: true,
+      }),
+    'meddift-register': () =>
+      featureMethod({
+        name: 'meddift-register',
+        description: 'ConvexAdam on MedDIFT diffusion features (PCA 24, diffeomorphic)',
+        source: diffusion(),
+        dense: true,
+        match: false,
+      }),
+    'mind-match': () =>
+      featureMethod({
+        name: 'mind-match',
+        description: 'the same matching on MIND-SSC descriptors',
+        source: { kind: 'descriptor', descriptor: 'mind' },
+        dense: false,
+        match: true,
+      }),
+    'mind-register': () =>
+      featureMethod({
+        name: 'mind-register',
+        description: 'the same ConvexAdam on MIND-SSC descriptors',
+        source: { kind: 'descriptor', descriptor: 'mind' },
+        dense: true,
+        match: false,
+      }),
+    'patches-match': () =>
+      featureMethod({
+        name: 'patches-match',
+        description: 'the same matching on intensity patches (NCC)',
+        source: { kind: 'descriptor', descriptor: 'patches' },
+        dense: false,
+        match: true,
+      }),
+    'patches-register': () =>
+      featureMethod({
+        name: 'patches-register',
+        description: 'the same ConvexAdam on intensity patches',
+        source: { kind: 'descriptor', descriptor: 'patches' },
+        dense: true,
+        match: false,
+      }),
+  };
+}
+
+export const benchCommand: Command = {
+  name: 'bench',
+  summary: 'evaluate registration methods on a dataset and write tables and an HTML report',
+  usage: 'diffreg bench --dataset NAME --methods A,B --out DIR [--cases SPEC] [--quick]',
+  options: {
+    dataset: { type: 'string' },
+    methods: { type: 'string' },
+    cases: { type: 'string' },
+    out: { type: 'string' },
+    quick: { type: 'boolean' },
+    seed: { type: 'string' },
+    data: { type: 'string' },
+    images: { type: 'string' },
+    landmarks: { type: 'string' },
+    count: { type: 'string' },
+    resume: { type: 'boolean' },
+    threads: { type: 'string' },
+    json: { type: 'boolean' },
+    help: { type: 'boolean', short: 'h' },
+    ...MODEL_OPTIONS,
+  },
+  help: [
+    ['--dataset NAME', `one of ${BENCH_DATASETS.join(', ')}`],
+    [
+      '--methods A,B',
+      'identity, elastix-affine, elastix-bspline, elastix-native-*, meddift-match, meddift-register, mind-*, patches-*',
+    ],
+    ['--cases SPEC', 'case ids, ranges a..b or a count N (default all; --quick: two)'],
+    ['--out DIR', 'results folder (JSON/CSV per case, summary.md, report.html, overlays)'],
+    ['--quick', 'few cases, small settings (smoke test)'],
+    ['--seed N', 'seed of synthetic cases and of the methods (default 0)'],
+    ['--data DIR', 'evaluation data folder (default ../shared/data)'],
+    ['--images DIR', 'DIR-Lab image folder or Learn2Reg task folder'],
+    ['--landmarks DIR', 'DIR-Lab landmark folder'],
+    ['--count N', 'number of synthetic lung cases (default 20)'],
+    ['--resume', 'keep finished cases of an earlier run in --out'],
+    ['--threads N', 'CPU threads (default all cores)'],
+    ['--json', 'print the aggregated results as JSON'],
+    ...MODEL_HELP,
+  ],
+  async run(values) {
+    applyThreads(values);
+    const report = await runBenchCommand(
+      {
+        dataset: required(values, 'dataset'),
+        methods: required(values, 'methods'),
+        cases: values.cases as string | undefined,
+        outDir: required(values, 'out'),
+        quick: Boolean(values.quick),
+        seed: optionalNumber(values, 'seed'),
+        dataRoot: values.data as string | undefined,
+        images: values.images as string | undefined,
+        landmarks: values.landmarks as string | undefined,
+        count: optionalNumber(values, 'count'),
+        resume: Boolean(values.resume),
+        commandLine: process.argv.slice(1),
+        extraMethods: featureMethods(() => loadModel(values)),
+      },
+      terminalProgress(),
+    );
+    if (values.json) printJson(report);
+    else process.stderr.write(`results in ${values.out}\n`);
+    return 0;
+  },
+};
