@@ -2,6 +2,9 @@
 // (src/engine); this addon only converts arguments, calls ATen and maps errors.
 #include <ATen/Parallel.h>
 #include <sched.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <torch/csrc/autograd/autograd.h>
 #include <torch/version.h>
 
@@ -70,6 +73,16 @@ Napi::Value memory(Info info) {
   o.Set("handles", static_cast<double>(live_handle_count()));
   o.Set("bytes", static_cast<double>(reported_external_bytes()));
   return o;
+}
+
+// Returns free heap pages to the OS. glibc keeps freed blocks of a few hundred KB in its arenas for
+// reuse, so RSS stays at its high-water mark after a burst of medium-sized tensors; this trims it.
+Napi::Value trim_memory(Info info) {
+#ifdef __GLIBC__
+  return Napi::Boolean::New(info.Env(), malloc_trim(0) == 1);
+#else
+  return Napi::Boolean::New(info.Env(), false);
+#endif
 }
 
 // ---------------------------------------------------------------- generators
@@ -201,6 +214,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   def<release>(env, exports, "release");
   def<assign>(env, exports, "assign");
   def<memory>(env, exports, "memory");
+  def<trim_memory>(env, exports, "trim_memory");
   def<generator_new>(env, exports, "generator_new");
   def<generator_default>(env, exports, "generator_default");
   def<generator_seed>(env, exports, "generator_seed");

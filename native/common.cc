@@ -108,6 +108,11 @@ const at::Tensor& T(const Napi::Value& v) {
   return h->t;
 }
 
+std::string S(const Napi::Value& v) {
+  if (!v.IsString()) throw ArgError("expected a string");
+  return v.As<Napi::String>().Utf8Value();
+}
+
 bool absent(const Napi::Value& v) { return v.IsUndefined() || v.IsNull(); }
 
 c10::optional<at::Tensor> optT(const Napi::Value& v) {
@@ -124,21 +129,17 @@ std::vector<at::Tensor> tensors(const Napi::Value& v) {
   return out;
 }
 
-std::vector<int64_t> ints(const Napi::Value& v) {
-  if (!v.IsArray()) throw ArgError("expected an array of integers");
+template <typename V>
+std::vector<V> list(const Napi::Value& v, const char* what, V (*item)(const Napi::Value&)) {
+  if (!v.IsArray()) throw ArgError(std::string("expected an array of ") + what);
   auto a = v.As<Napi::Array>();
-  std::vector<int64_t> out(a.Length());
-  for (uint32_t i = 0; i < a.Length(); i++) out[i] = I(a.Get(i));
+  std::vector<V> out(a.Length());
+  for (uint32_t i = 0; i < a.Length(); i++) out[i] = item(a.Get(i));
   return out;
 }
 
-std::vector<double> doubles(const Napi::Value& v) {
-  if (!v.IsArray()) throw ArgError("expected an array of numbers");
-  auto a = v.As<Napi::Array>();
-  std::vector<double> out(a.Length());
-  for (uint32_t i = 0; i < a.Length(); i++) out[i] = D(a.Get(i));
-  return out;
-}
+std::vector<int64_t> ints(const Napi::Value& v) { return list<int64_t>(v, "integers", I); }
+std::vector<double> doubles(const Napi::Value& v) { return list<double>(v, "numbers", D); }
 
 int64_t I(const Napi::Value& v) {
   if (!v.IsNumber()) throw ArgError("expected an integer");

@@ -40,6 +40,7 @@ std::vector<double> doubles(const Napi::Value& v);
 int64_t I(const Napi::Value& v);
 double D(const Napi::Value& v);
 bool B(const Napi::Value& v);
+std::string S(const Napi::Value& v);
 bool absent(const Napi::Value& v);
 at::Scalar scalar(const Napi::Value& v);
 at::ScalarType dtype_of(int64_t code);

@@ -29,7 +29,7 @@ Work convolution(Info info) {
   int64_t nd = w.dim() - 2;
   if (nd < 1 || nd > 3) throw ArgError("weight must be 3-D to 5-D, got " + std::to_string(w.dim()) + "-D");
   if (info[4].IsString()) {
-    std::string mode = info[4].As<Napi::String>().Utf8Value();
+    std::string mode = S(info[4]);
     return [=]() {
       if (nd == 1) return at::conv1d(x, w, b, stride, mode, dilation, groups);
       if (nd == 2) return at::conv2d(x, w, b, stride, mode, dilation, groups);

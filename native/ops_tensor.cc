@@ -10,7 +10,7 @@ using Info = const Napi::CallbackInfo&;
 at::TensorOptions opts(Info info, size_t dtype_at) {
   auto o = at::TensorOptions().dtype(dtype_of(I(info[dtype_at])));
   if (info.Length() > dtype_at + 1 && !absent(info[dtype_at + 1])) {
-    o = o.device(at::Device(info[dtype_at + 1].As<Napi::String>().Utf8Value()));
+    o = o.device(at::Device(S(info[dtype_at + 1])));
   }
   return o;
 }
@@ -184,50 +184,49 @@ UNARY_OPS(DEF_UNARY)
   }
 BINARY_OPS(DEF_BINARY)
 
-// In-place updates (optimisers, initialisation, EMA): tensor or number operand.
-void add_(Info info) {
-  at::Tensor& a = const_cast<at::Tensor&>(T(info[0]));
-  if (info[1].IsNumber()) {
-    a.add_(scalar(info[1]), scalar(info[2]));
-  } else {
-    a.add_(T(info[1]), scalar(info[2]));
+// In-place updates (optimisers, initialisation, EMA): tensor or number operand. ATen's in-place methods
+// are const on the handle (they mutate the shared tensor implementation).
+#define INPLACE_OPS(X)                                                            \
+  X(add_, a.add_(b, scalar(info[2])), a.add_(s, scalar(info[2])))                 \
+  X(mul_, a.mul_(b), a.mul_(s)) X(div_, a.div_(b), a.div_(s))
+
+#define DEF_INPLACE(name, tensor_expr, scalar_expr) \
+  void name(Info info) {                           \
+    const at::Tensor& a = T(info[0]);              \
+    if (info[1].IsNumber()) {                      \
+      at::Scalar s = scalar(info[1]);              \
+      scalar_expr;                                 \
+    } else {                                       \
+      const at::Tensor& b = T(info[1]);            \
+      tensor_expr;                                 \
+    }                                              \
   }
-}
-void mul_(Info info) {
-  at::Tensor& a = const_cast<at::Tensor&>(T(info[0]));
-  if (info[1].IsNumber()) {
-    a.mul_(scalar(info[1]));
-  } else {
-    a.mul_(T(info[1]));
-  }
-}
-void div_(Info info) {
-  at::Tensor& a = const_cast<at::Tensor&>(T(info[0]));
-  if (info[1].IsNumber()) {
-    a.div_(scalar(info[1]));
-  } else {
-    a.div_(T(info[1]));
-  }
-}
-void copy_(Info info) { const_cast<at::Tensor&>(T(info[0])).copy_(T(info[1])); }
-void fill_(Info info) { const_cast<at::Tensor&>(T(info[0])).fill_(scalar(info[1])); }
-void zero_(Info info) { const_cast<at::Tensor&>(T(info[0])).zero_(); }
-void sqrt_(Info info) { const_cast<at::Tensor&>(T(info[0])).sqrt_(); }
-void addcmul_(Info info) { const_cast<at::Tensor&>(T(info[0])).addcmul_(T(info[1]), T(info[2]), scalar(info[3])); }
-void addcdiv_(Info info) { const_cast<at::Tensor&>(T(info[0])).addcdiv_(T(info[1]), T(info[2]), scalar(info[3])); }
+INPLACE_OPS(DEF_INPLACE)
+
+void copy_(Info info) { T(info[0]).copy_(T(info[1])); }
+void fill_(Info info) { T(info[0]).fill_(scalar(info[1])); }
+void zero_(Info info) { T(info[0]).zero_(); }
+void sqrt_(Info info) { T(info[0]).sqrt_(); }
+void addcmul_(Info info) { T(info[0]).addcmul_(T(info[1]), T(info[2]), scalar(info[3])); }
+void addcdiv_(Info info) { T(info[0]).addcdiv_(T(info[1]), T(info[2]), scalar(info[3])); }
 void lerp_(Info info) {
-  at::Tensor& a = const_cast<at::Tensor&>(T(info[0]));
   if (info[2].IsNumber()) {
-    a.lerp_(T(info[1]), scalar(info[2]));
+    T(info[0]).lerp_(T(info[1]), scalar(info[2]));
   } else {
-    a.lerp_(T(info[1]), T(info[2]));
+    T(info[0]).lerp_(T(info[1]), T(info[2]));
   }
 }
-void clamp_(Info info) {
+
+// clamp bounds at info[1], info[2]; null means unbounded on that side.
+std::pair<c10::optional<at::Scalar>, c10::optional<at::Scalar>> bounds(Info info) {
   c10::optional<at::Scalar> lo, hi;
   if (!absent(info[1])) lo = scalar(info[1]);
   if (!absent(info[2])) hi = scalar(info[2]);
-  const_cast<at::Tensor&>(T(info[0])).clamp_(lo, hi);
+  return {lo, hi};
+}
+void clamp_(Info info) {
+  auto [lo, hi] = bounds(info);
+  T(info[0]).clamp_(lo, hi);
 }
 void maximum_(Info info) {
   at::Tensor& a = const_cast<at::Tensor&>(T(info[0]));
@@ -243,9 +242,7 @@ at::Tensor where(Info info) {
   return at::where(c, T(info[1]), T(info[2]));
 }
 at::Tensor clamp(Info info) {
-  c10::optional<at::Scalar> lo, hi;
-  if (!absent(info[1])) lo = scalar(info[1]);
-  if (!absent(info[2])) hi = scalar(info[2]);
+  auto [lo, hi] = bounds(info);
   return at::clamp(T(info[0]), lo, hi);
 }
 at::Tensor masked_fill(Info info) {
@@ -253,7 +250,7 @@ at::Tensor masked_fill(Info info) {
   return T(info[0]).masked_fill(T(info[1]), T(info[2]));
 }
 at::Tensor to_dtype(Info info) { return T(info[0]).to(dtype_of(I(info[1]))); }
-at::Tensor to_device(Info info) { return T(info[0]).to(at::Device(info[1].As<Napi::String>().Utf8Value())); }
+at::Tensor to_device(Info info) { return T(info[0]).to(at::Device(S(info[1]))); }
 
 // ---------------------------------------------------------------- reductions
 at::Tensor sum(Info info) {
@@ -359,7 +356,7 @@ at::Tensor unfold(Info info) { return T(info[0]).unfold(I(info[1]), I(info[2]), 
 at::Tensor tril(Info info) { return T(info[0]).tril(I(info[1])); }
 at::Tensor triu(Info info) { return T(info[0]).triu(I(info[1])); }
 at::Tensor one_hot(Info info) { return at::one_hot(T(info[0]), I(info[1])); }
-at::Tensor einsum(Info info) { return at::einsum(info[0].As<Napi::String>().Utf8Value(), tensors(info[1])); }
+at::Tensor einsum(Info info) { return at::einsum(S(info[0]), tensors(info[1])); }
 
 // Advanced indexing x[i0, i1, ...] with tensors; null entries select a whole dimension.
 c10::List<c10::optional<at::Tensor>> index_list(const Napi::Value& v) {
@@ -370,9 +367,7 @@ c10::List<c10::optional<at::Tensor>> index_list(const Napi::Value& v) {
   return out;
 }
 at::Tensor index(Info info) { return at::index(T(info[0]), index_list(info[1])); }
-void index_put_(Info info) {
-  const_cast<at::Tensor&>(T(info[0])).index_put_(index_list(info[1]), T(info[2]), B(info[3]));
-}
+void index_put_(Info info) { T(info[0]).index_put_(index_list(info[1]), T(info[2]), B(info[3])); }
 
 Napi::Value split(Info info) {
   return guard(info, [&]() -> Napi::Value {
@@ -389,7 +384,7 @@ Napi::Value unbind(Info info) {
 }
 Napi::Value meshgrid(Info info) {
   return guard(info, [&]() -> Napi::Value {
-    return wrap_all(info.Env(), at::meshgrid(tensors(info[0]), info[1].As<Napi::String>().Utf8Value()));
+    return wrap_all(info.Env(), at::meshgrid(tensors(info[0]), S(info[1])));
   });
 }
 
@@ -401,13 +396,15 @@ void register_tensor_ops(Napi::Env env, Exports e) {
 #define REG_N(name) def<name>(env, e, #name);
 #define REG_UNARY(name, expr) def<tensor_op<u_##name>>(env, e, #name);
 #define REG_BINARY(name, t, s) def<tensor_op<b_##name>>(env, e, #name);
+#define REG_INPLACE(name, t, s) def<void_op<name>>(env, e, #name);
   REG_T(zeros) REG_T(ones) REG_T(empty) REG_T(full) REG_T(arange) REG_T(linspace) REG_T(eye) REG_T(randn)
   REG_T(rand) REG_T(randint) REG_T(randperm) REG_T(from_bytes) REG_T(from_view)
   REG_V(uniform_) REG_V(normal_) REG_V(bernoulli_)
   REG_N(flush_views) REG_N(to_bytes) REG_N(shape) REG_N(dtype) REG_N(device) REG_N(is_contiguous) REG_N(item)
   UNARY_OPS(REG_UNARY)
   BINARY_OPS(REG_BINARY)
-  REG_V(add_) REG_V(mul_) REG_V(div_) REG_V(copy_) REG_V(fill_) REG_V(zero_) REG_V(sqrt_) REG_V(addcmul_)
+  INPLACE_OPS(REG_INPLACE)
+  REG_V(copy_) REG_V(fill_) REG_V(zero_) REG_V(sqrt_) REG_V(addcmul_)
   REG_V(addcdiv_) REG_V(lerp_) REG_V(clamp_) REG_V(maximum_) REG_V(index_put_)
   REG_T(where) REG_T(clamp) REG_T(masked_fill) REG_T(to_dtype) REG_T(to_device)
   REG_T(sum) REG_T(mean) REG_T(prod) REG_T(amax) REG_T(amin) REG_T(argmax) REG_T(argmin) REG_T(var)

@@ -37,17 +37,20 @@ function weightOf(name: string, w: Tensor, nd: number): void {
     throw invalid(`${name} weight`, `a ${nd + 2}-D tensor`, `shape [${w.shape.join(', ')}]`);
 }
 
+/** Arguments of the native convolution; `transposed` selects convTranspose's options. */
 function convArgs(
   name: string,
   nd: number,
   x: Tensor,
   w: Tensor,
   b: Tensor | null | undefined,
-  o: ConvOptions,
+  o: ConvOptions | ConvTransposeOptions,
+  transposed = false,
 ): ConvArgs {
   weightOf(name, w, nd);
-  const padding =
-    o.padding === 'same' || o.padding === 'valid' ? o.padding : ntuple(`${name} padding`, o.padding ?? 0, nd);
+  const p = o.padding ?? 0;
+  const padding = !transposed && (p === 'same' || p === 'valid') ? p : ntuple(`${name} padding`, p, nd);
+  const outputPadding = transposed ? ((o as ConvTransposeOptions).outputPadding ?? 0) : 0;
   return [
     x.handle,
     w.handle,
@@ -55,81 +58,37 @@ function convArgs(
     ntuple(`${name} stride`, o.stride ?? 1, nd, 1),
     padding,
     ntuple(`${name} dilation`, o.dilation ?? 1, nd, 1),
-    false,
-    new Array<number>(nd).fill(0),
+    transposed,
+    ntuple(`${name} outputPadding`, outputPadding, nd),
     integer(`${name} groups`, o.groups ?? 1, { min: 1 }),
   ];
 }
 
-function convTransposeArgs(
-  name: string,
-  nd: number,
-  x: Tensor,
-  w: Tensor,
-  b: Tensor | null | undefined,
-  o: ConvTransposeOptions,
-): ConvArgs {
-  weightOf(name, w, nd);
-  return [
-    x.handle,
-    w.handle,
-    opt(b),
-    ntuple(`${name} stride`, o.stride ?? 1, nd, 1),
-    ntuple(`${name} padding`, o.padding ?? 0, nd),
-    ntuple(`${name} dilation`, o.dilation ?? 1, nd, 1),
-    true,
-    ntuple(`${name} outputPadding`, o.outputPadding ?? 0, nd),
-    integer(`${name} groups`, o.groups ?? 1, { min: 1 }),
-  ];
-}
+type Conv<O> = (x: Tensor, w: Tensor, b?: Tensor | null, o?: O) => Tensor;
+type ConvAsync<O> = (x: Tensor, w: Tensor, b?: Tensor | null, o?: O) => Promise<Tensor>;
+const conv =
+  (name: string, nd: number): Conv<ConvOptions> =>
+  (x, w, b, o = {}) =>
+    wrap(N.convolution(...convArgs(name, nd, x, w, b, o)));
+const convTranspose =
+  (name: string, nd: number): Conv<ConvTransposeOptions> =>
+  (x, w, b, o = {}) =>
+    wrap(N.convolution(...convArgs(name, nd, x, w, b, o, true)));
 
-export function conv1d(x: Tensor, w: Tensor, b?: Tensor | null, o: ConvOptions = {}): Tensor {
-  return wrap(N.convolution(...convArgs('conv1d', 1, x, w, b, o)));
-}
-export function conv2d(x: Tensor, w: Tensor, b?: Tensor | null, o: ConvOptions = {}): Tensor {
-  return wrap(N.convolution(...convArgs('conv2d', 2, x, w, b, o)));
-}
-export function conv3d(x: Tensor, w: Tensor, b?: Tensor | null, o: ConvOptions = {}): Tensor {
-  return wrap(N.convolution(...convArgs('conv3d', 3, x, w, b, o)));
-}
-export function convTranspose1d(
-  x: Tensor,
-  w: Tensor,
-  b?: Tensor | null,
-  o: ConvTransposeOptions = {},
-): Tensor {
-  return wrap(N.convolution(...convTransposeArgs('convTranspose1d', 1, x, w, b, o)));
-}
-export function convTranspose2d(
-  x: Tensor,
-  w: Tensor,
-  b?: Tensor | null,
-  o: ConvTransposeOptions = {},
-): Tensor {
-  return wrap(N.convolution(...convTransposeArgs('convTranspose2d', 2, x, w, b, o)));
-}
-export function convTranspose3d(
-  x: Tensor,
-  w: Tensor,
-  b?: Tensor | null,
-  o: ConvTransposeOptions = {},
-): Tensor {
-  return wrap(N.convolution(...convTransposeArgs('convTranspose3d', 3, x, w, b, o)));
-}
-export function conv2dAsync(x: Tensor, w: Tensor, b?: Tensor | null, o: ConvOptions = {}): Promise<Tensor> {
-  return wrapAsync(N.convolution_async(...convArgs('conv2d', 2, x, w, b, o)));
-}
-export function conv3dAsync(x: Tensor, w: Tensor, b?: Tensor | null, o: ConvOptions = {}): Promise<Tensor> {
-  return wrapAsync(N.convolution_async(...convArgs('conv3d', 3, x, w, b, o)));
-}
-export function convTranspose3dAsync(
-  x: Tensor,
-  w: Tensor,
-  b?: Tensor | null,
-  o: ConvTransposeOptions = {},
-): Promise<Tensor> {
-  return wrapAsync(N.convolution_async(...convTransposeArgs('convTranspose3d', 3, x, w, b, o)));
-}
+/** Convolution (cross-correlation) of x (N, C, spatial...) with w (out, in/groups, k...), as F.convNd. */
+export const conv1d = conv('conv1d', 1);
+export const conv2d = conv('conv2d', 2);
+export const conv3d = conv('conv3d', 3);
+/** Transposed convolution with w (in, out/groups, k...), as F.conv_transposeNd. */
+export const convTranspose1d = convTranspose('convTranspose1d', 1);
+export const convTranspose2d = convTranspose('convTranspose2d', 2);
+export const convTranspose3d = convTranspose('convTranspose3d', 3);
+export const conv2dAsync: ConvAsync<ConvOptions> = (x, w, b, o = {}) =>
+  wrapAsync(N.convolution_async(...convArgs('conv2d', 2, x, w, b, o)));
+export const conv3dAsync: ConvAsync<ConvOptions> = (x, w, b, o = {}) =>
+  wrapAsync(N.convolution_async(...convArgs('conv3d', 3, x, w, b, o)));
+export const convTranspose3dAsync: ConvAsync<ConvTransposeOptions> = (x, w, b, o = {}) =>
+  wrapAsync(N.convolution_async(...convArgs('convTranspose3d', 3, x, w, b, o, true)));
 
 // ------------------------------------------------------------------ linear algebra
 /** x · wᵀ + b */

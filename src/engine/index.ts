@@ -14,11 +14,16 @@
  * `this`. Free functions: `cat`, `stack`, `where`, `einsum`, `meshgrid`, `randomCrop`. Functional ops
  * (torch.nn.functional) live in `F`: conv1d/2d/3d, convTranspose*, linear, matmul, groupNorm, layerNorm,
  * instanceNorm, interpolate, gridSample, affineGrid, pad, pools, scaledDotProductAttention, dropout,
- * losses; heavy ones have `...Async` twins returning Promises (event loop keeps running).
+ * losses; heavy ones have `...Async` twins returning Promises (event loop keeps running), as has
+ * `loss.backwardAsync()`. An async op holds its own references to its inputs (disposing them meanwhile
+ * is safe) but must not race with in-place writes to them.
  *
  * Memory: every method returns a new handle. Inside `tidy(fn)` every tensor created is disposed when fn
  * returns, except the returned ones (also inside arrays/objects), which move to the enclosing scope.
- * `t.keep()` exempts a tensor; module parameters and optimiser state are kept automatically.
+ * `t.keep()` exempts a tensor; module parameters and optimiser state are kept automatically. A
+ * forgotten tensor is freed when V8 collects its handle (native sizes are reported to V8), but
+ * dispose/tidy free memory at once. `Tensor.fromArray(a, shape, { copy: false })` shares the typed
+ * array's memory; `toTypedArray()`/`toBytes()` always copy.
  *
  * Modules (`nn`): subclass `nn.Module`, register children/parameters/buffers by their PyTorch names,
  * in the order PyTorch registers them (that order is the state-dict order):
@@ -74,7 +79,7 @@ export { DTYPES, isFloating, type DType, type TypedArray } from './dtype.ts';
 export { cat, stack, where, einsum, meshgrid, randomCrop } from './ops.ts';
 export { tidy, dispose } from './scope.ts';
 export { noGrad, enableGrad, isGradEnabled, grad, type GradOptions } from './autograd.ts';
-export { setNumThreads, getNumThreads, memoryStats, engineInfo } from './runtime.ts';
+export { setNumThreads, getNumThreads, memoryStats, releaseFreeMemory, engineInfo } from './runtime.ts';
 export * as F from './functional.ts';
 export * as nn from './nn/index.ts';
 export * as optim from './optim/index.ts';

@@ -39,6 +39,7 @@ export interface Native {
   release(x: H): void;
   assign(dst: H, src: H): void;
   memory(): { handles: number; bytes: number };
+  trim_memory(): boolean;
   flush_views(): void;
 
   generator_new(seed: number): GeneratorHandle;

@@ -19,6 +19,15 @@ export function memoryStats(): { handles: number; bytes: number } {
   return N.memory();
 }
 
+/**
+ * Returns freed heap memory to the operating system (glibc's malloc_trim). The C allocator keeps freed
+ * medium-sized blocks for reuse, so the resident size stays near its peak after a burst of work; a
+ * long-running server can call this after a large job. Returns true when memory was released.
+ */
+export function releaseFreeMemory(): boolean {
+  return N.trim_memory();
+}
+
 /** libtorch version, whether CUDA is usable, and the cores available to this process. */
 export function engineInfo(): { version: string; cudaAvailable: boolean; cores: number } {
   return N.info();

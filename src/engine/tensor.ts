@@ -28,7 +28,7 @@ export interface RandomOptions extends TensorOptions {
 
 const DEFAULT_SEED = 67280421310721; // PyTorch's default seed
 
-/** A seeded random-number generator (libtorch's CPU generator, Philox-free mt19937). */
+/** A seeded random-number generator (libtorch's CPU generator, mt19937); its state can be saved. */
 export class Generator {
   readonly handle: GeneratorHandle;
 

@@ -6,6 +6,7 @@ import {
   arange,
   cat,
   einsum,
+  engineInfo,
   full,
   linspace,
   ones,
@@ -383,6 +384,12 @@ test('item, metadata and disposed tensors', () => {
   assert.equal(t.size(-1), 1);
   assert.match(t.toString(), /Tensor\(shape=\[1, 1\], dtype=float32, device=cpu\)/);
   assert.throws(() => tensor([1, 2]).item(), /item\(\) needs a tensor with one element, got 2/);
+  // Devices: 'cuda' is part of the API; on a CPU-only libtorch it fails with libtorch's message.
+  if (!engineInfo().cudaAvailable) {
+    assert.throws(() => t.to('cuda'), /PyTorch is not linked with support for cuda devices/);
+    assert.throws(() => zeros([1], { device: 'cuda:0' }), /from the 'CUDA' backend/);
+  }
+  assert.throws(() => t.to('gpu' as never), /device: expected cpu, cuda or cuda:<index>, got "gpu"/);
   t.dispose();
   assert.equal(t.isDisposed, true);
   t.dispose();

@@ -60,6 +60,44 @@ export interface ConvLayerOptions extends ParamOptions {
   paddingMode?: PaddingMode;
 }
 
+/** Validated channel/kernel options and freshly initialised weight and bias of a (transposed) convolution. */
+function convParameters(
+  m: Module,
+  name: string,
+  nd: number,
+  inChannels: number,
+  outChannels: number,
+  kernelSize: number | number[],
+  opts: ParamOptions & {
+    stride?: number | number[];
+    dilation?: number | number[];
+    groups?: number;
+    bias?: boolean;
+  },
+  transposed: boolean,
+): { weight: Tensor; bias: Tensor | null; groups: number; stride: number[]; dilation: number[] } {
+  const cin = integer(`${name} inChannels`, inChannels, { min: 1 });
+  const cout = integer(`${name} outChannels`, outChannels, { min: 1 });
+  const k = ntuple(`${name} kernelSize`, kernelSize, nd, 1);
+  const groups = integer(`${name} groups`, opts.groups ?? 1, { min: 1 });
+  if (cin % groups !== 0 || cout % groups !== 0) {
+    throw invalid(`${name} groups`, `a divisor of inChannels ${cin} and outChannels ${cout}`, groups);
+  }
+  const dtype = opts.dtype ?? 'float32';
+  // PyTorch's layouts: (out, in/groups, k...) and, transposed, (in, out/groups, k...).
+  const shape = transposed ? [cin, cout / groups, ...k] : [cout, cin / groups, ...k];
+  const weight = m.registerParameter('weight', empty(shape, { dtype }));
+  const bias = m.registerParameter('bias', bool('bias', opts.bias ?? true) ? empty([cout], { dtype }) : null);
+  resetLinearLike(weight, bias, opts.generator);
+  return {
+    weight,
+    bias,
+    groups,
+    stride: ntuple(`${name} stride`, opts.stride ?? 1, nd, 1),
+    dilation: ntuple(`${name} dilation`, opts.dilation ?? 1, nd, 1),
+  };
+}
+
 abstract class ConvNd extends Module implements Layer {
   readonly weight: Tensor;
   readonly bias: Tensor | null;
@@ -69,11 +107,11 @@ abstract class ConvNd extends Module implements Layer {
   readonly groups: number;
   readonly paddingMode: PaddingMode;
   readonly #nd: number;
-  readonly #conv: (x: Tensor, w: Tensor, b: Tensor | null, o: F.ConvOptions) => Tensor;
+  readonly #conv: ConvFn<F.ConvOptions>;
 
   constructor(
     nd: number,
-    conv: (x: Tensor, w: Tensor, b: Tensor | null, o: F.ConvOptions) => Tensor,
+    conv: ConvFn<F.ConvOptions>,
     name: string,
     inChannels: number,
     outChannels: number,
@@ -83,15 +121,13 @@ abstract class ConvNd extends Module implements Layer {
     super();
     this.#nd = nd;
     this.#conv = conv;
-    const cin = integer(`${name} inChannels`, inChannels, { min: 1 });
-    const cout = integer(`${name} outChannels`, outChannels, { min: 1 });
-    const k = ntuple(`${name} kernelSize`, kernelSize, nd, 1);
-    this.groups = integer(`${name} groups`, opts.groups ?? 1, { min: 1 });
-    if (cin % this.groups !== 0 || cout % this.groups !== 0) {
-      throw invalid(`${name} groups`, `a divisor of inChannels ${cin} and outChannels ${cout}`, this.groups);
-    }
-    this.stride = ntuple(`${name} stride`, opts.stride ?? 1, nd, 1);
-    this.dilation = ntuple(`${name} dilation`, opts.dilation ?? 1, nd, 1);
+    ({
+      weight: this.weight,
+      bias: this.bias,
+      groups: this.groups,
+      stride: this.stride,
+      dilation: this.dilation,
+    } = convParameters(this, name, nd, inChannels, outChannels, kernelSize, opts, false));
     const p = opts.padding ?? 0;
     this.padding = p === 'same' || p === 'valid' ? p : ntuple(`${name} padding`, p, nd);
     this.paddingMode = oneOf(`${name} paddingMode`, opts.paddingMode ?? 'zeros', [
@@ -103,13 +139,6 @@ abstract class ConvNd extends Module implements Layer {
     if (this.paddingMode !== 'zeros' && typeof this.padding === 'string') {
       throw invalid(`${name} padding`, `numbers with paddingMode ${this.paddingMode}`, this.padding);
     }
-    const dtype = opts.dtype ?? 'float32';
-    this.weight = this.registerParameter('weight', empty([cout, cin / this.groups, ...k], { dtype }));
-    this.bias = this.registerParameter(
-      'bias',
-      bool('bias', opts.bias ?? true) ? empty([cout], { dtype }) : null,
-    );
-    resetLinearLike(this.weight, this.bias, opts.generator);
   }
 
   forward(x: Tensor): Tensor {
@@ -129,36 +158,36 @@ abstract class ConvNd extends Module implements Layer {
   }
 }
 
-export class Conv1d extends ConvNd {
-  constructor(
-    inChannels: number,
-    outChannels: number,
-    kernelSize: number | number[],
-    opts: ConvLayerOptions = {},
-  ) {
-    super(1, F.conv1d, 'Conv1d', inChannels, outChannels, kernelSize, opts);
-  }
+type ConvFn<O> = (x: Tensor, w: Tensor, b: Tensor | null, o: O) => Tensor;
+
+/** A concrete layer class per dimension, named like PyTorch's (error messages use the name). */
+function named<C extends abstract new (...args: never[]) => unknown>(cls: C, name: string): C {
+  Object.defineProperty(cls, 'name', { value: name });
+  return cls;
 }
-export class Conv2d extends ConvNd {
-  constructor(
-    inChannels: number,
-    outChannels: number,
-    kernelSize: number | number[],
-    opts: ConvLayerOptions = {},
-  ) {
-    super(2, F.conv2d, 'Conv2d', inChannels, outChannels, kernelSize, opts);
-  }
-}
-export class Conv3d extends ConvNd {
-  constructor(
-    inChannels: number,
-    outChannels: number,
-    kernelSize: number | number[],
-    opts: ConvLayerOptions = {},
-  ) {
-    super(3, F.conv3d, 'Conv3d', inChannels, outChannels, kernelSize, opts);
-  }
-}
+
+const convLayer = (nd: number, conv: ConvFn<F.ConvOptions>, name: string) =>
+  named(
+    class extends ConvNd {
+      constructor(
+        inChannels: number,
+        outChannels: number,
+        kernelSize: number | number[],
+        opts: ConvLayerOptions = {},
+      ) {
+        super(nd, conv, name, inChannels, outChannels, kernelSize, opts);
+      }
+    },
+    name,
+  );
+
+/** Conv1d/2d/3d(inChannels, outChannels, kernelSize, { stride, padding, dilation, groups, bias, paddingMode }). */
+export const Conv1d = convLayer(1, F.conv1d, 'Conv1d');
+export type Conv1d = InstanceType<typeof Conv1d>;
+export const Conv2d = convLayer(2, F.conv2d, 'Conv2d');
+export type Conv2d = InstanceType<typeof Conv2d>;
+export const Conv3d = convLayer(3, F.conv3d, 'Conv3d');
+export type Conv3d = InstanceType<typeof Conv3d>;
 
 export interface ConvTransposeLayerOptions extends ParamOptions {
   stride?: number | number[];
@@ -173,11 +202,11 @@ abstract class ConvTransposeNd extends Module implements Layer {
   readonly weight: Tensor;
   readonly bias: Tensor | null;
   readonly options: Required<Omit<ConvTransposeLayerOptions, keyof ParamOptions | 'bias'>>;
-  readonly #conv: (x: Tensor, w: Tensor, b: Tensor | null, o: F.ConvTransposeOptions) => Tensor;
+  readonly #conv: ConvFn<F.ConvTransposeOptions>;
 
   constructor(
     nd: number,
-    conv: (x: Tensor, w: Tensor, b: Tensor | null, o: F.ConvTransposeOptions) => Tensor,
+    conv: ConvFn<F.ConvTransposeOptions>,
     name: string,
     inChannels: number,
     outChannels: number,
@@ -186,27 +215,16 @@ abstract class ConvTransposeNd extends Module implements Layer {
   ) {
     super();
     this.#conv = conv;
-    const cin = integer(`${name} inChannels`, inChannels, { min: 1 });
-    const cout = integer(`${name} outChannels`, outChannels, { min: 1 });
-    const k = ntuple(`${name} kernelSize`, kernelSize, nd, 1);
-    const groups = integer(`${name} groups`, opts.groups ?? 1, { min: 1 });
-    if (cin % groups !== 0 || cout % groups !== 0) {
-      throw invalid(`${name} groups`, `a divisor of inChannels ${cin} and outChannels ${cout}`, groups);
-    }
+    const c = convParameters(this, name, nd, inChannels, outChannels, kernelSize, opts, true);
+    this.weight = c.weight;
+    this.bias = c.bias;
     this.options = {
-      stride: ntuple(`${name} stride`, opts.stride ?? 1, nd, 1),
+      stride: c.stride,
       padding: ntuple(`${name} padding`, opts.padding ?? 0, nd),
       outputPadding: ntuple(`${name} outputPadding`, opts.outputPadding ?? 0, nd),
-      dilation: ntuple(`${name} dilation`, opts.dilation ?? 1, nd, 1),
-      groups,
+      dilation: c.dilation,
+      groups: c.groups,
     };
-    const dtype = opts.dtype ?? 'float32';
-    this.weight = this.registerParameter('weight', empty([cin, cout / groups, ...k], { dtype }));
-    this.bias = this.registerParameter(
-      'bias',
-      bool('bias', opts.bias ?? true) ? empty([cout], { dtype }) : null,
-    );
-    resetLinearLike(this.weight, this.bias, opts.generator);
   }
 
   forward(x: Tensor): Tensor {
@@ -214,36 +232,28 @@ abstract class ConvTransposeNd extends Module implements Layer {
   }
 }
 
-export class ConvTranspose1d extends ConvTransposeNd {
-  constructor(
-    inChannels: number,
-    outChannels: number,
-    kernelSize: number | number[],
-    opts: ConvTransposeLayerOptions = {},
-  ) {
-    super(1, F.convTranspose1d, 'ConvTranspose1d', inChannels, outChannels, kernelSize, opts);
-  }
-}
-export class ConvTranspose2d extends ConvTransposeNd {
-  constructor(
-    inChannels: number,
-    outChannels: number,
-    kernelSize: number | number[],
-    opts: ConvTransposeLayerOptions = {},
-  ) {
-    super(2, F.convTranspose2d, 'ConvTranspose2d', inChannels, outChannels, kernelSize, opts);
-  }
-}
-export class ConvTranspose3d extends ConvTransposeNd {
-  constructor(
-    inChannels: number,
-    outChannels: number,
-    kernelSize: number | number[],
-    opts: ConvTransposeLayerOptions = {},
-  ) {
-    super(3, F.convTranspose3d, 'ConvTranspose3d', inChannels, outChannels, kernelSize, opts);
-  }
-}
+const convTransposeLayer = (nd: number, conv: ConvFn<F.ConvTransposeOptions>, name: string) =>
+  named(
+    class extends ConvTransposeNd {
+      constructor(
+        inChannels: number,
+        outChannels: number,
+        kernelSize: number | number[],
+        opts: ConvTransposeLayerOptions = {},
+      ) {
+        super(nd, conv, name, inChannels, outChannels, kernelSize, opts);
+      }
+    },
+    name,
+  );
+
+/** ConvTranspose1d/2d/3d(inChannels, outChannels, kernelSize, { stride, padding, outputPadding, ... }). */
+export const ConvTranspose1d = convTransposeLayer(1, F.convTranspose1d, 'ConvTranspose1d');
+export type ConvTranspose1d = InstanceType<typeof ConvTranspose1d>;
+export const ConvTranspose2d = convTransposeLayer(2, F.convTranspose2d, 'ConvTranspose2d');
+export type ConvTranspose2d = InstanceType<typeof ConvTranspose2d>;
+export const ConvTranspose3d = convTransposeLayer(3, F.convTranspose3d, 'ConvTranspose3d');
+export type ConvTranspose3d = InstanceType<typeof ConvTranspose3d>;
 
 /** Affine parameters of the norm layers: weight ones, bias zeros (or null when not affine). */
 function affine(
@@ -388,21 +398,21 @@ class InstanceNormNd extends RunningStatsNorm {
     });
   }
 }
-export class InstanceNorm1d extends InstanceNormNd {
-  constructor(numFeatures: number, opts: RunningStatsOptions = {}) {
-    super('InstanceNorm1d', 1, numFeatures, opts, [false, false]);
-  }
-}
-export class InstanceNorm2d extends InstanceNormNd {
-  constructor(numFeatures: number, opts: RunningStatsOptions = {}) {
-    super('InstanceNorm2d', 2, numFeatures, opts, [false, false]);
-  }
-}
-export class InstanceNorm3d extends InstanceNormNd {
-  constructor(numFeatures: number, opts: RunningStatsOptions = {}) {
-    super('InstanceNorm3d', 3, numFeatures, opts, [false, false]);
-  }
-}
+const instanceNorm = (nd: number, name: string) =>
+  named(
+    class extends InstanceNormNd {
+      constructor(numFeatures: number, opts: RunningStatsOptions = {}) {
+        super(name, nd, numFeatures, opts, [false, false]);
+      }
+    },
+    name,
+  );
+export const InstanceNorm1d = instanceNorm(1, 'InstanceNorm1d');
+export type InstanceNorm1d = InstanceType<typeof InstanceNorm1d>;
+export const InstanceNorm2d = instanceNorm(2, 'InstanceNorm2d');
+export type InstanceNorm2d = InstanceType<typeof InstanceNorm2d>;
+export const InstanceNorm3d = instanceNorm(3, 'InstanceNorm3d');
+export type InstanceNorm3d = InstanceType<typeof InstanceNorm3d>;
 
 /** Batch normalisation; PyTorch's defaults: affine true, trackRunningStats true. */
 class BatchNormNd extends RunningStatsNorm {
@@ -418,21 +428,21 @@ class BatchNormNd extends RunningStatsNorm {
     });
   }
 }
-export class BatchNorm1d extends BatchNormNd {
-  constructor(numFeatures: number, opts: RunningStatsOptions = {}) {
-    super('BatchNorm1d', 1, numFeatures, opts, [true, true]);
-  }
-}
-export class BatchNorm2d extends BatchNormNd {
-  constructor(numFeatures: number, opts: RunningStatsOptions = {}) {
-    super('BatchNorm2d', 2, numFeatures, opts, [true, true]);
-  }
-}
-export class BatchNorm3d extends BatchNormNd {
-  constructor(numFeatures: number, opts: RunningStatsOptions = {}) {
-    super('BatchNorm3d', 3, numFeatures, opts, [true, true]);
-  }
-}
+const batchNorm = (nd: number, name: string) =>
+  named(
+    class extends BatchNormNd {
+      constructor(numFeatures: number, opts: RunningStatsOptions = {}) {
+        super(name, nd, numFeatures, opts, [true, true]);
+      }
+    },
+    name,
+  );
+export const BatchNorm1d = batchNorm(1, 'BatchNorm1d');
+export type BatchNorm1d = InstanceType<typeof BatchNorm1d>;
+export const BatchNorm2d = batchNorm(2, 'BatchNorm2d');
+export type BatchNorm2d = InstanceType<typeof BatchNorm2d>;
+export const BatchNorm3d = batchNorm(3, 'BatchNorm3d');
+export type BatchNorm3d = InstanceType<typeof BatchNorm3d>;
 
 // ------------------------------------------------------------------ parameter-free layers
 export class Identity extends Module implements Layer {

@@ -16,6 +16,7 @@ export {
   LRScheduler,
   CosineSchedule,
   LinearSchedule,
+  type Schedulable,
   type CosineOptions,
   type LinearOptions,
   type SchedulerState,

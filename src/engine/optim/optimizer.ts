@@ -259,19 +259,20 @@ abstract class AdamBase extends Optimizer<AdamOptions> {
   }
 }
 
+const ADAM_DEFAULTS: AdamOptions = {
+  lr: 1e-3,
+  betas: [0.9, 0.999],
+  eps: 1e-8,
+  weightDecay: 0,
+  amsgrad: false,
+  maximize: false,
+};
+
 /** Adam; weight decay (default 0) is added to the gradient (L2 penalty). */
 export class Adam extends AdamBase {
   protected readonly decoupled = false;
   constructor(params: ParamsInput<AdamOptions>, opts: Partial<AdamOptions> = {}) {
-    super(params, {
-      lr: 1e-3,
-      betas: [0.9, 0.999],
-      eps: 1e-8,
-      weightDecay: 0,
-      amsgrad: false,
-      maximize: false,
-      ...opts,
-    });
+    super(params, { ...ADAM_DEFAULTS, ...opts });
   }
 }
 
@@ -279,14 +280,6 @@ export class Adam extends AdamBase {
 export class AdamW extends AdamBase {
   protected readonly decoupled = true;
   constructor(params: ParamsInput<AdamOptions>, opts: Partial<AdamOptions> = {}) {
-    super(params, {
-      lr: 1e-3,
-      betas: [0.9, 0.999],
-      eps: 1e-8,
-      weightDecay: 1e-2,
-      amsgrad: false,
-      maximize: false,
-      ...opts,
-    });
+    super(params, { ...ADAM_DEFAULTS, weightDecay: 1e-2, ...opts });
   }
 }

@@ -4,7 +4,11 @@
  */
 import { DiffregError } from '../../util/errors.ts';
 import { integer, number as num } from '../../util/is.ts';
-import type { Hyper, Optimizer } from './optimizer.ts';
+
+/** What a schedule drives: any optimiser's param groups with their learning rates. */
+export interface Schedulable {
+  readonly paramGroups: { lr: number }[];
+}
 
 export interface SchedulerState {
   last_epoch: number;
@@ -15,7 +19,7 @@ export abstract class LRScheduler {
   readonly baseLrs: number[];
   lastStep = 0;
 
-  constructor(readonly optimizer: Optimizer<Hyper & { lr: number }>) {
+  constructor(readonly optimizer: Schedulable) {
     this.baseLrs = optimizer.paramGroups.map((g) => g.lr);
   }
 
@@ -73,7 +77,7 @@ export class CosineSchedule extends LRScheduler {
   readonly warmupStartFactor: number;
   readonly minLr: number;
 
-  constructor(optimizer: Optimizer<Hyper & { lr: number }>, o: CosineOptions) {
+  constructor(optimizer: Schedulable, o: CosineOptions) {
     super(optimizer);
     this.totalSteps = integer('totalSteps', o.totalSteps, { min: 1 });
     this.warmupSteps = integer('warmupSteps', o.warmupSteps ?? 0, { min: 0, max: this.totalSteps - 1 });
@@ -104,7 +108,7 @@ export class LinearSchedule extends LRScheduler {
   readonly startFactor: number;
   readonly endFactor: number;
 
-  constructor(optimizer: Optimizer<Hyper & { lr: number }>, o: LinearOptions) {
+  constructor(optimizer: Schedulable, o: LinearOptions) {
     super(optimizer);
     this.totalSteps = integer('totalSteps', o.totalSteps, { min: 1 });
     this.startFactor = num('startFactor', o.startFactor ?? 1, { min: 0 });
