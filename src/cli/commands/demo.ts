@@ -73,10 +73,13 @@ export const demoCommand: Command = {
     const truth = pair.movingPoints;
     const before = targetRegistrationError(pair.fixedPoints, truth);
 
-    const useModel = Boolean(values.unet || values.autoencoder);
-    const descriptor = useModel
+    const given = Boolean(values.unet || values.autoencoder);
+    const useModel = given || defaultModelInstalled();
+    const descriptor = given
       ? 'MedDIFT diffusion features (MAISI checkpoints)'
-      : 'MIND-SSC descriptors (no diffusion model given)';
+      : useModel
+        ? 'MedDIFT diffusion features (embedded default model)'
+        : 'MIND-SSC descriptors (the default diffusion model is not installed in this build)';
     say(`2/5 computing ${descriptor}`);
     let f: ImageFeatures;
     let m: ImageFeatures;
