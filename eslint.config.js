@@ -2,7 +2,17 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules/', 'build/', 'out/', 'bench/results/', '**/*.d.ts'] },
+  {
+    ignores: [
+      'node_modules/',
+      'build/',
+      'out/',
+      '.checkpoints/',
+      'diffreg-demo/',
+      'bench/harness/*/',
+      '**/*.d.ts',
+    ],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

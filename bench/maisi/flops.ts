@@ -1,7 +1,13 @@
 /** Analytic FLOP counts of the MAISI networks (convolutions, linear layers, attention products). */
-import { MAISI_V1_AUTOENCODER, MAISI_V1_UNET, type AutoencoderMaisiConfig, type UNetMaisiConfig } from '../../src/models/index.ts';
+import {
+  MAISI_V1_AUTOENCODER,
+  MAISI_V1_UNET,
+  type AutoencoderMaisiConfig,
+  type UNetMaisiConfig,
+} from '../../src/models/index.ts';
 
-export const conv = (cin: number, cout: number, k: number, voxelsOut: number) => 2 * cin * cout * k ** 3 * voxelsOut;
+export const conv = (cin: number, cout: number, k: number, voxelsOut: number) =>
+  2 * cin * cout * k ** 3 * voxelsOut;
 
 /** Analytic forward GFLOP of the MAISI U-Net at a latent of `voxels` voxels (per level /8). */
 export function unetGflop(voxels: number, config: UNetMaisiConfig = MAISI_V1_UNET): number {
@@ -63,4 +69,3 @@ export function encoderGflop(voxels: number, config: AutoencoderMaisiConfig = MA
   const z = config.latentChannels;
   return (flops + conv(ch, z, 3, v) + 2 * conv(z, z, 1, v)) / 1e9;
 }
-

@@ -8,8 +8,19 @@ import { makeSyntheticPair } from '../../src/geometry/synthetic.ts';
 import { resampleVolume } from '../../src/geometry/warp.ts';
 import { Volume, type Vec3 } from '../../src/geometry/volume.ts';
 import { readVolume } from '../../src/io/index.ts';
-import { encoderSize, medDiftMatch, medDiftRegister, type DiffusionFeatureModel } from '../../src/methods/meddift/index.ts';
-import { AutoencoderKlMaisi, DDIMScheduler, DiffusionModelUNetMaisi, MAISI_V1_AUTOENCODER, MAISI_V1_UNET } from '../../src/models/index.ts';
+import {
+  encoderSize,
+  medDiftMatch,
+  medDiftRegister,
+  type DiffusionFeatureModel,
+} from '../../src/methods/meddift/index.ts';
+import {
+  AutoencoderKlMaisi,
+  DDIMScheduler,
+  DiffusionModelUNetMaisi,
+  MAISI_V1_AUTOENCODER,
+  MAISI_V1_UNET,
+} from '../../src/models/index.ts';
 import { sharedPath } from '../../test/helpers/shared.ts';
 import { encoderGflop, unetGflop } from '../maisi/flops.ts';
 
@@ -24,15 +35,31 @@ async function loadPair(): Promise<{ fixed: Volume; moving: Volume; points: Vec3
   if (pairName === 'brain') {
     const fixed = await readVolume(sharedPath('data', 'brain-lpba40', 'S01.nii.gz'));
     const moving = await readVolume(sharedPath('data', 'brain-lpba40', 'S11.nii.gz'));
-    const pair = makeSyntheticPair(fixed, { seed: 1, amplitude: 1, pointCount: 300, pointMask: fixed.withData(Uint8Array.from(fixed.data, (v) => (v > 0.1 ? 1 : 0))) });
+    const pair = makeSyntheticPair(fixed, {
+      seed: 1,
+      amplitude: 1,
+      pointCount: 300,
+      pointMask: fixed.withData(Uint8Array.from(fixed.data, (v) => (v > 0.1 ? 1 : 0))),
+    });
     return { fixed, moving, points: pair.fixedPoints };
   }
   // The thoracic CT resampled back to its clinical 512×512×141 grid, and a synthetic deformation of it.
   const ct = await readVolume(sharedPath('data', 'lung', 'ct-thorax-256.nii.gz'));
-  const grid = new Volume({ data: new Float32Array(512 * 512 * 141), dims: [512, 512, 141], spacing: [0.9765625, 0.9765625, 2], origin: [-250, -164, -164.5] });
+  const grid = new Volume({
+    data: new Float32Array(512 * 512 * 141),
+    dims: [512, 512, 141],
+    spacing: [0.9765625, 0.9765625, 2],
+    origin: [-250, -164, -164.5],
+  });
   const clinical = resampleVolume(ct, grid, { outside: -1024 });
   const mask = clinical.withData(Uint8Array.from(clinical.data, (v) => (v < -400 && v > -990 ? 1 : 0)));
-  const pair = makeSyntheticPair(clinical, { seed: 2, amplitude: 10, lengthScale: 60, pointCount: 300, pointMask: mask });
+  const pair = makeSyntheticPair(clinical, {
+    seed: 2,
+    amplitude: 10,
+    lengthScale: 60,
+    pointCount: 300,
+    pointMask: mask,
+  });
   return { fixed: clinical, moving: pair.moving, points: pair.fixedPoints };
 }
 
@@ -57,7 +84,8 @@ const total = (performance.now() - started) / 1000;
 // Network work of the two feature passes: the encoder on the resized image, the U-Net on its latent.
 const resized = fixed.dims.map(encoderSize);
 const voxels = resized[0] * resized[1] * resized[2];
-const gflop = 2 * (encoderGflop(voxels, model.autoencoder.config) + unetGflop(voxels / 64, model.unet.config));
+const gflop =
+  2 * (encoderGflop(voxels, model.autoencoder.config) + unetGflop(voxels / 64, model.unet.config));
 process.stdout.write(
   `${JSON.stringify({ pair: pairName, model: modelName, task, dims: fixed.dims, points: points.length, seconds: total, featureSeconds, gflop, peakRssGb: peakRssGb() })}\n`,
 );

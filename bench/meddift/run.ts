@@ -31,10 +31,14 @@ const rows: string[] = [];
 for (const pair of pairs) {
   for (const task of ['match', 'register']) {
     const script = fileURLToPath(new URL('./case.ts', import.meta.url));
-    const r = spawnSync(process.execPath, ['--import', 'tsx', script, pair, 'maisi-random', task], { encoding: 'utf8' });
+    const r = spawnSync(process.execPath, ['--import', 'tsx', script, pair, 'maisi-random', task], {
+      encoding: 'utf8',
+    });
     const line = r.stdout.trim().split('\n').pop() ?? '';
     if (r.status !== 0 || !line.startsWith('{')) {
-      rows.push(`| ${pair} | MAISI full (random) | ${task} | failed: ${(r.stderr.trim().split('\n').pop() ?? '').slice(0, 120)} | | | | |`);
+      rows.push(
+        `| ${pair} | MAISI full (random) | ${task} | failed: ${(r.stderr.trim().split('\n').pop() ?? '').slice(0, 120)} | | | | |`,
+      );
       continue;
     }
     const m = JSON.parse(line);

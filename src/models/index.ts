@@ -7,3 +7,4 @@ export * from './maisi/autoencoder.ts';
 export * from './maisi/checkpoint.ts';
 export * from './preprocess.ts';
 export * from './maisi/streaming.ts';
+export * from './default.ts';

@@ -10,6 +10,9 @@ import { networkGridImage, psnr, reconstruct } from '../../src/models/training/e
 import { DiffregError } from '../../src/util/errors.ts';
 import { requireShared, sharedPath } from '../helpers/shared.ts';
 
+// Measured 16.06 dB for the shipped v1 weights (500 autoencoder steps); randomly initialised weights give far less.
+const PSNR_THRESHOLD = 14;
+
 function requireModel(t: TestContext): boolean {
   if (existsSync(join(DEFAULT_MODEL_DIR, 'model.json'))) return true;
   const message = `SKIPPED: ${DEFAULT_MODEL_DIR} has no model.json yet (the default model is not trained)`;

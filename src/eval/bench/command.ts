@@ -1,0 +1,162 @@
+/**
+ * `diffreg bench --dataset … --methods … --cases …`: resolves names to a dataset and methods and
+ * runs the harness. Datasets: lpba40, acdc, lung-synthetic (from the data folder), dirlab-4dct,
+ * dirlab-copdgene (need `images`, the folder holding the DIR-Lab .img files) and learn2reg (needs
+ * `images`, the task folder). Methods: identity, elastix-affine, elastix-bspline (@itk-wasm/elastix),
+ * elastix-native-affine, elastix-native-bspline (Debian's elastix command), plus any the caller adds
+ * in `extraMethods` (e.g. MedDIFT).
+ */
+import { join } from 'node:path';
+import type { RegistrationMethod } from '../../methods/baselines/method.ts';
+import { elastixMethod } from '../../methods/baselines/elastix.ts';
+import { identityMethod } from '../../methods/baselines/identity.ts';
+import { fail } from '../../util/errors.ts';
+import { oneOf } from '../../util/is.ts';
+import type { ProgressFn } from '../../util/progress.ts';
+import { acdcDataset } from '../datasets/acdc.ts';
+import { defaultDataRoot, type RegistrationDataset } from '../datasets/dataset.ts';
+import { dirLabDataset } from '../datasets/dirlab.ts';
+import { learn2regDataset } from '../datasets/learn2reg.ts';
+import { lpba40Dataset } from '../datasets/lpba40.ts';
+import { syntheticLungDataset } from '../datasets/lung.ts';
+import { runBenchmark, type BenchmarkOptions } from './harness.ts';
+import type { BenchmarkReport } from './report.ts';
+
+export const BENCH_DATASETS = [
+  'lpba40',
+  'acdc',
+  'lung-synthetic',
+  'dirlab-4dct',
+  'dirlab-copdgene',
+  'learn2reg',
+] as const;
+export type BenchDatasetName = (typeof BENCH_DATASETS)[number];
+
+/** Makes a method for a dataset (the dataset carries e.g. the B-spline grid spacing). */
+export type MethodFactory = (dataset: RegistrationDataset) => RegistrationMethod;
+
+export const BASELINE_METHODS: Record<string, MethodFactory> = {
+  identity: () => identityMethod,
+  'elastix-affine': () => elastixMethod({ transform: 'affine' }),
+  'elastix-bspline': (d) => elastixMethod({ transform: 'bspline', gridSpacing: d.bsplineGridSpacing }),
+  'elastix-native-affine': () => elastixMethod({ transform: 'affine', engine: 'native' }),
+  'elastix-native-bspline': (d) =>
+    elastixMethod({ transform: 'bspline', gridSpacing: d.bsplineGridSpacing, engine: 'native' }),
+};
+
+export interface BenchCommandOptions {
+  dataset: string;
+  /** Method names, as a list or comma-separated. */
+  methods: string[] | string;
+  /** Case selection (see selectCases); default all (quick mode: the first two). */
+  cases?: string;
+  outDir: string;
+  quick?: boolean;
+  seed?: number;
+  /** Data folder of lpba40, acdc and lung-synthetic (default ../shared/data or DIFFREG_DATA). */
+  dataRoot?: string;
+  /** DIR-Lab image folder or Learn2Reg task folder. */
+  images?: string;
+  /** DIR-Lab landmark folder (default <data>/lung/landmarks). */
+  landmarks?: string;
+  /** Number of synthetic lung cases (default 20). */
+  count?: number;
+  /** Cases with overlays (default 3). */
+  overlays?: number;
+  resume?: boolean;
+  commandLine?: string[];
+  /** More methods by name, e.g. { meddift: (d) => meddiftMethod(...) }. */
+  extraMethods?: Record<string, MethodFactory>;
+}
+
+/**
+ * Case ids chosen by a comma-separated list of ids, ranges `first..last` (inclusive, in dataset
+ * order) and bare counts `N` (the first N cases) when N is not itself an id.
+ */
+export function selectCases(ids: readonly string[], spec: string): string[] {
+  const chosen: string[] = [];
+  for (const item of spec
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)) {
+    const range = /^(.+)\.\.(.+)$/.exec(item);
+    if (ids.includes(item)) chosen.push(item);
+    else if (range) {
+      const [a, b] = [ids.indexOf(range[1]), ids.indexOf(range[2])];
+      if (a < 0 || b < 0 || b < a)
+        fail(`cases ${JSON.stringify(item)}`, 'expected first..last with known ids in dataset order');
+      chosen.push(...ids.slice(a, b + 1));
+    } else if (/^\d+$/.test(item) && Number(item) > 0) chosen.push(...ids.slice(0, Number(item)));
+    else
+      fail(
+        `cases ${JSON.stringify(item)}`,
+        `not a case id of this dataset (e.g. ${ids.slice(0, 2).join(', ')})`,
+      );
+  }
+  if (chosen.length === 0) fail('cases', `${JSON.stringify(spec)} selects no case`);
+  return [...new Set(chosen)];
+}
+
+export function openBenchDataset(options: BenchCommandOptions): RegistrationDataset {
+  const name = oneOf('dataset', options.dataset, BENCH_DATASETS);
+  const root = options.dataRoot ?? defaultDataRoot();
+  const images = () =>
+    options.images ?? fail(`dataset ${name}`, 'needs images (the folder holding the images)');
+  switch (name) {
+    case 'lpba40':
+      return lpba40Dataset({ root: join(root, 'brain-lpba40') });
+    case 'acdc':
+      return acdcDataset({ root: join(root, 'cardiac-acdc') });
+    case 'lung-synthetic':
+      return syntheticLungDataset({
+        ctPath: join(root, 'lung', 'ct-thorax-256.nii.gz'),
+        count: options.count ?? (options.quick ? 2 : 20),
+        seed: options.seed ?? 1,
+        quick: options.quick,
+      });
+    case 'dirlab-4dct':
+    case 'dirlab-copdgene':
+      return dirLabDataset({
+        suite: name === 'dirlab-4dct' ? '4dct' : 'copdgene',
+        imageDir: images(),
+        landmarkDir: options.landmarks ?? join(root, 'lung', 'landmarks'),
+      });
+    case 'learn2reg':
+      return learn2regDataset({ root: images() });
+  }
+}
+
+/** The CLI's bench command: resolve names, run, return the report (files are in outDir). */
+export async function runBenchCommand(
+  options: BenchCommandOptions,
+  progress?: ProgressFn,
+): Promise<BenchmarkReport> {
+  const dataset = openBenchDataset(options);
+  const factories = { ...BASELINE_METHODS, ...options.extraMethods };
+  const names = (Array.isArray(options.methods) ? options.methods : options.methods.split(','))
+    .map((s) => s.trim())
+    .filter(Boolean);
+  const methods = names.map((n) => {
+    const factory = factories[n];
+    if (!factory)
+      fail(`method ${JSON.stringify(n)}`, `unknown (one of ${Object.keys(factories).join(', ')})`);
+    return factory(dataset);
+  });
+  const cases = options.cases
+    ? selectCases(dataset.caseIds, options.cases)
+    : options.quick
+      ? dataset.caseIds.slice(0, 2)
+      : undefined;
+  const benchmark: BenchmarkOptions = {
+    dataset,
+    methods,
+    cases,
+    outDir: options.outDir,
+    quick: options.quick,
+    seed: options.seed,
+    overlays: options.overlays,
+    resume: options.resume,
+    commandLine: options.commandLine,
+  };
+  return runBenchmark(benchmark, progress);
+}

@@ -1,0 +1,8 @@
+/** Registration datasets for the benchmark harness (see dataset.ts). */
+export * from './dataset.ts';
+export * from './lpba40.ts';
+export * from './acdc.ts';
+export * from './lung.ts';
+export * from './keypoints.ts';
+export * from './dirlab.ts';
+export * from './learn2reg.ts';

@@ -1,0 +1,63 @@
+/**
+ * diffreg's shipped default model (models/default): MAISI-architecture networks at small width,
+ * trained by this project (see models/default/MODEL_CARD.md). The weights are verified against the
+ * SHA-256 recorded in model.json before loading; float16 weights become float32 networks.
+ */
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { fail } from '../util/errors.ts';
+import type { AutoencoderKlMaisi } from './maisi/autoencoder.ts';
+import { loadMaisiAutoencoder, loadMaisiUNet } from './maisi/checkpoint.ts';
+import { checkAutoencoderConfig, checkUNetConfig, type AutoencoderMaisiConfig, type UNetMaisiConfig } from './maisi/config.ts';
+import type { DiffusionModelUNetMaisi } from './maisi/unet.ts';
+import { DDIMScheduler } from './schedulers/ddim.ts';
+import type { NoiseScheduler } from './schedulers/schedule.ts';
+
+/** A latent diffusion model: the networks, the latent scale and a noise scheduler. */
+export interface LatentDiffusionModel {
+  name: string;
+  unet: DiffusionModelUNetMaisi;
+  autoencoder: AutoencoderKlMaisi;
+  /** Latent scale (MAISI's `scale_factor`). */
+  scaleFactor: number;
+  scheduler: NoiseScheduler;
+}
+
+export const DEFAULT_MODEL_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', 'models', 'default');
+
+interface ModelJson {
+  name: string;
+  autoencoder: AutoencoderMaisiConfig;
+  unet: UNetMaisiConfig;
+  scaleFactor: number;
+  sha256: Record<string, string>;
+}
+
+/** Checks a weights file against its recorded SHA-256. */
+function verified(dir: string, file: string, expected: string | undefined): string {
+  const path = join(dir, file);
+  if (!existsSync(path)) fail(path, 'default model weights not found');
+  if (typeof expected !== 'string') fail(join(dir, 'model.json'), `no sha256 recorded for ${file}`);
+  const actual = createHash('sha256').update(readFileSync(path)).digest('hex');
+  if (actual !== expected) fail(path, `SHA-256 ${actual} does not match model.json (${expected}): the file is corrupt or was changed`);
+  return path;
+}
+
+/** Loads the default model from `dir` (models/default of this repository unless given). */
+export function loadDefaultModel(dir: string = DEFAULT_MODEL_DIR): LatentDiffusionModel {
+  const jsonPath = join(dir, 'model.json');
+  if (!existsSync(jsonPath)) fail(jsonPath, 'default model description not found');
+  let meta: ModelJson;
+  try {
+    meta = JSON.parse(readFileSync(jsonPath, 'utf8')) as ModelJson;
+  } catch (e) {
+    fail(jsonPath, `not valid JSON (${(e as Error).message})`);
+  }
+  const aePath = verified(dir, 'autoencoder.safetensors', meta.sha256?.['autoencoder.safetensors']);
+  const unetPath = verified(dir, 'unet.safetensors', meta.sha256?.['unet.safetensors']);
+  const autoencoder = loadMaisiAutoencoder(aePath, checkAutoencoderConfig(meta.autoencoder));
+  const { unet, scaleFactor } = loadMaisiUNet(unetPath, checkUNetConfig(meta.unet));
+  return { name: meta.name, unet, autoencoder, scaleFactor, scheduler: new DDIMScheduler() };
+}
