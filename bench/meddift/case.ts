@@ -9,7 +9,6 @@ import { resampleVolume } from '../../src/geometry/warp.ts';
 import { Volume, type Vec3 } from '../../src/geometry/volume.ts';
 import { readVolume } from '../../src/io/index.ts';
 import {
-  encoderSize,
   medDiftMatch,
   medDiftRegister,
   type DiffusionFeatureModel,
@@ -20,6 +19,7 @@ import {
   DiffusionModelUNetMaisi,
   MAISI_V1_AUTOENCODER,
   MAISI_V1_UNET,
+  networkGridSize,
 } from '../../src/models/index.ts';
 import { sharedPath } from '../../test/helpers/shared.ts';
 import { encoderGflop, unetGflop } from '../maisi/flops.ts';
@@ -82,7 +82,7 @@ if (task === 'match') {
 }
 const total = (performance.now() - started) / 1000;
 // Network work of the two feature passes: the encoder on the resized image, the U-Net on its latent.
-const resized = fixed.dims.map(encoderSize);
+const resized = fixed.dims.map(networkGridSize);
 const voxels = resized[0] * resized[1] * resized[2];
 const gflop =
   2 * (encoderGflop(voxels, model.autoencoder.config) + unetGflop(voxels / 64, model.unet.config));

@@ -1,7 +1,8 @@
 /**
- * From a Volume to the network's input, as MAISI and MedDIFT prepare images: the array reoriented to
- * RAS axis order (MONAI Orientationd), intensities scaled to [0, 1] (CT: window [−1000, 1000] HU;
- * MR: 0.5th–99.5th percentile), and a (1, 1, W, H, D) float32 tensor whose axes are the array axes.
+ * From a Volume to the networks' input, as MAISI and MedDIFT prepare images (and as the default model
+ * was trained): the array reoriented to RAS axis order (MONAI Orientationd), intensities scaled to
+ * [0, 1] and clipped (CT: window [−1000, 1000] HU; MR: 0.5th–99.5th percentiles), and a
+ * (1, 1, W, H, D) float32 tensor whose axes are the array axes.
  */
 import { Tensor, tidy } from '../engine/index.ts';
 import { reorient } from '../geometry/orient.ts';
@@ -10,33 +11,65 @@ import { fail } from '../util/errors.ts';
 
 export type Modality = 'ct' | 'mr';
 
-/** Sorted-sample percentile (linear between order statistics), on a stride sample for speed. */
-function percentiles(data: ArrayLike<number>, ps: number[]): number[] {
-  const stride = Math.max(1, Math.floor(data.length / 2_000_000));
-  const sample = new Float32Array(Math.ceil(data.length / stride));
-  for (let i = 0, j = 0; i < data.length; i += stride, j++) sample[j] = data[i];
-  sample.sort();
-  return ps.map((p) => {
-    const x = (p / 100) * (sample.length - 1);
-    const lo = Math.floor(x);
-    const hi = Math.min(lo + 1, sample.length - 1);
-    return sample[lo] + (sample[hi] - sample[lo]) * (x - lo);
-  });
+/** The CT window mapped to [0, 1] (HU). */
+export const CT_WINDOW: readonly [number, number] = [-1000, 1000];
+/** The MR percentiles mapped to [0, 1]. */
+export const MR_PERCENTILES: readonly [number, number] = [0.5, 99.5];
+
+/** numpy's default (linear) percentile of values already sorted ascending. */
+export function sortedPercentile(sorted: ArrayLike<number>, p: number): number {
+  const pos = (p / 100) * (sorted.length - 1);
+  const lo = Math.floor(pos);
+  const hi = Math.min(lo + 1, sorted.length - 1);
+  return sorted[lo] + (pos - lo) * (sorted[hi] - sorted[lo]);
 }
 
-/** CT when there is air in Hounsfield units (1st percentile below −500), MR otherwise. */
-export function guessModality(volume: Volume): Modality {
-  return percentiles(volume.data, [1])[0] < -500 ? 'ct' : 'mr';
-}
-
-/** Intensities mapped to [0, 1]: CT window [−1000, 1000] HU, MR 0.5th–99.5th percentiles. */
-export function normaliseIntensities(volume: Volume, modality: Modality): Float32Array {
-  const [lo, hi] = modality === 'ct' ? [-1000, 1000] : percentiles(volume.data, [0.5, 99.5]);
-  const out = new Float32Array(volume.size);
-  const src = volume.data;
-  const scale = hi > lo ? 1 / (hi - lo) : 0;
-  for (let i = 0; i < out.length; i++) out[i] = Math.min(1, Math.max(0, (src[i] - lo) * scale));
+/** Intensities mapped to [0, 1], clipped: CT by the HU window, MR by its 0.5th–99.5th percentiles. */
+export function normaliseIntensities(values: ArrayLike<number>, modality: Modality): Float32Array {
+  let [lo, hi] = CT_WINDOW;
+  if (modality === 'mr') {
+    const sorted = Float32Array.from(values).sort();
+    lo = sortedPercentile(sorted, MR_PERCENTILES[0]);
+    hi = sortedPercentile(sorted, MR_PERCENTILES[1]);
+    if (!(hi > lo)) fail('MR volume', `intensities are constant between the percentiles (${lo}), cannot normalise`);
+  } else if (modality !== 'ct') {
+    fail('modality', `expected ct or mr, got ${JSON.stringify(modality)}`);
+  }
+  const out = new Float32Array(values.length);
+  const scale = 1 / (hi - lo);
+  for (let i = 0; i < out.length; i++) out[i] = Math.min(1, Math.max(0, (values[i] - lo) * scale));
   return out;
+}
+
+/** CT when there is air in Hounsfield units (1st percentile of a subsample below −500), MR otherwise. */
+export function guessModality(volume: Volume): Modality {
+  const stride = Math.max(1, Math.floor(volume.data.length / 1_000_000));
+  const sample = new Float32Array(Math.ceil(volume.data.length / stride));
+  for (let i = 0, j = 0; i < volume.data.length; i += stride, j++) sample[j] = volume.data[i];
+  return sortedPercentile(sample.sort(), 1) < -500 ? 'ct' : 'mr';
+}
+
+/**
+ * A volume (already in RAS order) as the networks take it: intensities normalised for its modality,
+ * shape (1, 1, nx, ny, nz) with the tensor axes in the volume's array order (i, j, k).
+ */
+export function volumeToNetworkInput(volume: Volume, modality: Modality): Tensor {
+  if (volume.components !== 1) fail('volume', `expected a scalar image, got ${volume.components} components`);
+  const [nx, ny, nz] = volume.dims;
+  const data = normaliseIntensities(volume.data, modality);
+  // Volume data is i-fastest: C-order [k, j, i], hence the permutation.
+  return tidy(() => Tensor.fromArray(data, [nz, ny, nx]).permute(2, 1, 0).contiguous().reshape(1, 1, nx, ny, nz));
+}
+
+/** Python's round(): half to even. */
+function roundHalfEven(x: number): number {
+  const r = Math.round(x);
+  return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
+}
+
+/** MedDIFT's network grid size for an axis of n voxels: 128·max(round(n/128), 1), half to even. */
+export function networkGridSize(n: number): number {
+  return 128 * Math.max(roundHalfEven(n / 128), 1);
 }
 
 export interface NetworkInput {
@@ -47,19 +80,10 @@ export interface NetworkInput {
   modality: Modality;
 }
 
-export function toNetworkInput(
-  volume: Volume,
-  modality: Modality | 'auto' = 'auto',
-  subject = 'image',
-): NetworkInput {
+/** Any volume → reoriented to RAS, normalised, as a tensor (modality guessed unless given). */
+export function toNetworkInput(volume: Volume, modality: Modality | 'auto' = 'auto', subject = 'image'): NetworkInput {
   if (volume.components !== 1) fail(subject, `expected a scalar image, got ${volume.components} components`);
   const m = modality === 'auto' ? guessModality(volume) : modality;
   const ras = reorient(volume, 'RAS').volume;
-  const values = normaliseIntensities(ras, m);
-  const [nx, ny, nz] = ras.dims;
-  // Volume data is i-fastest: a C-order [k, j, i] array, permuted to (i, j, k).
-  const image = tidy(() =>
-    Tensor.fromArray(values, [nz, ny, nx]).permute(2, 1, 0).contiguous().reshape(1, 1, nx, ny, nz),
-  );
-  return { image, grid: ras.withData(values), modality: m };
+  return { image: volumeToNetworkInput(ras, m), grid: ras, modality: m };
 }

@@ -11,7 +11,6 @@ import { noGrad, tidy, type Tensor } from '../../src/engine/index.ts';
 import {
   decoderLevels,
   descriptorsAt,
-  encoderSize,
   featureLevelsForDraw,
   matchDescriptors,
   perLevelCosines,
@@ -21,6 +20,7 @@ import {
 } from '../../src/methods/meddift/index.ts';
 import { levelArray, sampleLevel, upsampleBox } from '../../src/methods/meddift/sampling.ts';
 import { tinyFixtureModel } from '../helpers/fixture-model.ts';
+import { networkGridSize } from '../../src/models/index.ts';
 import { requireShared } from '../helpers/shared.ts';
 import { assertBitExact, assertClose, get, loadTensors } from '../helpers/tensors.ts';
 
@@ -38,7 +38,10 @@ function assertValuesClose(actual: ArrayLike<number>, expected: Tensor, name: st
 }
 
 test('MedDIFT encoder input size: 128·max(round(n/128), 1), half to even', () => {
-  assert.deepEqual([64, 100, 192, 320, 448, 141, 40].map(encoderSize), [128, 128, 256, 256, 512, 128, 128]);
+  assert.deepEqual(
+    [64, 100, 192, 320, 448, 141, 40].map(networkGridSize),
+    [128, 128, 256, 256, 512, 128, 128],
+  );
 });
 
 test('MedDIFT feature path reproduces the reference stage by stage and end to end', (t) => {

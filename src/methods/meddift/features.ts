@@ -14,6 +14,7 @@ import { F, Generator, noGrad, randn, Tensor, tensor, tidy } from '../../engine/
 import {
   encodeImage,
   maisiConditioning,
+  networkGridSize,
   type BodyRegion,
   type LatentDiffusionModel,
   type LatentDistribution,
@@ -38,20 +39,9 @@ export interface FeatureOptions {
   generator?: Generator;
 }
 
-/** Python's round(): half to even. */
-function roundHalfEven(x: number): number {
-  const r = Math.round(x);
-  return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
-}
-
-/** MedDIFT's encoder input size for an axis of n voxels: 128·max(round(n/128), 1). */
-export function encoderSize(n: number): number {
-  return 128 * Math.max(roundHalfEven(n / 128), 1);
-}
-
 /** Resizes (1, 1, W, H, D) to the encoder size (trilinear, align_corners false, no anti-aliasing). */
 export function resizeForEncoder(image: Tensor): Tensor {
-  const size = image.shape.slice(2).map(encoderSize);
+  const size = image.shape.slice(2).map(networkGridSize);
   return F.interpolate(image, { size, mode: 'trilinear', alignCorners: false });
 }
 

@@ -1,6 +1,6 @@
 /**
  * Training data of diffreg's default model: the volumes of ../shared/data, their split by case id,
- * the intensity normalisation MedDIFT also applies at inference, and seeded patch sampling.
+ * and seeded patch sampling (the intensity normalisation is models/preprocess.ts, shared with MedDIFT).
  *
  * Every volume is reoriented to RAS (MedDIFT feeds RAS-ordered arrays) and normalised per modality.
  * Patches are cut from the grid MedDIFT feeds the networks — each axis resized to the nearest
@@ -16,61 +16,7 @@ import type { Volume } from '../../geometry/volume.ts';
 import { readVolume } from '../../io/index.ts';
 import { fail } from '../../util/errors.ts';
 import type { BodyRegion } from '../maisi/unet.ts';
-
-export type Modality = 'ct' | 'mr';
-
-/** The CT window mapped to [0, 1] (HU). */
-export const CT_WINDOW: readonly [number, number] = [-1000, 1000];
-/** The MR percentiles mapped to [0, 1]. */
-export const MR_PERCENTILES: readonly [number, number] = [0.5, 99.5];
-
-/** numpy's default (linear) percentile of values already sorted ascending. */
-export function sortedPercentile(sorted: ArrayLike<number>, p: number): number {
-  const pos = (p / 100) * (sorted.length - 1);
-  const lo = Math.floor(pos);
-  const hi = Math.min(lo + 1, sorted.length - 1);
-  return sorted[lo] + (pos - lo) * (sorted[hi] - sorted[lo]);
-}
-
-/** Intensities mapped to [0, 1], clipped: CT by the HU window, MR by its 0.5th–99.5th percentiles. */
-export function normaliseIntensities(values: ArrayLike<number>, modality: Modality): Float32Array {
-  let [lo, hi] = CT_WINDOW;
-  if (modality === 'mr') {
-    const sorted = Float32Array.from(values).sort();
-    lo = sortedPercentile(sorted, MR_PERCENTILES[0]);
-    hi = sortedPercentile(sorted, MR_PERCENTILES[1]);
-    if (!(hi > lo)) fail('MR volume', `intensities are constant between the percentiles (${lo}), cannot normalise`);
-  } else if (modality !== 'ct') {
-    fail('modality', `expected ct or mr, got ${JSON.stringify(modality)}`);
-  }
-  const out = new Float32Array(values.length);
-  const scale = 1 / (hi - lo);
-  for (let i = 0; i < out.length; i++) out[i] = Math.min(1, Math.max(0, (values[i] - lo) * scale));
-  return out;
-}
-
-/**
- * A volume as the networks take it: intensities normalised for its modality, shape (1, 1, nx, ny, nz)
- * with the tensor axes in the volume's array order (i, j, k). The volume should already be in RAS.
- */
-export function volumeToNetworkInput(volume: Volume, modality: Modality): Tensor {
-  if (volume.components !== 1) fail('volume', `expected a scalar image, got ${volume.components} components`);
-  const [nx, ny, nz] = volume.dims;
-  const data = normaliseIntensities(volume.data, modality);
-  // Volume data is i-fastest: C-order [k, j, i], hence the permutation.
-  return tidy(() => Tensor.fromArray(data, [nz, ny, nx]).permute(2, 1, 0).contiguous().reshape(1, 1, nx, ny, nz));
-}
-
-/** Python's round(): half to even. */
-function roundHalfEven(x: number): number {
-  const r = Math.round(x);
-  return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
-}
-
-/** Size of an axis of n voxels on the network grid: the nearest multiple of 128 (at least 128), as MedDIFT. */
-export function networkGridSize(n: number): number {
-  return 128 * Math.max(roundHalfEven(n / 128), 1);
-}
+import { networkGridSize, volumeToNetworkInput, type Modality } from '../preprocess.ts';
 
 export type DataGroup = 'ct' | 'brain' | 'heart';
 
