@@ -72,10 +72,6 @@ test('bad input gives one line, exit 1, and no output file', () => {
       /^diffreg: --search: expected one of global, local, got "nearby"$/,
     ],
     [
-      ['match', '--fixed', image, '--moving', image, '--points', points, '--out', out],
-      /^diffreg: model: the default model is not installed/,
-    ],
-    [
       [
         'match',
         '--fixed',
