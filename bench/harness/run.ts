@@ -1,0 +1,63 @@
+/**
+ * The committed baseline benchmark of issue 7: identity and elastix B-spline on LPBA40 (atlas S01 →
+ * S11–S40), ACDC (patients 001–100) and 20 synthetic lung CT cases, results in
+ * bench/harness/<dataset>/. Runs are resumable (cases already scored are kept), so the schedule
+ * below first covers a spread of cases of every dataset, then completes them:
+ *
+ *   nohup node --import tsx bench/harness/run.ts [elastix-native-bspline|elastix-bspline] > bench/harness/run.log 2>&1 &
+ *   node --import tsx bench/harness/run.ts elastix-bspline acdc patient001   # @itk-wasm cross-check → acdc-elastix-bspline/
+ */
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { runBenchCommand } from '../../src/eval/bench/index.ts';
+
+const [elastix = 'elastix-native-bspline', only, onlyCases] = process.argv.slice(2);
+const here = dirname(fileURLToPath(import.meta.url));
+/** ACDC patients spread over the five groups of 20 (DCM, HCM, MINF, NOR, RV): `perGroup` from each. */
+const acdcSpread = (perGroup: number) =>
+  Array.from({ length: 5 * perGroup }, (_, n) => {
+    const number = 20 * (n % 5) + 1 + Math.floor(n / 5) * Math.floor(20 / perGroup);
+    return `patient${String(number).padStart(3, '0')}`;
+  }).join(',');
+const schedule: [string, string][] = only
+  ? [[only, onlyCases ?? '']]
+  : [
+      ['lpba40', 'S11..S14'],
+      ['lung-synthetic', '4'],
+      ['acdc', acdcSpread(1)],
+      ['lpba40', 'S11..S20'],
+      ['acdc', acdcSpread(2)],
+      ['lung-synthetic', '8'],
+      ['lpba40', 'S11..S40'],
+      ['acdc', acdcSpread(4)],
+      ['lung-synthetic', '20'],
+      ['acdc', 'patient001..patient100'],
+    ];
+
+for (const [dataset, cases] of schedule) {
+  let last = 0;
+  const report = await runBenchCommand(
+    {
+      dataset,
+      methods: ['identity', elastix],
+      cases: cases || undefined,
+      // the default engine writes bench/harness/<dataset>; another (e.g. the wasm cross-check) its own folder
+      outDir: join(here, elastix === 'elastix-native-bspline' ? dataset : `${dataset}-${elastix}`),
+      seed: 1,
+      resume: true,
+      commandLine: ['node', '--import', 'tsx', 'bench/harness/run.ts', ...process.argv.slice(2)],
+    },
+    ({ stage, done, total }) => {
+      if (done === last) return;
+      last = done;
+      console.log(`${new Date().toISOString()} ${stage} ${done}/${total}`);
+    },
+  );
+  for (const a of report.aggregate) {
+    const m = a.metrics;
+    const show = (v: number | undefined) => (v === undefined ? '–' : v.toFixed(3));
+    console.log(
+      `${dataset} ${a.method}: ${a.cases} cases, Dice ${show(m.diceMean?.mean)}, TRE ${show(m.treMean?.mean)} mm, HD95 ${show(m.hd95Mean?.mean)} mm, ${show(m.seconds?.mean)} s`,
+    );
+  }
+}
