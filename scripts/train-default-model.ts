@@ -1,7 +1,7 @@
 /**
  * Trains diffreg's default model on ../shared/data and ships it to models/default.
  *
- *   DIFFREG_THREADS=2 node --import tsx scripts/train-default-model.ts <stage> [--run NAME] [--ae-steps N] [--unet-steps N]
+ *   DIFFREG_THREADS=1 node --import tsx scripts/train-default-model.ts <stage> [--run NAME] [--ae-steps N] [--unet-steps N] [--stop-after N]
  *
  * Stages: autoencoder, diffusion (needs the finished autoencoder), export (writes models/default),
  * evaluate (model card numbers and figures from the shipped files) = reconstructions (autoencoder)
