@@ -21,9 +21,9 @@ export interface MaisiModelPaths {
   autoencoder: string;
   /**
    * A MAISI network-config JSON (`config_maisi3d-ddpm.json` style, with `diffusion_unet_def` and
-   * `autoencoder_def`); MAISI v1 "ddpm" when absent.
+   * `autoencoder_def`), as a path or already parsed; MAISI v1 "ddpm" when absent.
    */
-  config?: string;
+  config?: string | Record<string, Record<string, unknown>>;
 }
 
 function readConfig(path: string): Record<string, Record<string, unknown>> {
@@ -36,10 +36,11 @@ function readConfig(path: string): Record<string, Record<string, unknown>> {
 }
 
 export function loadMaisiModel(paths: MaisiModelPaths): DiffusionFeatureModel {
-  const config = paths.config ? readConfig(paths.config) : undefined;
+  const config = typeof paths.config === 'string' ? readConfig(paths.config) : paths.config;
+  const source = typeof paths.config === 'string' ? paths.config : 'network config';
   const section = (key: string) => {
     const v = config?.[key];
-    if (config && (typeof v !== 'object' || v === null)) fail(paths.config as string, `no "${key}" section`);
+    if (config && (typeof v !== 'object' || v === null)) fail(source, `no "${key}" section`);
     return v;
   };
   const unetArgs = section('diffusion_unet_def');
