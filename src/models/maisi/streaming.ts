@@ -118,8 +118,8 @@ function outputSize(size: readonly number[], spec: ConvSpec): number[] {
   return size.map((n, a) => Math.floor((n + pads[a] - k) / spec.conv.stride[a]) + 1);
 }
 
-/** Activation elements above which `encodeImage` streams (about 2 GB of float32 at the widest level). */
-const STREAM_ABOVE = 5e8;
+/** Activation elements above which `encodeImage` streams (400 MB of float32 at the widest level; a whole-volume encode of 256×256×128 with 64 channels exceeded 24 GB here). */
+const STREAM_ABOVE = 1e8;
 
 /** `vae.encode`, or the streaming encoder when the full-resolution activations would be large. */
 export function encodeImage(vae: AutoencoderKlMaisi, x: Tensor, options: StreamingOptions = {}): LatentDistribution {
