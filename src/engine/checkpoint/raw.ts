@@ -3,9 +3,9 @@
  * tensor engine wraps these; keeping them plain lets file formats be read and tested without it.
  */
 import { endianness } from 'node:os';
+import type { DType } from '../dtype.ts';
 
-export type DType =
-  'float32' | 'float16' | 'bfloat16' | 'float64' | 'int64' | 'int32' | 'int16' | 'int8' | 'uint8' | 'bool';
+export type { DType };
 
 /** A tensor as raw little-endian bytes, contiguous and row-major (last axis fastest). */
 export interface RawTensor {
