@@ -35,9 +35,14 @@ function groupStats(x: Tensor, groups: number, eps: number, slab: number): Stats
     let sum = tensor(new Array<number>(groups).fill(0), { dtype: 'float64' });
     let squares = tensor(new Array<number>(groups).fill(0), { dtype: 'float64' });
     for (let start = 0; start < w; start += slab) {
-      const rows = x.narrow(2, start, Math.min(slab, w - start)).double().reshape(groups, -1);
-      sum = sum.add(rows.sum(1));
-      squares = squares.add(rows.square().sum(1));
+      // One scope per slab: the float64 copies of all slabs together would be twice the activation.
+      const next = tidy(() => {
+        const rows = x.narrow(2, start, Math.min(slab, w - start)).double().reshape(groups, -1);
+        return [sum.add(rows.sum(1)), squares.add(rows.square().sum(1))];
+      });
+      sum.dispose();
+      squares.dispose();
+      [sum, squares] = next;
     }
     const count = x.numel / groups;
     const mean = sum.div(count);
