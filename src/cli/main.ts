@@ -8,8 +8,9 @@ import { benchCommand } from './commands/bench.ts';
 import { demoCommand } from './commands/demo.ts';
 import { matchCommand } from './commands/match.ts';
 import { registerCommand } from './commands/register.ts';
+import { trainCommand } from './commands/train.ts';
 
-const COMMANDS: Command[] = [matchCommand, registerCommand, benchCommand, demoCommand];
+const COMMANDS: Command[] = [matchCommand, registerCommand, benchCommand, trainCommand, demoCommand];
 
 function usage(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));

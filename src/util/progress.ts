@@ -6,6 +6,8 @@ export interface ProgressEvent {
   stage: string;
   done: number;
   total: number;
+  /** Short extra information a renderer may show (e.g. the current training loss). */
+  detail?: string;
 }
 
 export type ProgressFn = (event: ProgressEvent) => void;

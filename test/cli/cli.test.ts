@@ -46,7 +46,8 @@ test('help and usage', () => {
   const top = diffreg('--help');
   assert.equal(top.status, 0);
   assert.match(top.stdout, /usage: diffreg <command>/);
-  for (const c of ['match', 'register', 'demo']) assert.match(top.stdout, new RegExp(`\\n  ${c} `));
+  for (const c of ['match', 'register', 'bench', 'train', 'demo'])
+    assert.match(top.stdout, new RegExp(`\\n  ${c} `));
   const match = diffreg('match', '--help');
   assert.equal(match.status, 0);
   assert.match(match.stdout, /--radius MM/);
@@ -90,6 +91,27 @@ test('bad input gives one line, exit 1, and no output file', () => {
       /nope\.pt: checkpoint file not found$/,
     ],
   ];
+  // `train`: options are checked before any data is read; an empty run has nothing to export.
+  const run = join(dir, 'run');
+  cases.push(
+    [['train', '--run', run], /^diffreg: --data: required$/],
+    [
+      ['train', '--data', dir, '--run', run, '--stage', 'polish'],
+      /^diffreg: --stage: expected one of all, autoencoder, .*got "polish"$/,
+    ],
+    [
+      ['train', '--data', dir, '--run', run, '--unet-steps', '0'],
+      /^diffreg: --unet-steps: expected a positive integer, got "0"$/,
+    ],
+    [
+      ['train', '--data', dir, '--run', run],
+      /diffreg-cli-\w+: training data folder has no lung\/ \(expected the layout of \.\.\/shared\/data\)$/,
+    ],
+    [
+      ['train', '--data', dir, '--run', run, '--stage', 'export'],
+      /run\/autoencoder: no training checkpoint$/,
+    ],
+  );
   if (!defaultModelInstalled()) {
     cases.push([
       ['match', '--fixed', image, '--moving', image, '--points', points, '--out', out],

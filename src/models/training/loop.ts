@@ -164,10 +164,7 @@ export function runLoop(
       writeOutputs(o.dir, title, log);
     }
     if (progress) {
-      const eta = ((o.steps - step) * entry.seconds) / Math.max(1, step);
-      // `detail` is extra information for renderers that show it (loss, ETA of the whole run).
-      const event = { stage: title, done: step, total: o.steps, detail: `loss ${result.loss.toPrecision(4)}, ETA ${Math.round(eta)} s` };
-      progress(event);
+      progress({ stage: title, done: step, total: o.steps, detail: `loss ${result.loss.toPrecision(4)}` });
     }
   }
   optimizer.dispose();
