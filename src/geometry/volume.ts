@@ -31,35 +31,38 @@ export interface VolumeInit<T extends VoxelArray = VoxelArray> {
   components?: number;
 }
 
-export class Volume<T extends VoxelArray = VoxelArray> {
-  readonly data: T;
+/** The geometry of an image without its voxels (dims, spacing, origin, direction), e.g. a DIR-Lab case's. */
+export interface GridInit {
+  dims: readonly number[];
+  spacing?: readonly number[];
+  origin?: readonly number[];
+  direction?: readonly number[];
+}
+
+/** A regular grid placed in patient space: the index ↔ world maps every image and landmark file needs. */
+export class Grid {
   readonly dims: Vec3;
   readonly spacing: Vec3;
   readonly origin: Vec3;
   readonly direction: Mat3;
-  readonly components: number;
 
-  constructor(init: VolumeInit<T>) {
-    const components = init.components ?? 1;
-    const n = init.dims[0] * init.dims[1] * init.dims[2];
-    if (!init.dims.every((d) => Number.isInteger(d) && d > 0)) {
+  constructor(init: GridInit) {
+    if (init.dims.length !== 3 || !init.dims.every((d) => Number.isInteger(d) && d > 0)) {
       throw new Error(`volume: dimensions must be positive integers, got ${init.dims.join('x')}`);
-    }
-    if (init.data.length !== n * components) {
-      throw new Error(
-        `volume: data has ${init.data.length} values but ${init.dims.join('x')}x${components} needs ${n * components}`,
-      );
     }
     const spacing = init.spacing ?? [1, 1, 1];
     if (!spacing.every((s) => Number.isFinite(s) && s > 0)) {
       throw new Error(`volume: spacing must be positive, got ${spacing.join(', ')}`);
     }
-    this.data = init.data;
-    this.dims = [...init.dims];
-    this.spacing = [...spacing];
-    this.origin = init.origin ? [...init.origin] : [0, 0, 0];
-    this.direction = init.direction ? [...init.direction] : [...IDENTITY3];
-    this.components = components;
+    this.dims = [...init.dims] as Vec3;
+    this.spacing = [...spacing] as Vec3;
+    this.origin = init.origin ? ([...init.origin] as Vec3) : [0, 0, 0];
+    this.direction = init.direction ? ([...init.direction] as Mat3) : [...IDENTITY3];
+  }
+
+  /** `g` itself when it is a Grid (or Volume), else a Grid of its geometry. */
+  static of(g: GridInit): Grid {
+    return g instanceof Grid ? g : new Grid(g);
   }
 
   /** Number of voxels (per component). */
@@ -114,21 +117,53 @@ export class Volume<T extends VoxelArray = VoxelArray> {
   }
   private inverseCache?: Mat3;
 
+  /** True when a continuous voxel index lies within the image extent (voxel centres ± half a voxel). */
+  containsIndex(index: Vec3): boolean {
+    return index.every((v, a) => v >= -0.5 && v <= this.dims[a] - 0.5);
+  }
+
   /** Linear offset of integer voxel (i, j, k), component 0. */
   offset(i: number, j: number, k: number): number {
     return i + this.dims[0] * (j + this.dims[1] * k);
   }
 
-  /** True when the other volume has the same grid (dims, spacing, origin, direction) within `tolerance` mm. */
-  sameGrid(other: Volume, tolerance = 1e-4): boolean {
-    if (this.dims.some((d, a) => d !== other.dims[a])) return false;
+  /** The first difference from another grid (dims, then spacing/origin within `tolerance` mm, direction), or undefined. */
+  gridDifference(other: GridInit, tolerance = 1e-4): string | undefined {
+    const o = Grid.of(other);
+    const show = (v: readonly number[]) => v.map((x) => +x.toFixed(6)).join(' ');
     const close = (a: readonly number[], b: readonly number[], tol: number) =>
       a.every((v, i) => Math.abs(v - b[i]) <= tol);
-    return (
-      close(this.spacing, other.spacing, tolerance) &&
-      close(this.origin, other.origin, tolerance) &&
-      close(this.direction, other.direction, 1e-6)
-    );
+    if (this.dims.some((d, a) => d !== o.dims[a]))
+      return `dims ${this.dims.join('x')} vs ${o.dims.join('x')}`;
+    if (!close(this.spacing, o.spacing, tolerance))
+      return `spacing ${show(this.spacing)} vs ${show(o.spacing)}`;
+    if (!close(this.origin, o.origin, tolerance)) return `origin ${show(this.origin)} vs ${show(o.origin)}`;
+    if (!close(this.direction, o.direction, 1e-6))
+      return `direction ${show(this.direction)} vs ${show(o.direction)}`;
+    return undefined;
+  }
+
+  /** True when the other grid agrees (dims, spacing, origin, direction) within `tolerance` mm. */
+  sameGrid(other: GridInit, tolerance = 1e-4): boolean {
+    return this.gridDifference(other, tolerance) === undefined;
+  }
+}
+
+export class Volume<T extends VoxelArray = VoxelArray> extends Grid {
+  readonly data: T;
+  readonly components: number;
+
+  constructor(init: VolumeInit<T>) {
+    super(init);
+    const components = init.components ?? 1;
+    const n = this.size;
+    if (init.data.length !== n * components) {
+      throw new Error(
+        `volume: data has ${init.data.length} values but ${init.dims.join('x')}x${components} needs ${n * components}`,
+      );
+    }
+    this.data = init.data;
+    this.components = components;
   }
 
   /** A volume on the same grid with other data (and optionally another component count). */

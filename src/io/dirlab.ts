@@ -21,10 +21,9 @@
  * subtract 1024; `hounsfield: true` does that.
  */
 import type { Mat3, Vec3 } from '../geometry/volume.ts';
-import { Volume } from '../geometry/volume.ts';
+import { Grid, Volume } from '../geometry/volume.ts';
 import { fail } from '../util/errors.ts';
 import { HOST_LITTLE, readInputFile, swapBytes } from './files.ts';
-import type { Grid } from './grid.ts';
 
 export interface DirLabCase {
   dims: Vec3;
@@ -78,7 +77,7 @@ function lookup(caseId: string): DirLabCase {
 /** The image grid of a DIR-Lab case, for converting its landmark files without the image. */
 export function dirLabGrid(caseId: string): Grid {
   const { dims, spacing } = lookup(caseId);
-  return { dims: [...dims], spacing: [...spacing], origin: [0, 0, 0], direction: [...DIRLAB_DIRECTION] };
+  return new Grid({ dims, spacing, origin: [0, 0, 0], direction: DIRLAB_DIRECTION });
 }
 
 export interface DirLabReadOptions {

@@ -33,4 +33,3 @@ export {
   type DirLabCase,
   type DirLabReadOptions,
 } from './dirlab.ts';
-export { gridMaps, insideGrid, gridDifference, type Grid, type GridMaps } from './grid.ts';

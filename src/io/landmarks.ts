@@ -18,11 +18,10 @@
  * centres) unless `allowOutside` is set.
  */
 import { readFileSync, statSync } from 'node:fs';
-import type { Vec3 } from '../geometry/volume.ts';
+import { Grid, type GridInit, type Vec3 } from '../geometry/volume.ts';
 import { fail } from '../util/errors.ts';
 import { bool, invalid, oneOf } from '../util/is.ts';
 import { writeFileAtomic } from '../util/atomic.ts';
-import { gridMaps, insideGrid, type Grid } from './grid.ts';
 
 export const LANDMARK_FORMATS = ['dirlab', 'popi', 'elastix', 'csv', 'learn2reg', 'slicer'] as const;
 export type LandmarkFormat = (typeof LANDMARK_FORMATS)[number];
@@ -57,7 +56,7 @@ export class Landmarks {
 export interface ReadLandmarksOptions {
   format?: LandmarkFormat;
   /** Image grid of voxel-index formats; also checks that all points lie inside it. */
-  reference?: Grid;
+  reference?: GridInit;
   /** World frame of `csv` files: 'LPS' (default) or 'RAS' (x and y negated). */
   coordinateSystem?: 'LPS' | 'RAS';
   /** Accept points outside the reference grid. */
@@ -239,14 +238,14 @@ function parseSlicer(path: string, text: string): Parsed {
   return parsed;
 }
 
-function requireReference(path: string, format: LandmarkFormat, reference: Grid | undefined): Grid {
+function requireReference(path: string, format: LandmarkFormat, reference: GridInit | undefined): Grid {
   if (!reference) {
     fail(
       path,
       `${format} landmarks are voxel indices; pass reference (the image or its grid, e.g. dirLabGrid('case1'))`,
     );
   }
-  return reference;
+  return Grid.of(reference);
 }
 
 function checkOptions(options: ReadLandmarksOptions) {
@@ -261,11 +260,11 @@ function checkOptions(options: ReadLandmarksOptions) {
 }
 
 /** Names the first point outside the reference grid, if any. */
-function checkInside(path: string, reference: Grid, landmarks: Landmarks, lines?: number[]) {
-  const maps = gridMaps(reference);
+function checkInside(path: string, reference: GridInit, landmarks: Landmarks, lines?: number[]) {
+  const grid = Grid.of(reference);
   for (let p = 0; p < landmarks.count; p++) {
-    const index = maps.toIndex(landmarks.point(p));
-    if (!insideGrid(reference, index)) {
+    const index = grid.worldToVoxel(landmarks.point(p));
+    if (!grid.containsIndex(index)) {
       const where = lines ? ` (line ${lines[p]})` : '';
       const shown = index.map((v) => +v.toFixed(2)).join(', ');
       fail(
@@ -314,9 +313,9 @@ export function readLandmarks(path: string, options: ReadLandmarksOptions = {}):
   if (parsed.kind === 'lps') toWorld = (c) => c;
   else if (parsed.kind === 'ras') toWorld = (c) => [-c[0], -c[1], c[2]];
   else {
-    const maps = gridMaps(requireReference(path, format, reference));
+    const grid = requireReference(path, format, reference);
     const shift = parsed.kind === 'index1' ? 1 : 0;
-    toWorld = (c) => maps.toWorld([c[0] - shift, c[1] - shift, c[2] - shift]);
+    toWorld = (c) => grid.voxelToWorld([c[0] - shift, c[1] - shift, c[2] - shift]);
   }
   const landmarks = new Landmarks(parsed.coords.map(toWorld), parsed.labels);
   if (reference && !allowOutside) checkInside(path, reference, landmarks, parsed.lines);
@@ -369,8 +368,8 @@ export function writeLandmarks(
   const n = landmarks.count;
   const world = Array.from({ length: n }, (_, i) => landmarks.point(i));
   const indices = (shift: number) => {
-    const maps = gridMaps(requireReference(path, format, reference));
-    return world.map((p) => maps.toIndex(p).map((v) => indexText(v + shift)));
+    const grid = requireReference(path, format, reference);
+    return world.map((p) => grid.worldToVoxel(p).map((v) => indexText(v + shift)));
   };
   const lines = (rows: (string | number)[][], separator: string) => rows.map((r) => r.join(separator));
 

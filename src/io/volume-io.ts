@@ -11,11 +11,10 @@
  * | `dirlab`    | .img without .hdr, with `dirLabCase`   | –                | own code        |
  */
 import { existsSync, statSync } from 'node:fs';
-import { Volume } from '../geometry/volume.ts';
+import { Volume, type GridInit } from '../geometry/volume.ts';
 import { fail } from '../util/errors.ts';
 import { invalid, oneOf } from '../util/is.ts';
 import { readDirLabImage } from './dirlab.ts';
-import { gridDifference, type Grid } from './grid.ts';
 import { readItkImage } from './itk.ts';
 import { writeMetaImage } from './metaimage.ts';
 import { readNifti, writeNifti } from './nifti.ts';
@@ -33,7 +32,7 @@ export interface ReadVolumeOptions {
   /** DIR-Lab case of a raw `.img` file (`case1`..`case10`, `copd1`..`copd10`). */
   dirLabCase?: string;
   /** Fail unless the image has this grid (dims, spacing, origin, direction), e.g. a mask for an image. */
-  matchGrid?: Grid;
+  matchGrid?: GridInit;
 }
 
 export interface WriteVolumeOptions {
@@ -77,7 +76,7 @@ export async function readVolume(path: string, options: ReadVolumeOptions = {}):
     volume = readDirLabImage(path, options.dirLabCase);
   } else volume = await readItkImage(path, format, options);
   if (options.matchGrid) {
-    const difference = gridDifference(volume, options.matchGrid);
+    const difference = volume.gridDifference(options.matchGrid);
     if (difference) fail(path, `grid mismatch with the reference image: ${difference}`);
   }
   return volume;

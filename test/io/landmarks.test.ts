@@ -7,7 +7,7 @@ import type { Mat3, Vec3 } from '../../src/geometry/volume.ts';
 import { Landmarks, readLandmarks, writeLandmarks, type LandmarkFormat } from '../../src/io/landmarks.ts';
 import { dirLabGrid } from '../../src/io/dirlab.ts';
 import { readItkImage } from '../../src/io/itk.ts';
-import type { Grid } from '../../src/io/grid.ts';
+import type { GridInit as Grid } from '../../src/geometry/volume.ts';
 import { requireShared } from '../helpers/shared.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'diffreg-landmarks-'));

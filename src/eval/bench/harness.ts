@@ -171,7 +171,7 @@ export async function runBenchmark(
         if (result && position < overlayCount)
           writeFileAtomic(
             join(outDir, overlayFile(method.name)),
-            overlayPng(item, result, options.overlayAxis ?? dataset.overlayAxis ?? 2),
+            overlayPng(item, result, { axis: options.overlayAxis ?? dataset.overlayAxis ?? 2 }),
           );
       }
       if (position < overlayCount && existsSync(join(outDir, overlayFile(method.name)))) {

@@ -123,17 +123,18 @@ function contours(v: View, rgb: Uint8Array, labels: Volume, colour: Rgb): void {
   }
 }
 
-/** 3×3 dots at the world points lying within half a voxel of the slice. */
+/** 3×3 dots at the world points whose `near` point lies within `nearVoxels` of the slice. */
 function dots(
   v: View,
   rgb: Uint8Array,
   grid: Volume,
   points: Vec3[],
   colour: Rgb,
+  nearVoxels: number,
   near: Vec3[] = points,
 ): void {
   points.forEach((p, n) => {
-    if (Math.abs(grid.worldToVoxel(near[n])[v.axis] - v.slice) > 0.5) return;
+    if (Math.abs(grid.worldToVoxel(near[n])[v.axis] - v.slice) > nearVoxels) return;
     const [x, y] = v.pixel(grid.worldToVoxel(p));
     for (let dy = -1; dy <= 1; dy++) {
       for (let dx = -1; dx <= 1; dx++) {
@@ -144,10 +145,23 @@ function dots(
   });
 }
 
+export interface OverlayOptions {
+  /** Array axis the slice is perpendicular to (default 2: axial for RAS/LPS-ordered volumes). */
+  axis?: 0 | 1 | 2;
+  /** Points are drawn when they lie within this distance (mm) of the slice (default half a voxel). */
+  nearMm?: number;
+}
+
 /** The three-panel overlay PNG of one case and result (see the module comment). */
-export function overlayPng(item: RegistrationCase, result: RegistrationResult, axis: 0 | 1 | 2 = 2): Buffer {
+export function overlayPng(
+  item: RegistrationCase,
+  result: Pick<RegistrationResult, 'field' | 'movingPointsPredicted'>,
+  options: OverlayOptions = {},
+): Buffer {
   const grid = item.fixed;
+  const axis = options.axis ?? 2;
   const v = view(grid, axis, sliceThroughCentre(item, axis));
+  const nearVoxels = options.nearMm === undefined ? 0.5 : options.nearMm / grid.spacing[axis];
   const samples: number[] = [];
   for (let y = 0; y < v.height; y += 2)
     for (let x = 0; x < v.width; x += 2) samples.push(valueAt(grid, v.index(x, y)));
@@ -170,17 +184,17 @@ export function overlayPng(item: RegistrationCase, result: RegistrationResult, a
   if (item.fixedLabels) contours(v, panels[2], item.fixedLabels, GREEN);
   const { fixedPoints, movingPoints } = item;
   if (fixedPoints && movingPoints) {
-    dots(v, panels[0], grid, fixedPoints, GREEN);
-    dots(v, panels[1], grid, movingPoints, YELLOW);
+    dots(v, panels[0], grid, fixedPoints, GREEN, nearVoxels);
+    dots(v, panels[1], grid, movingPoints, YELLOW, nearVoxels);
     const predicted =
       result.movingPointsPredicted ?? (result.field ? warpPoints(fixedPoints, result.field) : undefined);
     if (predicted) {
       const residual = fixedPoints.map(
         (p, n) => [0, 1, 2].map((a) => p[a] + predicted[n][a] - movingPoints[n][a]) as Vec3,
       );
-      dots(v, panels[2], grid, residual, RED, fixedPoints);
+      dots(v, panels[2], grid, residual, RED, nearVoxels, fixedPoints);
     }
-    dots(v, panels[2], grid, fixedPoints, GREEN);
+    dots(v, panels[2], grid, fixedPoints, GREEN, nearVoxels);
   }
   const gap = 4;
   const width = 3 * v.width + 2 * gap;
