@@ -72,6 +72,8 @@ Napi::Value memory(Info info) {
   auto o = Napi::Object::New(info.Env());
   o.Set("handles", static_cast<double>(live_handle_count()));
   o.Set("bytes", static_cast<double>(reported_external_bytes()));
+  o.Set("peakBytes", static_cast<double>(peak_external_bytes()));
+  if (info.Length() > 0 && info[0].ToBoolean()) reset_peak_external_bytes();
   return o;
 }
 

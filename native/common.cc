@@ -10,6 +10,8 @@ namespace dt {
 namespace {
 std::atomic<int64_t> live_handles{0};
 std::atomic<int64_t> reported_bytes{0};
+// High-water mark of reported_bytes since the last reset (memory tests and benchmarks).
+std::atomic<int64_t> peak_bytes{0};
 std::atomic<int64_t> unreported{0};
 constexpr int64_t kReportStep = 1 << 20;
 
@@ -29,7 +31,10 @@ void account(Napi::BasicEnv env, Holder* h, const at::Tensor& t) {
   if (h->t.defined() != t.defined()) live_handles += t.defined() ? 1 : -1;
   int64_t delta = h->bytes - before;
   if (delta == 0) return;
-  reported_bytes += delta;
+  int64_t now = reported_bytes += delta;
+  int64_t peak = peak_bytes.load();
+  while (now > peak && !peak_bytes.compare_exchange_weak(peak, now)) {
+  }
   // Telling V8 costs about a microsecond, as much as a small op: batch the changes in 1 MiB steps.
   int64_t pending = unreported += delta;
   if (pending >= kReportStep || pending <= -kReportStep) {
@@ -96,6 +101,8 @@ void set_tensor(Napi::Env env, Holder* h, at::Tensor t) {
 
 int64_t live_handle_count() { return live_handles.load(); }
 int64_t reported_external_bytes() { return reported_bytes.load(); }
+int64_t peak_external_bytes() { return peak_bytes.load(); }
+void reset_peak_external_bytes() { peak_bytes.store(reported_bytes.load()); }
 
 Holder* holder(const Napi::Value& v) {
   if (!v.IsExternal()) throw ArgError("expected a tensor handle");

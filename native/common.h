@@ -30,6 +30,8 @@ void release_view_later(napi_env env, napi_ref ref);
 void release_views(napi_env env);
 int64_t live_handle_count();
 int64_t reported_external_bytes();
+int64_t peak_external_bytes();
+void reset_peak_external_bytes();
 void set_tensor(Napi::Env env, Holder* h, at::Tensor t);
 Holder* holder(const Napi::Value& v);
 const at::Tensor& T(const Napi::Value& v);

@@ -5,7 +5,7 @@
  * configuration (random weights: timing only). Each measurement runs in its own process.
  * Reports the network FLOPs, the share of wall time in the network passes, and their GFLOP/s against
  * the conv3d figure measured in the same run. Appends to bench/meddift/RESULTS.md.
- * Usage: node --import tsx bench/meddift/run.ts [brain|ct ...]
+ * Usage: node --import tsx bench/meddift/run.ts [brain|ct|brain:match|ct:register ...]
  */
 import { spawnSync } from 'node:child_process';
 import { appendFileSync } from 'node:fs';
@@ -14,7 +14,13 @@ import { fileURLToPath } from 'node:url';
 import { F, engineInfo, getNumThreads, noGrad, randn, tidy } from '../../src/engine/index.ts';
 import { conv } from '../maisi/flops.ts';
 
-const pairs = process.argv.slice(2).length > 0 ? process.argv.slice(2) : ['brain', 'ct'];
+// Arguments: pairs (`brain`, `ct`: both tasks) or single measurements (`ct:match`).
+const measurements = (process.argv.slice(2).length > 0 ? process.argv.slice(2) : ['brain', 'ct']).flatMap(
+  (a) =>
+    a.includes(':')
+      ? [a.split(':') as [string, string]]
+      : [[a, 'match'] as [string, string], [a, 'register'] as [string, string]],
+);
 const conv3d = noGrad(() => {
   const x = randn([1, 64, 64, 64, 64]);
   const w = randn([64, 64, 3, 3, 3]).mul(0.01);
@@ -28,27 +34,25 @@ const conv3d = noGrad(() => {
 });
 
 const rows: string[] = [];
-for (const pair of pairs) {
-  for (const task of ['match', 'register']) {
-    const script = fileURLToPath(new URL('./case.ts', import.meta.url));
-    const r = spawnSync(process.execPath, ['--import', 'tsx', script, pair, 'maisi-random', task], {
-      encoding: 'utf8',
-    });
-    const line = r.stdout.trim().split('\n').pop() ?? '';
-    if (r.status !== 0 || !line.startsWith('{')) {
-      rows.push(
-        `| ${pair} | MAISI full (random) | ${task} | failed: ${(r.stderr.trim().split('\n').pop() ?? '').slice(0, 120)} | | | | |`,
-      );
-      continue;
-    }
-    const m = JSON.parse(line);
-    const netShare = m.featureSeconds / m.seconds;
-    const gflops = m.gflop / m.featureSeconds;
+for (const [pair, task] of measurements) {
+  const script = fileURLToPath(new URL('./case.ts', import.meta.url));
+  const r = spawnSync(process.execPath, ['--import', 'tsx', script, pair, 'maisi-random', task], {
+    encoding: 'utf8',
+  });
+  const line = r.stdout.trim().split('\n').pop() ?? '';
+  if (r.status !== 0 || !line.startsWith('{')) {
     rows.push(
-      `| ${pair} ${m.dims.join('×')} | MAISI full (random) | ${task} | ${m.seconds.toFixed(0)} | ${m.peakRssGb.toFixed(2)} | ${m.gflop.toFixed(0)} | ${(100 * netShare).toFixed(0)} % | ${gflops.toFixed(0)} (${((100 * gflops) / conv3d).toFixed(0)} %) |`,
+      `| ${pair} | MAISI full (random) | ${task} | failed: ${(r.stderr.trim().split('\n').pop() ?? '').slice(0, 120)} | | | | |`,
     );
-    process.stdout.write(`${rows[rows.length - 1]}\n`);
+    continue;
   }
+  const m = JSON.parse(line);
+  const netShare = m.featureSeconds / m.seconds;
+  const gflops = m.gflop / m.featureSeconds;
+  rows.push(
+    `| ${pair} ${m.dims.join('×')} | MAISI full (random) | ${task} | ${m.seconds.toFixed(0)} | ${m.peakRssGb.toFixed(2)} | ${m.gflop.toFixed(0)} | ${(100 * netShare).toFixed(0)} % | ${gflops.toFixed(0)} (${((100 * gflops) / conv3d).toFixed(0)} %) |`,
+  );
+  process.stdout.write(`${rows[rows.length - 1]}\n`);
 }
 
 const machine = `${cpus()[0]?.model ?? 'unknown CPU'}, ${cpus().length} cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, libtorch ${engineInfo().version}, ${getNumThreads()} threads`;
@@ -56,7 +60,7 @@ const entry = [
   `## ${new Date().toISOString()}`,
   '',
   `machine: ${machine}`,
-  `command: node --import tsx bench/meddift/run.ts ${pairs.join(' ')}`,
+  `command: node --import tsx bench/meddift/run.ts ${process.argv.slice(2).join(' ')}`,
   `conv3d reference in this run: ${conv3d.toFixed(0)} GFLOP/s`,
   '',
   '| pair | model | task | wall s | peak RSS GB | network GFLOP | wall share of network passes | network GFLOP/s (of conv3d) |',

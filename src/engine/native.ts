@@ -38,7 +38,7 @@ export interface Native {
   get_num_threads(): number;
   release(x: H): void;
   assign(dst: H, src: H): void;
-  memory(): { handles: number; bytes: number };
+  memory(resetPeak?: boolean): { handles: number; bytes: number; peakBytes: number };
   trim_memory(): boolean;
   flush_views(): void;
 

@@ -14,9 +14,12 @@ export function getNumThreads(): number {
   return N.get_num_threads();
 }
 
-/** Live native tensor handles and the bytes they hold (what is reported to V8). */
-export function memoryStats(): { handles: number; bytes: number } {
-  return N.memory();
+/**
+ * Live tensor handles and the bytes their tensors hold, and the most bytes held at once since the
+ * last `resetPeak` (a view counts its own extent). `resetPeak: true` starts a new peak after reading.
+ */
+export function memoryStats(options: { resetPeak?: boolean } = {}): { handles: number; bytes: number; peakBytes: number } {
+  return N.memory(options.resetPeak === true);
 }
 
 /**

@@ -117,6 +117,10 @@ test('native memory is reported and the finalizer frees forgotten tensors', () =
   assert.ok(memoryStats().bytes - before.bytes >= 4 * MB);
   big.dispose();
   assert.equal(memoryStats().bytes, before.bytes);
+  // The peak remembers the 4 MiB tensor until it is reset; after a reset it is the current size.
+  const afterBig = memoryStats({ resetPeak: true });
+  assert.ok(afterBig.peakBytes - before.bytes >= 4 * MB, `peak ${afterBig.peakBytes} vs ${before.bytes}`);
+  assert.equal(memoryStats().peakBytes, memoryStats().bytes);
   const scale = tensor([1]);
   (() => {
     for (let i = 0; i < 100; i++) ones([256, 256]).mul(scale);

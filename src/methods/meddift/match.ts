@@ -124,12 +124,20 @@ interface Box {
 /** Similarities (Q, box voxels, C order) of query descriptors (Q, ΣC) to the target descriptors in a box. */
 function boxSimilarities(query: Tensor, target: FeatureGrid, box: Box): Tensor {
   return tidy(() => {
-    const parts = target.levels.map((level) => {
-      const values = upsampleBox(level, target.shape, box.lo, box.hi);
-      const flat = values.reshape(values.shape[0], -1);
-      return flat.div(flat.norm(2, 0, true).clamp(1e-8));
-    });
-    return query.matmul(cat(parts, 0));
+    let sims: Tensor | undefined;
+    let offset = 0;
+    for (const level of target.levels) {
+      const c = level.shape[0];
+      const flat = upsampleBox(level, target.shape, box.lo, box.hi).reshape(c, -1);
+      const inverseNorm = flat.norm(2, 0, true).clamp(1e-8).reciprocal();
+      const q = query.narrow(1, offset, c);
+      offset += c;
+      // Normalising the target descriptors or scaling the similarities by the same factor is the same
+      // product; scale whichever is smaller (queries × voxels or channels × voxels).
+      const part = q.shape[0] < c ? q.matmul(flat).mul(inverseNorm) : q.matmul(flat.mul(inverseNorm));
+      sims = sims ? sims.add_(part) : part;
+    }
+    return sims as Tensor;
   });
 }
 

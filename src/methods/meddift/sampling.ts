@@ -4,7 +4,7 @@
  * shape and reads voxels from that; the same values come from evaluating the interpolation only
  * where needed: at query points (in JavaScript) or for slabs of the target grid (with tensor ops).
  */
-import { tensor, tidy, type Tensor } from '../../engine/index.ts';
+import { Tensor, tidy } from '../../engine/index.ts';
 
 const f = Math.fround;
 
@@ -86,9 +86,24 @@ export function sampleLevel(
 }
 
 /**
+ * The (inSize, hi − lo) matrix of linear interpolation along one axis for output indices [lo, hi):
+ * column j holds 1 − w1 at row i0 and w1 at row i1 of output index lo + j.
+ */
+function interpolationMatrix(lo: number, hi: number, inSize: number, outSize: number): Tensor {
+  const n = hi - lo;
+  const m = new Float32Array(inSize * n);
+  for (let j = 0; j < n; j++) {
+    const s = sourceIndex(lo + j, inSize, outSize);
+    m[s.i0 * n + j] += 1 - s.w1;
+    m[s.i1 * n + j] += s.w1;
+  }
+  return Tensor.fromArray(m, [inSize, n]);
+}
+
+/**
  * The level upsampled to the original grid (trilinear, align_corners false) over the box
- * [lo, hi) of original voxel indices: (C, hi0 − lo0, hi1 − lo1, hi2 − lo2). Separable: linear
- * interpolation along each axis in turn, gathering only the source rows the box needs.
+ * [lo, hi) of original voxel indices: (C, hi0 − lo0, hi1 − lo1, hi2 − lo2). Separable: one small
+ * matrix product per axis (gathering rows with index_select along inner axes was ten times slower).
  */
 export function upsampleBox(
   level: Tensor,
@@ -99,24 +114,14 @@ export function upsampleBox(
   return tidy(() => {
     let out = level;
     for (let a = 0; a < 3; a++) {
-      const n = hi[a] - lo[a];
       const inSize = level.shape[a + 1];
-      if (inSize === originalShape[a] && lo[a] === 0 && n === inSize) continue;
-      const i0: number[] = [];
-      const i1: number[] = [];
-      const w1: number[] = [];
-      for (let i = lo[a]; i < hi[a]; i++) {
-        const s = sourceIndex(i, inSize, originalShape[a]);
-        i0.push(s.i0);
-        i1.push(s.i1);
-        w1.push(s.w1);
-      }
-      const view = [1, 1, 1, 1];
-      view[a + 1] = n;
-      const first = out.indexSelect(a + 1, tensor(i0, { dtype: 'int64' }));
-      const second = out.indexSelect(a + 1, tensor(i1, { dtype: 'int64' }));
-      out = first.add(second.sub(first).mul(tensor(w1).reshape(view)));
+      if (inSize === originalShape[a] && lo[a] === 0 && hi[a] === inSize) continue;
+      const m = interpolationMatrix(lo[a], hi[a], inSize, originalShape[a]);
+      out = out
+        .movedim(a + 1, 3)
+        .matmul(m)
+        .movedim(3, a + 1);
     }
-    return out;
+    return out.contiguous();
   });
 }
