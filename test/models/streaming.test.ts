@@ -42,10 +42,11 @@ test('streaming autoencoder encode matches encode (float32 storage) and the MONA
 });
 
 test('the streaming encoder holds at most about two full-resolution activations at once', () => {
-  // 16 channels at 64×64×32: one full-resolution activation is 8 MiB in float32. A residual block
-  // needs its input and its first convolution's output stored; everything else is per slab.
+  // 16 channels at 256×32×16: one full-resolution activation is 8 MiB in float32. A residual block
+  // needs its input and its first convolution's output stored; everything else is per slab (8 of the
+  // 256 rows, plus a halo, a few times over).
   const vae = new AutoencoderKlMaisi({ ...MAISI_V1_AUTOENCODER, numChannels: [16, 32, 32], numResBlocks: [1, 1, 1], normNumGroups: 8 }).eval();
-  const x = randn([1, 1, 64, 64, 32]);
+  const x = randn([1, 1, 256, 32, 16]);
   const activation = 16 * x.numel * 4;
   noGrad(() => {
     const before = memoryStats({ resetPeak: true }).bytes;
@@ -54,8 +55,8 @@ test('the streaming encoder holds at most about two full-resolution activations 
     d.mu.dispose();
     d.sigma.dispose();
     console.log(`# streaming encode peak: ${held.toFixed(2)} full-resolution activations`);
-    // Keeping every slab's float64 statistics copy (an earlier defect) held more than 6.
-    assert.ok(held >= 2 && held < 2.6, `peak of ${held.toFixed(2)} activations`);
+    // Keeping every slab's float64 statistics copy alive (an earlier defect) peaked at 8.8 here.
+    assert.ok(held >= 2 && held < 3, `peak of ${held.toFixed(2)} activations`);
   });
   x.dispose();
   vae.dispose();
