@@ -18,7 +18,11 @@ export function getNumThreads(): number {
  * Live tensor handles and the bytes their tensors hold, and the most bytes held at once since the
  * last `resetPeak` (a view counts its own extent). `resetPeak: true` starts a new peak after reading.
  */
-export function memoryStats(options: { resetPeak?: boolean } = {}): { handles: number; bytes: number; peakBytes: number } {
+export function memoryStats(options: { resetPeak?: boolean } = {}): {
+  handles: number;
+  bytes: number;
+  peakBytes: number;
+} {
   return N.memory(options.resetPeak === true);
 }
 
