@@ -19,6 +19,7 @@ import {
   DiffusionModelUNetMaisi,
   MAISI_V1_AUTOENCODER,
   MAISI_V1_UNET,
+  loadDefaultModel,
   networkGridSize,
 } from '../../src/models/index.ts';
 import { sharedPath } from '../../test/helpers/shared.ts';
@@ -64,6 +65,7 @@ async function loadPair(): Promise<{ fixed: Volume; moving: Volume; points: Vec3
 }
 
 function loadModel(): DiffusionFeatureModel {
+  if (modelName === 'default') return loadDefaultModel();
   const unet = new DiffusionModelUNetMaisi(MAISI_V1_UNET).eval();
   const autoencoder = new AutoencoderKlMaisi(MAISI_V1_AUTOENCODER).eval();
   return { name: 'maisi-random', unet, autoencoder, scaleFactor: 1, scheduler: new DDIMScheduler() };

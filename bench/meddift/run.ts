@@ -14,12 +14,18 @@ import { fileURLToPath } from 'node:url';
 import { F, engineInfo, getNumThreads, noGrad, randn, tidy } from '../../src/engine/index.ts';
 import { conv } from '../maisi/flops.ts';
 
-// Arguments: pairs (`brain`, `ct`: both tasks) or single measurements (`ct:match`).
+// Arguments: pairs (`brain`, `ct`: both tasks, MAISI) or single measurements `pair:task[:model]`
+// (`ct:match`, `brain:register:default`); models: maisi-random (full-size MAISI, random weights) or default.
 const measurements = (process.argv.slice(2).length > 0 ? process.argv.slice(2) : ['brain', 'ct']).flatMap(
-  (a) =>
-    a.includes(':')
-      ? [a.split(':') as [string, string]]
-      : [[a, 'match'] as [string, string], [a, 'register'] as [string, string]],
+  (a) => {
+    const [pair, task, model = 'maisi-random'] = a.split(':');
+    return task
+      ? [[pair, task, model]]
+      : [
+          [pair, 'match', model],
+          [pair, 'register', model],
+        ];
+  },
 );
 const conv3d = noGrad(() => {
   const x = randn([1, 64, 64, 64, 64]);
@@ -34,7 +40,7 @@ const conv3d = noGrad(() => {
 });
 
 const rows: string[] = [];
-for (const [pair, task] of measurements) {
+for (const [pair, task, model] of measurements) {
   const script = fileURLToPath(new URL('./case.ts', import.meta.url));
   const r = spawnSync(process.execPath, ['--import', 'tsx', script, pair, 'maisi-random', task], {
     encoding: 'utf8',
@@ -42,7 +48,7 @@ for (const [pair, task] of measurements) {
   const line = r.stdout.trim().split('\n').pop() ?? '';
   if (r.status !== 0 || !line.startsWith('{')) {
     rows.push(
-      `| ${pair} | MAISI full (random) | ${task} | failed: ${(r.stderr.trim().split('\n').pop() ?? '').slice(0, 120)} | | | | |`,
+      `| ${pair} | ${model} | ${task} | failed: ${(r.stderr.trim().split('\n').pop() ?? '').slice(0, 120)} | | | | |`,
     );
     continue;
   }
@@ -50,7 +56,7 @@ for (const [pair, task] of measurements) {
   const netShare = m.featureSeconds / m.seconds;
   const gflops = m.gflop / m.featureSeconds;
   rows.push(
-    `| ${pair} ${m.dims.join('×')} | MAISI full (random) | ${task} | ${m.seconds.toFixed(0)} | ${m.peakRssGb.toFixed(2)} | ${m.gflop.toFixed(0)} | ${(100 * netShare).toFixed(0)} % | ${gflops.toFixed(0)} (${((100 * gflops) / conv3d).toFixed(0)} %) |`,
+    `| ${pair} ${m.dims.join('×')} | ${model === 'default' ? 'default model' : 'MAISI full (random)'} | ${task} | ${m.seconds.toFixed(0)} | ${m.peakRssGb.toFixed(2)} | ${m.gflop.toFixed(0)} | ${(100 * netShare).toFixed(0)} % | ${gflops.toFixed(0)} (${((100 * gflops) / conv3d).toFixed(0)} %) |`,
   );
   process.stdout.write(`${rows[rows.length - 1]}\n`);
 }

@@ -9,7 +9,7 @@
  */
 import { arange, cat, dispose, tensor, tidy, type Tensor } from '../../engine/index.ts';
 import type { ProgressFn } from '../../util/progress.ts';
-import { levelArray, sampleLevel, upsampleBox } from './sampling.ts';
+import { cornerGram, levelArray, sampleLevel, upsampleBox, upsampledSquaredNorm } from './sampling.ts';
 
 /** One image's feature levels plus the grid they describe. */
 export interface FeatureGrid {
@@ -121,24 +121,62 @@ interface Box {
   hi: number[];
 }
 
-/** Similarities (Q, box voxels, C order) of query descriptors (Q, ΣC) to the target descriptors in a box. */
-function boxSimilarities(query: Tensor, target: FeatureGrid, box: Box): Tensor {
-  return tidy(() => {
-    let sims: Tensor | undefined;
-    let offset = 0;
-    for (const level of target.levels) {
-      const c = level.shape[0];
-      const flat = upsampleBox(level, target.shape, box.lo, box.hi).reshape(c, -1);
-      const inverseNorm = flat.norm(2, 0, true).clamp(1e-8).reciprocal();
-      const q = query.narrow(1, offset, c);
-      offset += c;
-      // Normalising the target descriptors or scaling the similarities by the same factor is the same
-      // product; scale whichever is smaller (queries × voxels or channels × voxels).
-      const part = q.shape[0] < c ? q.matmul(flat).mul(inverseNorm) : q.matmul(flat.mul(inverseNorm));
-      sims = sims ? sims.add_(part) : part;
-    }
-    return sims as Tensor;
+/**
+ * Similarity of query descriptors (Q, ΣC) to the target descriptors of any box of target voxels:
+ * `score(box, first, count)` gives (count, box voxels, C order) for query rows [first, first + count).
+ * Per level, sim = ⟨q, U(L)(v)⟩ / ‖U(L)(v)‖ with U the trilinear upsampling. When a level has more
+ * channels than there are queries, both factors are formed on the coarse grid first — the dot products
+ * ⟨q, L⟩ (then upsampled: U is linear) and the corner Gram maps of the norm — so the C channels are
+ * never upsampled; otherwise the level is upsampled and multiplied. Both equal MedDIFT's
+ * upsample-normalise-dot up to float rounding.
+ */
+interface Scorer {
+  score(box: Box, first: number, count: number): Tensor;
+  dispose(): void;
+}
+
+function similarityScorer(query: Tensor, target: FeatureGrid): Scorer {
+  const q = query.shape[0];
+  let offset = 0;
+  const held: Tensor[] = [];
+  const levels = target.levels.map((level) => {
+    const c = level.shape[0];
+    const rows = query.narrow(1, offset, c).keep();
+    offset += c;
+    held.push(rows);
+    if (c <= q) return { level, rows, coarse: undefined, gram: undefined };
+    const coarse = tidy(() => rows.matmul(level.reshape(c, -1)).reshape(q, ...level.shape.slice(1)));
+    const gram = cornerGram(level);
+    held.push(coarse, gram.maps);
+    return { level, rows, coarse, gram };
   });
+  return {
+    score(box, first, count) {
+      return tidy(() => {
+        let sims: Tensor | undefined;
+        for (const { level, rows, coarse, gram } of levels) {
+          let part: Tensor;
+          if (coarse && gram) {
+            const dots = upsampleBox(coarse.narrow(0, first, count), target.shape, box.lo, box.hi).reshape(
+              count,
+              -1,
+            );
+            const inverseNorm = upsampledSquaredNorm(gram, target.shape, box.lo, box.hi).clamp(1e-16).rsqrt();
+            part = dots.mul(inverseNorm);
+          } else {
+            const c = level.shape[0];
+            const flat = upsampleBox(level, target.shape, box.lo, box.hi).reshape(c, -1);
+            part = rows.narrow(0, first, count).matmul(flat.div(flat.norm(2, 0, true).clamp(1e-8)));
+          }
+          sims = sims ? sims.add_(part) : part;
+        }
+        return sims as Tensor;
+      });
+    },
+    dispose() {
+      dispose(held);
+    },
+  };
 }
 
 /** Global flat indices (C order over the whole target) of the voxels of a box, as an int64 (1, N) tensor. */
@@ -171,11 +209,13 @@ function slabs(target: FeatureGrid, voxels: number): Box[] {
 export function similarityMaps(query: Tensor, target: FeatureGrid, slabVoxels = 1 << 17): Float32Array[] {
   const [W, H, D] = target.shape;
   const maps = Array.from({ length: query.shape[0] }, () => new Float32Array(W * H * D));
+  const scorer = similarityScorer(query, target);
   for (const box of slabs(target, slabVoxels)) {
-    const values = tidy(() => boxSimilarities(query, target, box).toTypedArray() as Float32Array);
+    const values = tidy(() => scorer.score(box, 0, query.shape[0]).toTypedArray() as Float32Array);
     const n = (box.hi[0] - box.lo[0]) * H * D;
     maps.forEach((m, i) => m.set(values.subarray(i * n, (i + 1) * n), box.lo[0] * H * D));
   }
+  scorer.dispose();
   return maps;
 }
 
@@ -256,34 +296,39 @@ export function matchDescriptors(query: Tensor, target: FeatureGrid, options: Ma
         k,
       });
   };
-  if (!windows) {
-    const boxes = slabs(target, options.slabVoxels ?? 1 << 17);
-    let running: Candidates | undefined;
-    boxes.forEach((box, b) => {
-      const next = tidy(() =>
-        mergeCandidates(running, boxSimilarities(query, target, box), boxFlatIndices(target, box), KEEP),
-      );
-      if (running) dispose([running.values, running.indices]);
-      running = { values: next.values.keep(), indices: next.indices.keep() };
-      report?.({ stage, done: b + 1, total: boxes.length });
-    });
-    if (running) {
-      collect(running, q);
-      dispose([running.values, running.indices]);
-    }
-  } else {
-    windows.forEach((w, i) => {
-      const box = windowBox(target, w);
-      if (!box) {
-        rows.push({ values: new Float32Array([-Infinity]), indices: new BigInt64Array([0n]), k: 1 });
-      } else {
-        tidy(() => {
-          const sims = maskOutsideWindow(boxSimilarities(query.narrow(0, i, 1), target, box), target, box, w);
-          collect(mergeCandidates(undefined, sims, boxFlatIndices(target, box), KEEP), 1);
-        });
+  const scorer = similarityScorer(query, target);
+  try {
+    if (!windows) {
+      const boxes = slabs(target, options.slabVoxels ?? 1 << 17);
+      let running: Candidates | undefined;
+      boxes.forEach((box, b) => {
+        const next = tidy(() =>
+          mergeCandidates(running, scorer.score(box, 0, q), boxFlatIndices(target, box), KEEP),
+        );
+        if (running) dispose([running.values, running.indices]);
+        running = { values: next.values.keep(), indices: next.indices.keep() };
+        report?.({ stage, done: b + 1, total: boxes.length });
+      });
+      if (running) {
+        collect(running, q);
+        dispose([running.values, running.indices]);
       }
-      report?.({ stage, done: i + 1, total: windows.length });
-    });
+    } else {
+      windows.forEach((w, i) => {
+        const box = windowBox(target, w);
+        if (!box) {
+          rows.push({ values: new Float32Array([-Infinity]), indices: new BigInt64Array([0n]), k: 1 });
+        } else {
+          tidy(() => {
+            const sims = maskOutsideWindow(scorer.score(box, i, 1), target, box, w);
+            collect(mergeCandidates(undefined, sims, boxFlatIndices(target, box), KEEP), 1);
+          });
+        }
+        report?.({ stage, done: i + 1, total: windows.length });
+      });
+    }
+  } finally {
+    scorer.dispose();
   }
   const result: RawMatches = {
     voxels: new Int32Array(q * 3).fill(-1),

@@ -4,7 +4,7 @@
  * shape and reads voxels from that; the same values come from evaluating the interpolation only
  * where needed: at query points (in JavaScript) or for slabs of the target grid (with tensor ops).
  */
-import { Tensor, tidy } from '../../engine/index.ts';
+import { cat, stack, Tensor, tidy } from '../../engine/index.ts';
 
 const f = Math.fround;
 
@@ -123,5 +123,90 @@ export function upsampleBox(
         .movedim(3, a + 1);
     }
     return out.contiguous();
+  });
+}
+
+/**
+ * What `upsampledSquaredNorm` needs of a level: for every pair (a, b) of the 8 corners of a trilinear
+ * cell, the map of dot products ⟨L[p + a], L[p + b]⟩ over base voxels p (corners clamped at the far
+ * border as the interpolation clamps them). 36 maps of the coarse grid instead of C channels.
+ */
+export interface CornerGram {
+  /** (36, w, h, d) */
+  maps: Tensor;
+  /** Corner offsets (bits 0, 1, 2 = axes 0, 1, 2) of each map's pair, and its weight (1 or 2). */
+  pairs: { a: number; b: number; weight: number }[];
+}
+
+export function cornerGram(level: Tensor): CornerGram {
+  return tidy(() => {
+    const shifted = Array.from({ length: 8 }, (_, corner) => {
+      let t = level;
+      for (let axis = 0; axis < 3; axis++) {
+        if (!(corner & (1 << axis))) continue;
+        const n = level.shape[axis + 1];
+        if (n === 1) continue;
+        // L[min(p + 1, n − 1)]: the next voxel, the last one repeated.
+        t = cat([t.narrow(axis + 1, 1, n - 1), t.narrow(axis + 1, n - 1, 1)], axis + 1);
+      }
+      return t;
+    });
+    const pairs: CornerGram['pairs'] = [];
+    const maps: Tensor[] = [];
+    for (let a = 0; a < 8; a++) {
+      for (let b = a; b < 8; b++) {
+        pairs.push({ a, b, weight: a === b ? 1 : 2 });
+        maps.push(shifted[a].mul(shifted[b]).sum(0));
+      }
+    }
+    return { maps: stack(maps, 0), pairs };
+  });
+}
+
+/**
+ * ‖upsampled level‖² over the box [lo, hi) of original voxels, (box voxels), C order — without
+ * upsampling the channels: with trilinear weights W_a(v) = Π_axis (1 − w or w), the norm is the
+ * quadratic form Σ_ab W_a W_b ⟨L[p + a], L[p + b]⟩ of the corner Gram maps, each weight product being
+ * separable per axis.
+ */
+export function upsampledSquaredNorm(
+  gram: CornerGram,
+  originalShape: readonly number[],
+  lo: readonly number[],
+  hi: readonly number[],
+): Tensor {
+  return tidy(() => {
+    const coarse = gram.maps.shape.slice(1);
+    // Per axis and corner-bit pair (0,0), (0,1), (1,1): the (coarse, box) matrix of weight products at the base voxel.
+    const factors = [0, 1, 2].map((axis) => {
+      const n = hi[axis] - lo[axis];
+      const m = [
+        new Float32Array(coarse[axis] * n),
+        new Float32Array(coarse[axis] * n),
+        new Float32Array(coarse[axis] * n),
+      ];
+      for (let j = 0; j < n; j++) {
+        const s = sourceIndex(lo[axis] + j, coarse[axis], originalShape[axis]);
+        const w0 = 1 - s.w1;
+        m[0][s.i0 * n + j] = w0 * w0;
+        m[1][s.i0 * n + j] = w0 * s.w1;
+        m[2][s.i0 * n + j] = s.w1 * s.w1;
+      }
+      return m.map((values) => Tensor.fromArray(values, [coarse[axis], n]));
+    });
+    let total: Tensor | undefined;
+    gram.pairs.forEach(({ a, b, weight }, k) => {
+      let t = gram.maps.narrow(0, k, 1);
+      for (let axis = 0; axis < 3; axis++) {
+        const type = ((a >> axis) & 1) + ((b >> axis) & 1);
+        t = t
+          .movedim(axis + 1, 3)
+          .matmul(factors[axis][type])
+          .movedim(3, axis + 1);
+      }
+      const term = weight === 1 ? t : t.mul(weight);
+      total = total ? total.add_(term) : term.contiguous();
+    });
+    return (total as Tensor).reshape(-1);
   });
 }

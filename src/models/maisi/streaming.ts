@@ -8,7 +8,7 @@
  * activations between layers are stored in float16 when float32 would not fit — the precision MAISI
  * itself runs its autoencoder at on GPUs (norm_float16 with autocast).
  */
-import { F, empty, nn, noGrad, tensor, tidy, type DType, type Tensor } from '../../engine/index.ts';
+import { F, Tensor, empty, nn, noGrad, tidy, type DType } from '../../engine/index.ts';
 import { integer, oneOf } from '../../util/is.ts';
 import type { ProgressFn } from '../../util/progress.ts';
 import { AutoencoderKlMaisi, MaisiConvolution, MaisiDownsample, MaisiResBlock, type LatentDistribution } from './autoencoder.ts';
@@ -23,62 +23,78 @@ export interface StreamingOptions {
   progress?: ProgressFn;
 }
 
-interface Stats {
-  mean: Tensor;
-  invStd: Tensor;
+/** A GroupNorm with its statistics folded in: y = x·scale + shift per channel, (1, C, 1, 1, 1) each. */
+interface FoldedNorm {
+  scale: Tensor;
+  shift: Tensor;
 }
 
-/** GroupNorm statistics of a stored (1, C, W, H, D) tensor, accumulated over slabs in float64. */
-function groupStats(x: Tensor, groups: number, eps: number, slab: number): Stats {
-  return tidy(() => {
-    const [, c, w] = x.shape;
-    let sum = tensor(new Array<number>(groups).fill(0), { dtype: 'float64' });
-    let squares = tensor(new Array<number>(groups).fill(0), { dtype: 'float64' });
-    for (let start = 0; start < w; start += slab) {
-      // One scope per slab: the float64 copies of all slabs together would be twice the activation.
-      const next = tidy(() => {
-        const rows = x.narrow(2, start, Math.min(slab, w - start)).double().reshape(groups, -1);
-        return [sum.add(rows.sum(1)), squares.add(rows.square().sum(1))];
-      });
-      sum.dispose();
-      squares.dispose();
-      [sum, squares] = next;
+/**
+ * GroupNorm of a stored (1, C, W, H, D) tensor as a per-channel affine map. Each slab contributes its
+ * group means and variances (single-pass float32 reductions); they are merged in float64 with the
+ * pairwise update of Chan et al., so no float64 copy of the activation is ever made.
+ */
+function foldedGroupNorm(x: Tensor, norm: nn.GroupNorm, slab: number): FoldedNorm {
+  const [, c, w, h, d] = x.shape;
+  const groups = norm.numGroups;
+  const mean = new Float64Array(groups);
+  const m2 = new Float64Array(groups);
+  let count = 0;
+  for (let start = 0; start < w; start += slab) {
+    const rows = Math.min(slab, w - start);
+    const [slabMean, slabVariance] = tidy(() => {
+      const r = x.narrow(2, start, rows).float().reshape(groups, -1);
+      return [r.mean(1).toTypedArray() as Float32Array, r.var(1, { unbiased: false }).toTypedArray() as Float32Array];
+    });
+    const n = (c / groups) * rows * h * d;
+    const total = count + n;
+    for (let g = 0; g < groups; g++) {
+      const delta = slabMean[g] - mean[g];
+      mean[g] += (delta * n) / total;
+      m2[g] += slabVariance[g] * n + (delta * delta * count * n) / total;
     }
-    const count = x.numel / groups;
-    const mean = sum.div(count);
-    const variance = squares.div(count).sub(mean.square()).clamp(0);
-    const perChannel = (t: Tensor) => t.reshape(groups, 1).expand(groups, c / groups).reshape(1, c, 1, 1, 1).float();
-    return { mean: perChannel(mean), invStd: perChannel(variance.add(eps).rsqrt()) };
-  });
+    count = total;
+  }
+  const [weight, bias] = tidy(() =>
+    [norm.weight, norm.bias].map((t) => (t ? (t.float().toTypedArray() as Float32Array) : undefined)),
+  );
+  const scale = new Float32Array(c);
+  const shift = new Float32Array(c);
+  for (let ch = 0; ch < c; ch++) {
+    const g = Math.floor(ch / (c / groups));
+    const s = (weight ? weight[ch] : 1) / Math.sqrt(m2[g] / count + norm.eps);
+    scale[ch] = s;
+    shift[ch] = (bias ? bias[ch] : 0) - mean[g] * s;
+  }
+  return { scale: Tensor.fromArray(scale, [1, c, 1, 1, 1]), shift: Tensor.fromArray(shift, [1, c, 1, 1, 1]) };
 }
 
-/** Normalisation (with the layer's affine) and SiLU on a float32 slab, with precomputed statistics. */
-function normSilu(rows: Tensor, norm: nn.GroupNorm, stats: Stats): Tensor {
-  return tidy(() => {
-    const c = rows.shape[1];
-    let y = rows.sub(stats.mean).mul(stats.invStd);
-    if (norm.weight && norm.bias) y = y.mul(norm.weight.reshape(1, c, 1, 1, 1)).add(norm.bias.reshape(1, c, 1, 1, 1));
-    return y.silu();
-  });
+/** Normalisation (statistics and affine folded) and SiLU on a float32 slab. */
+function normSilu(rows: Tensor, norm: FoldedNorm): Tensor {
+  return tidy(() => rows.mul(norm.scale).add(norm.shift).silu());
 }
 
 interface ConvSpec {
   conv: nn.Conv3d;
-  /** Zero padding before and after the first axis, and symmetric (or end-only) padding of the others. */
+  /** Zero padding before and after the first axis (the slab axis). */
   padBefore: number;
   padAfter: number;
-  /** F.pad list for the two other axes (last axis first), applied to each slab. */
-  otherPads: number[];
+  /**
+   * Padding of the two other axes: symmetric ones go to the convolution itself (no copy of the slab);
+   * MAISI's end-only padding of the downsampler needs an explicit F.pad (last axis first).
+   */
+  convPadding: number;
+  otherPads: number[] | null;
 }
 
 function specOf(layer: MaisiConvolution | MaisiDownsample): ConvSpec {
   if (layer instanceof MaisiDownsample) {
     // MAISI's downsampler: one zero at the end of each axis, stride-2 convolution without padding.
-    return { conv: layer.conv.conv.conv, padBefore: 0, padAfter: 1, otherPads: [0, 1, 0, 1] };
+    return { conv: layer.conv.conv.conv, padBefore: 0, padAfter: 1, convPadding: 0, otherPads: [0, 1, 0, 1] };
   }
   const conv = layer.conv.conv;
   const p = (conv.padding as number[])[0];
-  return { conv, padBefore: p, padAfter: p, otherPads: [p, p, p, p] };
+  return { conv, padBefore: p, padAfter: p, convPadding: p, otherPads: null };
 }
 
 /**
@@ -105,8 +121,9 @@ function streamConv(
       const lo = Math.max(0, first);
       const hi = Math.min(w, last);
       let rows = prologue(input.narrow(2, lo, hi - lo).float());
-      rows = F.pad(rows, [...spec.otherPads, lo - first, last - hi]);
-      let y = F.conv3d(rows, spec.conv.weight, spec.conv.bias, { stride: spec.conv.stride, padding: 0 });
+      if (spec.otherPads || lo > first || last > hi) rows = F.pad(rows, [...(spec.otherPads ?? [0, 0, 0, 0]), lo - first, last - hi]);
+      const p = spec.convPadding;
+      let y = F.conv3d(rows, spec.conv.weight, spec.conv.bias, { stride: spec.conv.stride, padding: [0, p, p] });
       if (residual) y = y.add(residual(o0, n));
       out.narrow(2, o0, n).copy_(y);
     });
@@ -119,7 +136,8 @@ const identity = (x: Tensor) => x;
 function outputSize(size: readonly number[], spec: ConvSpec): number[] {
   const k = spec.conv.weight.shape[2];
   // otherPads lists the last axis first: [axis 2 before, after, axis 1 before, after].
-  const pads = [spec.padBefore + spec.padAfter, spec.otherPads[2] + spec.otherPads[3], spec.otherPads[0] + spec.otherPads[1]];
+  const other = spec.otherPads ?? [0, 0, 0, 0];
+  const pads = [spec.padBefore + spec.padAfter, 2 * spec.convPadding + other[2] + other[3], 2 * spec.convPadding + other[0] + other[1]];
   return size.map((n, a) => Math.floor((n + pads[a] - k) / spec.conv.stride[a]) + 1);
 }
 
@@ -135,18 +153,18 @@ export function encodeImage(vae: AutoencoderKlMaisi, x: Tensor, options: Streami
 function streamResBlock(block: MaisiResBlock, h: Tensor, slab: number, storage: DType): Tensor {
   const [, , w, hh, d] = h.shape;
   const cOut = block.conv1.conv.conv.weight.shape[0];
-  const stats1 = groupStats(h, block.norm1.numGroups, block.norm1.eps, slab);
+  const norm1 = foldedGroupNorm(h, block.norm1, slab);
   const a = empty([1, cOut, w, hh, d], { dtype: storage });
-  streamConv(h, specOf(block.conv1), a, slab, (rows) => normSilu(rows, block.norm1, stats1));
-  const stats2 = groupStats(a, block.norm2.numGroups, block.norm2.eps, slab);
+  streamConv(h, specOf(block.conv1), a, slab, (rows) => normSilu(rows, norm1));
+  const norm2 = foldedGroupNorm(a, block.norm2, slab);
   const shortcut = block.ninShortcut;
   const out = shortcut ? empty([1, cOut, w, hh, d], { dtype: storage }) : h;
-  streamConv(a, specOf(block.conv2), out, slab, (rows) => normSilu(rows, block.norm2, stats2), (start, n) => {
+  streamConv(a, specOf(block.conv2), out, slab, (rows) => normSilu(rows, norm2), (start, n) => {
     const rows = h.narrow(2, start, n).float();
     return shortcut ? F.conv3d(rows, shortcut.conv.conv.weight, shortcut.conv.conv.bias) : rows;
   });
   a.dispose();
-  for (const t of [stats1.mean, stats1.invStd, stats2.mean, stats2.invStd]) t.dispose();
+  for (const t of [norm1.scale, norm1.shift, norm2.scale, norm2.shift]) t.dispose();
   return out;
 }
 
