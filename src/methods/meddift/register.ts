@@ -60,15 +60,16 @@ function describe(
   const levels = features.grid.levels;
   const w = weights ?? levels.map(() => 1);
   const total = w.reduce((s, v) => s + v, 0);
-  return tidy(() =>
-    cat(
-      levels.map((level, l) => {
-        const v = sample(level.unsqueeze(0)).squeeze(0);
-        return v.div(v.norm(2, 0, true).clamp(1e-8)).mul(w[l] / total);
-      }),
-      0,
-    ),
+  // One scope per level: a level's sampled, normalised and weighted copies are lattice-sized each.
+  const parts = levels.map((level, l) =>
+    tidy(() => {
+      const v = sample(level.unsqueeze(0)).squeeze(0);
+      return v.div(v.norm(2, 0, true).clamp(1e-8)).mul(w[l] / total);
+    }),
   );
+  const out = cat(parts, 0);
+  dispose(parts);
+  return out;
 }
 
 /**
@@ -79,16 +80,23 @@ export function jointPca(a: Tensor, b: Tensor, k: number, seed = 0): [Tensor, Te
   return tidy(() => {
     const c = a.shape[0];
     if (c <= k) return [a.clone(), b.clone()];
-    const flat = cat([a.reshape(c, -1), b.reshape(c, -1)], 1);
-    const mean = flat.mean(1, true);
-    const centred = flat.sub(mean);
-    const cov = centred.matmul(centred.t()).div(centred.shape[1]);
+    // Covariance of both volumes' voxels together, E[xxᵀ] − μμᵀ, without a concatenated or centred copy.
+    const flat = [a.reshape(c, -1), b.reshape(c, -1)];
+    const n = flat[0].shape[1] + flat[1].shape[1];
+    const mean = flat[0].sum(1, true).add(flat[1].sum(1, true)).div(n);
+    const cov = flat[0]
+      .matmul(flat[0].t())
+      .add(flat[1].matmul(flat[1].t()))
+      .div(n)
+      .sub(mean.matmul(mean.t()));
     let basis = randn([c, k], { generator: new Generator(seed) });
     for (let i = 0; i < 12; i++) basis = orthonormalColumns(cov.matmul(basis));
+    const shift = basis.t().matmul(mean);
     const project = (x: Tensor) =>
       basis
         .t()
-        .matmul(x.reshape(c, -1).sub(mean))
+        .matmul(x.reshape(c, -1))
+        .sub(shift)
         .reshape(k, ...x.shape.slice(1));
     return [project(a), project(b)];
   });
