@@ -8,7 +8,7 @@
  * Usage: node --import tsx bench/maisi/run.ts [--skip-large]
  * Appends its table to bench/maisi/RESULTS.md.
  */
-import { appendFileSync, readFileSync } from 'node:fs';
+import { appendFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { F, engineInfo, getNumThreads, noGrad, randn, tensor, tidy } from '../../src/engine/index.ts';
@@ -22,14 +22,12 @@ import {
   encodeStreaming,
   maisiConditioning,
 } from '../../src/models/index.ts';
+import { peakRssBytes } from '../../src/util/memory.ts';
 
 const skipLarge = process.argv.includes('--skip-large');
 
-/** Peak resident memory of this process so far, from /proc (VmHWM), in GB. */
-function peakRssGb(): number {
-  const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'));
-  return m ? Number(m[1]) / 1e6 : NaN;
-}
+/** Peak resident memory of this process so far (VmHWM), in GiB. */
+const peakRssGiB = (): number => (peakRssBytes() ?? NaN) / 2 ** 30;
 
 function time<T>(fn: () => T): { value: T; seconds: number } {
   const t0 = performance.now();
@@ -90,7 +88,7 @@ noGrad(() => {
   ]);
   x.dispose();
 });
-const peakBeforeLarge = peakRssGb();
+const peakBeforeLarge = peakRssGiB();
 let large = '';
 if (!skipLarge) {
   noGrad(() => {
@@ -106,7 +104,7 @@ if (!skipLarge) {
     ]);
     x.dispose();
   });
-  large = `peak resident memory: ${peakRssGb().toFixed(2)} GB for the whole run (${peakBeforeLarge.toFixed(2)} GB before the 512×512×128 encode)`;
+  large = `peak resident memory: ${peakRssGiB().toFixed(2)} GiB for the whole run (${peakBeforeLarge.toFixed(2)} GiB before the 512×512×128 encode)`;
 }
 
 const header = '| work | GFLOP | seconds | GFLOP/s | ratio to conv3d |\n|---|---|---|---|---|';
@@ -120,7 +118,7 @@ const entry = [
   '',
   table,
   '',
-  large || `peak resident memory: ${peakRssGb().toFixed(2)} GB`,
+  large || `peak resident memory: ${peakRssGiB().toFixed(2)} GiB`,
   '',
 ].join('\n');
 process.stdout.write(`${entry}\n`);

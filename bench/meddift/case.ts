@@ -3,7 +3,6 @@
  * task; prints one JSON line. Run by bench/meddift/run.ts.
  * Usage: node --import tsx bench/meddift/case.ts <brain|ct> <maisi-random|default> <match|register>
  */
-import { readFileSync } from 'node:fs';
 import { makeSyntheticPair } from '../../src/geometry/synthetic.ts';
 import { resampleVolume } from '../../src/geometry/warp.ts';
 import { Volume, type Vec3 } from '../../src/geometry/volume.ts';
@@ -24,13 +23,12 @@ import {
 } from '../../src/models/index.ts';
 import { sharedPath } from '../../test/helpers/shared.ts';
 import { encoderGflop, unetGflop } from '../maisi/flops.ts';
+import { peakRssBytes } from '../../src/util/memory.ts';
 
 const [pairName, modelName, task] = process.argv.slice(2);
 
-function peakRssGb(): number {
-  const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'));
-  return m ? Number(m[1]) / 1e6 : NaN;
-}
+/** Peak resident memory of this process so far (VmHWM), in GiB. */
+const peakRssGiB = (): number => (peakRssBytes() ?? NaN) / 2 ** 30;
 
 async function loadPair(): Promise<{ fixed: Volume; moving: Volume; points: Vec3[] }> {
   if (pairName === 'brain') {
@@ -73,6 +71,8 @@ function loadModel(): DiffusionFeatureModel {
 
 const { fixed, moving, points } = await loadPair();
 const model = loadModel();
+// What the bench's own set-up (volumes, synthetic deformation, weights) already holds.
+const setupGiB = peakRssGiB();
 const started = performance.now();
 let featureSeconds: number;
 if (task === 'match') {
@@ -89,5 +89,5 @@ const voxels = resized[0] * resized[1] * resized[2];
 const gflop =
   2 * (encoderGflop(voxels, model.autoencoder.config) + unetGflop(voxels / 64, model.unet.config));
 process.stdout.write(
-  `${JSON.stringify({ pair: pairName, model: modelName, task, dims: fixed.dims, points: points.length, seconds: total, featureSeconds, gflop, peakRssGb: peakRssGb() })}\n`,
+  `${JSON.stringify({ pair: pairName, model: modelName, task, dims: fixed.dims, points: points.length, seconds: total, featureSeconds, gflop, peakRssGiB: peakRssGiB(), setupGiB })}\n`,
 );

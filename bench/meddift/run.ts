@@ -56,7 +56,7 @@ for (const [pair, task, model] of measurements) {
   const netShare = m.featureSeconds / m.seconds;
   const gflops = m.gflop / m.featureSeconds;
   rows.push(
-    `| ${pair} ${m.dims.join('×')} | ${model === 'default' ? 'default model' : 'MAISI full (random)'} | ${task} | ${m.seconds.toFixed(0)} | ${m.peakRssGb.toFixed(2)} | ${m.gflop.toFixed(0)} | ${(100 * netShare).toFixed(0)} % | ${gflops.toFixed(0)} (${((100 * gflops) / conv3d).toFixed(0)} %) |`,
+    `| ${pair} ${m.dims.join('×')} | ${model === 'default' ? 'default model' : 'MAISI full (random)'} | ${task} | ${m.seconds.toFixed(0)} | ${m.peakRssGiB.toFixed(2)} (set-up ${m.setupGiB.toFixed(2)}) | ${m.gflop.toFixed(0)} | ${(100 * netShare).toFixed(0)} % | ${gflops.toFixed(0)} (${((100 * gflops) / conv3d).toFixed(0)} %) |`,
   );
   process.stdout.write(`${rows[rows.length - 1]}\n`);
 }
@@ -69,7 +69,7 @@ const entry = [
   `command: node --import tsx bench/meddift/run.ts ${process.argv.slice(2).join(' ')}`,
   `conv3d reference in this run: ${conv3d.toFixed(0)} GFLOP/s`,
   '',
-  '| pair | model | task | wall s | peak RSS GB | network GFLOP | wall share of network passes | network GFLOP/s (of conv3d) |',
+  '| pair | model | task | wall s | peak RSS GiB | network GFLOP | wall share of network passes | network GFLOP/s (of conv3d) |',
   '|---|---|---|---|---|---|---|---|',
   ...rows,
   '',

@@ -4,8 +4,8 @@
  * (diffreg's convention: LPS world mm, pull-back p → p + u(p), see geometry/field.ts) and/or, for
  * point-matching methods, to a predicted moving position for every fixed point.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
 import type { DisplacementField, Vec3, Volume } from '../../geometry/index.ts';
+import { peakRssBytes, resetPeakRss } from '../../util/memory.ts';
 import type { ProgressFn } from '../../util/progress.ts';
 
 export type Modality = 'ct' | 'mr';
@@ -55,29 +55,6 @@ export interface RegistrationMethod {
   register(item: RegistrationCase, options?: RegisterOptions): Promise<RegistrationResult>;
 }
 
-const CLEAR_REFS = '/proc/self/clear_refs';
-const STATUS = '/proc/self/status';
-
-/** Linux: reset the kernel's peak-RSS mark to the current RSS (true when supported). */
-function resetPeakRss(): boolean {
-  try {
-    writeFileSync(CLEAR_REFS, '5');
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** The kernel's peak RSS (VmHWM) in MB, or undefined off Linux. */
-function kernelPeakRssMb(): number | undefined {
-  try {
-    const match = /VmHWM:\s+(\d+)\s+kB/.exec(readFileSync(STATUS, 'utf8'));
-    return match ? Number(match[1]) / 1024 : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
 /**
  * Runs `work` and measures its wall time and the process's peak RSS meanwhile. On Linux the peak is
  * exact (VmHWM after resetting it through /proc/self/clear_refs), which also covers work that
@@ -96,7 +73,7 @@ export async function measured<T>(
     const value = await work();
     const seconds = (performance.now() - start) / 1000;
     sampled = Math.max(sampled, process.memoryUsage.rss());
-    const peakRssMb = (exact ? kernelPeakRssMb() : undefined) ?? sampled / 2 ** 20;
+    const peakRssMb = (exact ? (peakRssBytes() ?? sampled) : sampled) / 2 ** 20;
     return { value, seconds, peakRssMb };
   } finally {
     if (timer) clearInterval(timer);
