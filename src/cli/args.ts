@@ -53,6 +53,13 @@ export function optionalNumber(values: Record<string, unknown>, name: string): n
   return n;
 }
 
+export function optionalInteger(values: Record<string, unknown>, name: string): number | undefined {
+  const n = optionalNumber(values, name);
+  if (n !== undefined && (!Number.isInteger(n) || n < 1))
+    throw invalid(`--${name}`, 'a positive integer', values[name]);
+  return n;
+}
+
 /** "0123" or "0,1,2,3" → [0, 1, 2, 3]. */
 export function levelList(values: Record<string, unknown>, name: string): number[] | undefined {
   const v = values[name];

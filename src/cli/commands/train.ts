@@ -1,17 +1,10 @@
 /** `diffreg train`: trains the default model's two stages, exports and evaluates it (resumable). */
 import { resolve } from 'node:path';
 import { runTraining, TRAINING_STAGES, type TrainingStage } from '../../models/training/run.ts';
-import { invalid, oneOf } from '../../util/is.ts';
-import { optionalNumber, required, type Command } from '../args.ts';
+import { oneOf } from '../../util/is.ts';
+import { optionalInteger, required, type Command } from '../args.ts';
 import { lineProgress, terminalProgress } from '../progress.ts';
 import { applyThreads, printJson } from './common.ts';
-
-function optionalInteger(values: Record<string, unknown>, name: string): number | undefined {
-  const n = optionalNumber(values, name);
-  if (n !== undefined && (!Number.isInteger(n) || n < 1))
-    throw invalid(`--${name}`, 'a positive integer', values[name]);
-  return n;
-}
 
 export const trainCommand: Command = {
   name: 'train',

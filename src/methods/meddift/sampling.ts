@@ -100,6 +100,14 @@ function interpolationMatrix(lo: number, hi: number, inSize: number, outSize: nu
   return Tensor.fromArray(m, [inSize, n]);
 }
 
+/** `t` (C, X, Y, Z) with the matrix (n_axis, m) applied along spatial `axis`: (…, m, …). */
+function alongAxis(t: Tensor, axis: number, matrix: Tensor): Tensor {
+  return t
+    .movedim(axis + 1, 3)
+    .matmul(matrix)
+    .movedim(3, axis + 1);
+}
+
 /**
  * The level upsampled to the original grid (trilinear, align_corners false) over the box
  * [lo, hi) of original voxel indices: (C, hi0 − lo0, hi1 − lo1, hi2 − lo2). Separable: one small
@@ -117,10 +125,7 @@ export function upsampleBox(
       const inSize = level.shape[a + 1];
       if (inSize === originalShape[a] && lo[a] === 0 && hi[a] === inSize) continue;
       const m = interpolationMatrix(lo[a], hi[a], inSize, originalShape[a]);
-      out = out
-        .movedim(a + 1, 3)
-        .matmul(m)
-        .movedim(3, a + 1);
+      out = alongAxis(out, a, m);
     }
     return out.contiguous();
   });
@@ -199,10 +204,7 @@ export function upsampledSquaredNorm(
       let t = gram.maps.narrow(0, k, 1);
       for (let axis = 0; axis < 3; axis++) {
         const type = ((a >> axis) & 1) + ((b >> axis) & 1);
-        t = t
-          .movedim(axis + 1, 3)
-          .matmul(factors[axis][type])
-          .movedim(3, axis + 1);
+        t = alongAxis(t, axis, factors[axis][type]);
       }
       const term = weight === 1 ? t : t.mul(weight);
       total = total ? total.add_(term) : term.contiguous();
