@@ -17,7 +17,8 @@
         "native/addon.cc",
         "native/common.cc",
         "native/ops_tensor.cc",
-        "native/ops_nn.cc"
+        "native/ops_nn.cc",
+        "native/ops_search.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       # NAPI_EXPERIMENTAL gives "basic" finalizers, which Node runs during garbage collection itself instead
@@ -31,7 +32,10 @@
       # libtorch needs RTTI and C++ exceptions, which node-gyp turns off by default.
       "cflags!": ["-fno-rtti", "-fno-exceptions"],
       "cflags_cc!": ["-fno-rtti", "-fno-exceptions", "-std=gnu++17", "-std=gnu++20"],
-      "cflags_cc": ["-std=c++17", "-O2", "-fexceptions", "-frtti", "-Wno-unused-parameter"],
+      # -fopenmp: ATen's parallel_for is a header template, parallel only when our code is built with OpenMP
+      # (Debian's libtorch uses libgomp too).
+      "cflags_cc": ["-std=c++17", "-O2", "-fexceptions", "-frtti", "-fopenmp", "-Wno-unused-parameter"],
+      "ldflags": ["-fopenmp"],
       "conditions": [
         [
           "libtorch==''",

@@ -235,6 +235,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   def<autograd_grad>(env, exports, "autograd_grad");
   register_tensor_ops(env, exports);
   register_nn_ops(env, exports);
+  register_search_ops(env, exports);
   return exports;
 }
 

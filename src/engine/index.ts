@@ -80,6 +80,13 @@ export { cat, stack, where, einsum, meshgrid, randomCrop } from './ops.ts';
 export { tidy, dispose } from './scope.ts';
 export { noGrad, enableGrad, isGradEnabled, grad, type GradOptions } from './autograd.ts';
 export { setNumThreads, getNumThreads, memoryStats, releaseFreeMemory, engineInfo } from './runtime.ts';
+export {
+  searchLevel,
+  cosineTopK,
+  cosineScores,
+  type SearchLevel,
+  type CosineSearchOptions,
+} from './search.ts';
 export * as F from './functional.ts';
 export * as nn from './nn/index.ts';
 export * as optim from './optim/index.ts';

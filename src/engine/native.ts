@@ -185,6 +185,18 @@ export interface Native {
   min_dim(x: H, dim: number, keepdim: boolean): Pair;
   topk(x: H, k: number, dim: number, largest: boolean, sorted: boolean): Pair;
   sort(x: H, dim: number, descending: boolean): Pair;
+  corner_gram(level: H): H;
+  interpolated_cosine_search(
+    dots: H[],
+    gram: H[],
+    size: number[],
+    lo: number[],
+    hi: number[],
+    first: number,
+    count: number,
+    k: number,
+    window: number[] | null,
+  ): Pair | H;
 
   reshape(x: H, shape: number[]): H;
   view(x: H, shape: number[]): H;

@@ -18,7 +18,7 @@ import {
   similarityMaps,
   type FeatureGrid,
 } from '../../src/methods/meddift/index.ts';
-import { levelArray, sampleLevel, upsampleBox } from '../../src/methods/meddift/sampling.ts';
+import { levelArray, sampleLevel } from '../../src/methods/meddift/sampling.ts';
 import { tinyFixtureModel } from '../helpers/fixture-model.ts';
 import { networkGridSize } from '../../src/models/index.ts';
 import { requireShared } from '../helpers/shared.ts';
@@ -106,8 +106,16 @@ test('MedDIFT feature path reproduces the reference stage by stage and end to en
   for (const l of LEVELS) {
     const rows = sampleLevel(levelArray(fixed.levels[l]), SHAPE, points);
     assertValuesClose(rows, get(ref, `src_feat_level${l}`), `src_feat_level${l}`, 2e-5);
-    const slab = upsampleBox(moving.levels[l], SHAPE, [31, 0, 0], [32, 64, 64]).squeeze(1);
-    assertClose(slab, get(ref, `moving_upsampled_level${l}_w31`), `moving level ${l} slab w31`, 1e-5);
+    // Every voxel of one slab, each row of channels laid out as the reference's (C, 64, 64) slab.
+    const slab: number[][] = [];
+    for (let h = 0; h < SHAPE[1]; h++) for (let d = 0; d < SHAPE[2]; d++) slab.push([31, h, d]);
+    const values = sampleLevel(levelArray(moving.levels[l]), SHAPE, slab);
+    const c = moving.levels[l].shape[0];
+    const planar = Float32Array.from(
+      { length: values.length },
+      (_, i) => values[(i % slab.length) * c + Math.floor(i / slab.length)],
+    );
+    assertValuesClose(planar, get(ref, `moving_upsampled_level${l}_w31`), `moving level ${l} slab w31`, 1e-5);
   }
 
   const query = descriptorsAt(fixed, points);

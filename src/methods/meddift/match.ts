@@ -3,13 +3,23 @@
  *
  * A descriptor is the concatenation over levels of the L2-normalised level features (v / max(‖v‖, 1e-8)),
  * and similarity is the weighted mean of the per-level cosines (MedDIFT: equal weights, i.e. the dot
- * product divided by the number of levels). The target grid is processed in slabs along its first axis:
- * each slab's descriptors are interpolated from the level grids, normalised, multiplied with the queries,
- * and reduced to each query's best candidates, so no full-resolution feature volume ever exists.
+ * product divided by the number of levels). The engine's fused search (engine/search.ts) scores every
+ * target voxel from the level grids directly — interpolated dot products over interpolated norms — and
+ * keeps each query's best candidates, so no full-resolution feature or similarity volume ever exists.
  */
-import { arange, cat, dispose, tensor, tidy, type Tensor } from '../../engine/index.ts';
+import {
+  cat,
+  cosineScores,
+  cosineTopK,
+  dispose,
+  searchLevel,
+  tensor,
+  tidy,
+  type SearchLevel,
+  type Tensor,
+} from '../../engine/index.ts';
 import type { ProgressFn } from '../../util/progress.ts';
-import { cornerGram, levelArray, sampleLevel, upsampleBox, upsampledSquaredNorm } from './sampling.ts';
+import { levelArray, sampleLevel } from './sampling.ts';
 
 /** One image's feature levels plus the grid they describe. */
 export interface FeatureGrid {
@@ -32,7 +42,7 @@ export interface MatchOptions {
   weights?: readonly number[];
   /** One window per query for local search; global search when absent. */
   windows?: readonly SearchWindow[];
-  /** Target voxels per slab (memory bound: about 4·(ΣC + queries)·slabVoxels bytes). */
+  /** Target voxels per step of a global scan (a progress step; the scan holds no per-voxel buffers). */
   slabVoxels?: number;
   /** Radius (voxels) around the best match inside which other candidates do not count as a second peak. */
   peakExclusion?: number;
@@ -121,78 +131,43 @@ interface Box {
   hi: number[];
 }
 
+/** Bytes of query dot products held at once (queries are scanned in groups beyond this). */
+const DOTS_BUDGET = 512 * 2 ** 20;
+
+function queryGroupSize(queries: number, target: FeatureGrid): number {
+  const coarse = target.levels.reduce((n, l) => n + l.shape[1] * l.shape[2] * l.shape[3], 0);
+  return Math.max(1, Math.min(queries, Math.floor(DOTS_BUDGET / (4 * coarse))));
+}
+
 /**
- * Similarity of query descriptors (Q, ΣC) to the target descriptors of any box of target voxels:
- * `score(box, first, count)` gives (count, box voxels, C order) for query rows [first, first + count).
- * Per level, sim = ⟨q, U(L)(v)⟩ / ‖U(L)(v)‖ with U the trilinear upsampling. When a level has more
- * channels than there are queries, both factors are formed on the coarse grid first — the dot products
- * ⟨q, L⟩ (then upsampled: U is linear) and the corner Gram maps of the norm — so the C channels are
- * never upsampled; otherwise the level is upsampled and multiplied. Both equal MedDIFT's
- * upsample-normalise-dot up to float rounding.
+ * Calls `scan` for groups of query rows [first, first + count) with the target's levels prepared for
+ * them (see engine/search.ts: the dot products of each level with the query rows of its channels,
+ * and the corner Gram maps), in groups small enough to keep the dot products within DOTS_BUDGET.
  */
-interface Scorer {
-  score(box: Box, first: number, count: number): Tensor;
-  dispose(): void;
-}
-
-function similarityScorer(query: Tensor, target: FeatureGrid): Scorer {
+function forQueryGroups(
+  query: Tensor,
+  target: FeatureGrid,
+  scan: (levels: SearchLevel[], first: number, count: number) => void,
+): void {
   const q = query.shape[0];
-  let offset = 0;
-  const held: Tensor[] = [];
-  const levels = target.levels.map((level) => {
-    const c = level.shape[0];
-    const rows = query.narrow(1, offset, c).keep();
-    offset += c;
-    held.push(rows);
-    if (c <= q) return { level, rows, coarse: undefined, gram: undefined };
-    const coarse = tidy(() => rows.matmul(level.reshape(c, -1)).reshape(q, ...level.shape.slice(1)));
-    const gram = cornerGram(level);
-    held.push(coarse, gram.maps);
-    return { level, rows, coarse, gram };
-  });
-  return {
-    score(box, first, count) {
-      return tidy(() => {
-        let sims: Tensor | undefined;
-        for (const { level, rows, coarse, gram } of levels) {
-          let part: Tensor;
-          if (coarse && gram) {
-            const dots = upsampleBox(coarse.narrow(0, first, count), target.shape, box.lo, box.hi).reshape(
-              count,
-              -1,
-            );
-            const inverseNorm = upsampledSquaredNorm(gram, target.shape, box.lo, box.hi).clamp(1e-16).rsqrt();
-            part = dots.mul(inverseNorm);
-          } else {
-            const c = level.shape[0];
-            const flat = upsampleBox(level, target.shape, box.lo, box.hi).reshape(c, -1);
-            part = rows.narrow(0, first, count).matmul(flat.div(flat.norm(2, 0, true).clamp(1e-8)));
-          }
-          sims = sims ? sims.add_(part) : part;
-        }
-        return sims as Tensor;
+  const group = queryGroupSize(q, target);
+  for (let first = 0; first < q; first += group) {
+    const count = Math.min(group, q - first);
+    const levels = tidy(() => {
+      let offset = 0;
+      return target.levels.map((level) => {
+        const c = level.shape[0];
+        const rows = query.narrow(0, first, count).narrow(1, offset, c);
+        offset += c;
+        return searchLevel(level, rows);
       });
-    },
-    dispose() {
-      dispose(held);
-    },
-  };
-}
-
-/** Global flat indices (C order over the whole target) of the voxels of a box, as an int64 (1, N) tensor. */
-function boxFlatIndices(target: FeatureGrid, box: Box): Tensor {
-  const [, H, D] = target.shape;
-  return tidy(() => {
-    const axis = (a: number, stride: number) => {
-      const view = [1, 1, 1];
-      view[a] = box.hi[a] - box.lo[a];
-      return arange(box.lo[a], box.hi[a], 1, { dtype: 'int64' }).mul(stride).reshape(view);
-    };
-    return axis(0, H * D)
-      .add(axis(1, D))
-      .add(axis(2, 1))
-      .reshape(1, -1);
-  });
+    });
+    try {
+      scan(levels, first, count);
+    } finally {
+      dispose(levels.flatMap((l) => [l.dots, l.gram]));
+    }
+  }
 }
 
 /** Slabs along the first axis covering the whole target, each about `voxels` voxels. */
@@ -206,16 +181,25 @@ function slabs(target: FeatureGrid, voxels: number): Box[] {
 }
 
 /** The full similarity volume (W·H·D, C order) of each query row, for inspection and figures. */
-export function similarityMaps(query: Tensor, target: FeatureGrid, slabVoxels = 1 << 17): Float32Array[] {
+export function similarityMaps(query: Tensor, target: FeatureGrid, slabVoxels = 1 << 18): Float32Array[] {
   const [W, H, D] = target.shape;
   const maps = Array.from({ length: query.shape[0] }, () => new Float32Array(W * H * D));
-  const scorer = similarityScorer(query, target);
-  for (const box of slabs(target, slabVoxels)) {
-    const values = tidy(() => scorer.score(box, 0, query.shape[0]).toTypedArray() as Float32Array);
-    const n = (box.hi[0] - box.lo[0]) * H * D;
-    maps.forEach((m, i) => m.set(values.subarray(i * n, (i + 1) * n), box.lo[0] * H * D));
-  }
-  scorer.dispose();
+  forQueryGroups(query, target, (levels, first, count) => {
+    for (const box of slabs(target, slabVoxels)) {
+      const values = tidy(
+        () =>
+          cosineScores(levels, {
+            size: target.shape,
+            ...box,
+            first: 0,
+            count,
+          }).toTypedArray() as Float32Array,
+      );
+      const n = (box.hi[0] - box.lo[0]) * H * D;
+      for (let i = 0; i < count; i++)
+        maps[first + i].set(values.subarray(i * n, (i + 1) * n), box.lo[0] * H * D);
+    }
+  });
   return maps;
 }
 
@@ -232,41 +216,17 @@ function windowBox(target: FeatureGrid, w: SearchWindow): Box | undefined {
   return { lo, hi };
 }
 
-/** −∞ for the box voxels farther than the window radius from its centre. */
-function maskOutsideWindow(sims: Tensor, target: FeatureGrid, box: Box, w: SearchWindow): Tensor {
-  return tidy(() => {
-    const axis = (a: number) => {
-      const view = [1, 1, 1];
-      view[a] = box.hi[a] - box.lo[a];
-      return arange(box.lo[a], box.hi[a], 1).sub(w.center[a]).mul(target.spacing[a]).square().reshape(view);
-    };
-    const outside = axis(0)
-      .add(axis(1))
-      .add(axis(2))
-      .gt(w.radiusMm * w.radiusMm)
-      .reshape(1, -1);
-    return sims.maskedFill(outside, -Infinity);
-  });
-}
-
 /** Running top candidates per query: values (Q, K) and global flat indices (Q, K). */
 interface Candidates {
   values: Tensor;
   indices: Tensor;
 }
 
-function mergeCandidates(
-  previous: Candidates | undefined,
-  sims: Tensor,
-  flat: Tensor,
-  keep: number,
-): Candidates {
+function mergeCandidates(previous: Candidates | undefined, next: Candidates, keep: number): Candidates {
+  if (!previous) return next;
   return tidy(() => {
-    const top = sims.topk(Math.min(keep, sims.shape[1]), { dim: 1 });
-    const indices = flat.expand(sims.shape[0], flat.shape[1]).gather(1, top.indices);
-    if (!previous) return { values: top.values, indices };
-    const values = cat([previous.values, top.values], 1);
-    const all = cat([previous.indices, indices], 1);
+    const values = cat([previous.values, next.values], 1);
+    const all = cat([previous.indices, next.indices], 1);
     const best = values.topk(Math.min(keep, values.shape[1]), { dim: 1 });
     return { values: best.values, indices: all.gather(1, best.indices) };
   });
@@ -284,52 +244,58 @@ export function matchDescriptors(query: Tensor, target: FeatureGrid, options: Ma
   const report = options.progress;
   const stage = options.stage ?? 'matching';
   // Rows of candidate values/indices per query, filled by one scan (global) or one box per query (local).
-  const rows: { values: Float32Array; indices: BigInt64Array; k: number }[] = [];
-  const collect = (c: Candidates, count: number) => {
+  const rows: { values: Float32Array; indices: BigInt64Array; k: number }[] = new Array(q);
+  const collect = (c: Candidates, first: number) => {
     const k = c.values.shape[1];
     const values = c.values.toTypedArray() as Float32Array;
     const indices = c.indices.toTypedArray() as BigInt64Array;
-    for (let i = 0; i < count; i++)
-      rows.push({
+    for (let i = 0; i < c.values.shape[0]; i++)
+      rows[first + i] = {
         values: values.subarray(i * k, (i + 1) * k),
         indices: indices.subarray(i * k, (i + 1) * k),
         k,
-      });
+      };
   };
-  const scorer = similarityScorer(query, target);
-  try {
+  const boxes = windows ? [] : slabs(target, options.slabVoxels ?? 1 << 18);
+  const steps = windows ? q : boxes.length * Math.ceil(q / queryGroupSize(q, target));
+  let done = 0;
+  forQueryGroups(query, target, (levels, first, count) => {
     if (!windows) {
-      const boxes = slabs(target, options.slabVoxels ?? 1 << 17);
       let running: Candidates | undefined;
-      boxes.forEach((box, b) => {
-        const next = tidy(() =>
-          mergeCandidates(running, scorer.score(box, 0, q), boxFlatIndices(target, box), KEEP),
-        );
-        if (running) dispose([running.values, running.indices]);
-        running = { values: next.values.keep(), indices: next.indices.keep() };
-        report?.({ stage, done: b + 1, total: boxes.length });
-      });
+      for (const box of boxes) {
+        const next = cosineTopK(levels, KEEP, { size: target.shape, ...box, first: 0, count });
+        const merged = mergeCandidates(running, next, KEEP);
+        if (merged !== next) dispose([next.values, next.indices]);
+        if (running && merged !== running) dispose([running.values, running.indices]);
+        running = merged;
+        report?.({ stage, done: ++done, total: steps });
+      }
       if (running) {
-        collect(running, q);
+        collect(running, first);
         dispose([running.values, running.indices]);
       }
-    } else {
-      windows.forEach((w, i) => {
-        const box = windowBox(target, w);
-        if (!box) {
-          rows.push({ values: new Float32Array([-Infinity]), indices: new BigInt64Array([0n]), k: 1 });
-        } else {
-          tidy(() => {
-            const sims = maskOutsideWindow(scorer.score(box, i, 1), target, box, w);
-            collect(mergeCandidates(undefined, sims, boxFlatIndices(target, box), KEEP), 1);
-          });
-        }
-        report?.({ stage, done: i + 1, total: windows.length });
-      });
+      return;
     }
-  } finally {
-    scorer.dispose();
-  }
+    for (let i = first; i < first + count; i++) {
+      const w = windows[i];
+      const box = windowBox(target, w);
+      if (!box) {
+        rows[i] = { values: new Float32Array([-Infinity]), indices: new BigInt64Array([0n]), k: 1 };
+      } else {
+        const window = { center: w.center, spacing: target.spacing, radius: w.radiusMm };
+        const found = cosineTopK(levels, KEEP, {
+          size: target.shape,
+          ...box,
+          first: i - first,
+          count: 1,
+          window,
+        });
+        collect(found, i);
+        dispose([found.values, found.indices]);
+      }
+      report?.({ stage, done: ++done, total: steps });
+    }
+  });
   const result: RawMatches = {
     voxels: new Int32Array(q * 3).fill(-1),
     best: new Float32Array(q).fill(-Infinity),
