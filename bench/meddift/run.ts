@@ -42,7 +42,7 @@ const conv3d = noGrad(() => {
 const rows: string[] = [];
 for (const [pair, task, model] of measurements) {
   const script = fileURLToPath(new URL('./case.ts', import.meta.url));
-  const r = spawnSync(process.execPath, ['--import', 'tsx', script, pair, 'maisi-random', task], {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', script, pair, model, task], {
     encoding: 'utf8',
   });
   const line = r.stdout.trim().split('\n').pop() ?? '';
