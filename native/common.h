@@ -109,6 +109,7 @@ using Exports = Napi::Object;
 void register_tensor_ops(Napi::Env env, Exports exports);
 void register_nn_ops(Napi::Env env, Exports exports);
 void register_search_ops(Napi::Env env, Exports exports);
+void register_registration_ops(Napi::Env env, Exports exports);
 
 template <Napi::Value (*F)(const Napi::CallbackInfo&)>
 void def(Napi::Env env, Exports exports, const char* name) {

@@ -1,17 +1,36 @@
 /**
- * The committed baseline benchmark of issue 7: identity and elastix B-spline on LPBA40 (atlas S01 →
- * S11–S40), ACDC (patients 001–100) and 20 synthetic lung CT cases, results in
- * bench/harness/<dataset>/. Runs are resumable (cases already scored are kept), so the schedule
- * below first covers a spread of cases of every dataset, then completes them:
+ * The committed benchmark of issue 7: identity, elastix B-spline and MedDIFT (dense registration with
+ * the default model; on the lung cases also point matching) on LPBA40 (atlas S01 → S11–S40), ACDC
+ * (patients 001–100) and 20 synthetic lung CT cases, results in bench/harness/<dataset>/. Runs are
+ * resumable (methods already scored for a case are kept), so the schedule below first covers a
+ * spread of cases of every dataset, then completes them:
  *
- *   nohup node --import tsx bench/harness/run.ts [elastix-native-bspline|elastix-bspline] > bench/harness/run.log 2>&1 &
- *   node --import tsx bench/harness/run.ts elastix-bspline acdc patient001   # @itk-wasm cross-check → acdc-elastix-bspline/
+ *   nohup node --import tsx bench/harness/run.ts > bench/harness/run.log 2>&1 &
+ *   node --import tsx bench/harness/run.ts --methods identity,meddift-register lpba40 S11..S20
+ *   node --import tsx bench/harness/run.ts --elastix elastix-bspline acdc patient001   # @itk-wasm cross-check → acdc-elastix-bspline/
  */
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
 import { runBenchCommand } from '../../src/eval/bench/index.ts';
+import { featureMethods } from '../../src/methods/meddift/method.ts';
+import { loadDefaultModel } from '../../src/models/index.ts';
 
-const [elastix = 'elastix-native-bspline', only, onlyCases] = process.argv.slice(2);
+const { values, positionals } = parseArgs({
+  options: { elastix: { type: 'string' }, methods: { type: 'string' } },
+  allowPositionals: true,
+});
+const elastix = values.elastix ?? 'elastix-native-bspline';
+const [only, onlyCases] = positionals;
+/** The methods run on a dataset: --methods, else identity, elastix and MedDIFT (matching where there are landmarks). */
+const methodsFor = (dataset: string) =>
+  values.methods?.split(',') ?? [
+    'identity',
+    elastix,
+    'meddift-register',
+    ...(dataset === 'lung-synthetic' ? ['meddift-match'] : []),
+  ];
+const extraMethods = featureMethods(loadDefaultModel);
 const here = dirname(fileURLToPath(import.meta.url));
 /** ACDC patients spread over the five groups of 20 (DCM, HCM, MINF, NOR, RV): `perGroup` from each. */
 const acdcSpread = (perGroup: number) =>
@@ -39,7 +58,8 @@ for (const [dataset, cases] of schedule) {
   const report = await runBenchCommand(
     {
       dataset,
-      methods: ['identity', elastix],
+      methods: methodsFor(dataset),
+      extraMethods,
       cases: cases || undefined,
       // the default engine writes bench/harness/<dataset>; another (e.g. the wasm cross-check) its own folder
       outDir: join(here, elastix === 'elastix-native-bspline' ? dataset : `${dataset}-${elastix}`),

@@ -186,6 +186,9 @@ export interface Native {
   topk(x: H, k: number, dim: number, largest: boolean, sorted: boolean): Pair;
   sort(x: H, dim: number, descending: boolean): Pair;
   corner_gram(level: H): H;
+  ssd_cost_volume(fixed: H, moving: H, radius: number): H;
+  coupled_argmin(cost: H, radius: number, smoothed: H | null, theta: number): H;
+  warped_ssd(moving: H, fixed: H, displacement: H): Pair;
   interpolated_cosine_search(
     dots: H[],
     gram: H[],

@@ -1,67 +1,10 @@
 /** `diffreg bench`: run methods on a dataset and write per-case results, tables and an HTML report. */
-import { BENCH_DATASETS, runBenchCommand, type MethodFactory } from '../../eval/bench/command.ts';
-import { featureMethod } from '../../methods/meddift/method.ts';
+import { BENCH_DATASETS, runBenchCommand } from '../../eval/bench/command.ts';
+import { featureMethods } from '../../methods/meddift/method.ts';
 import { optionalNumber, required, type Command } from '../args.ts';
 import { MODEL_HELP, MODEL_OPTIONS, loadModel } from '../model.ts';
 import { terminalProgress } from '../progress.ts';
 import { applyThreads, printJson } from './common.ts';
-import type { DiffusionFeatureModel } from '../../methods/meddift/index.ts';
-
-/** MedDIFT (diffusion features) and the ablation descriptors, each as matching and as dense registration. */
-function featureMethods(model: () => DiffusionFeatureModel): Record<string, MethodFactory> {
-  let loaded: DiffusionFeatureModel | undefined;
-  const diffusion = () => ({ kind: 'diffusion' as const, model: (loaded ??= model()) });
-  return {
-    'meddift-match': () =>
-      featureMethod({
-        name: 'meddift-match',
-        description: 'MedDIFT point matching (global search, diffusion features t=20, levels 0-3)',
-        source: diffusion(),
-        dense: false,
-        match: true,
-      }),
-    'meddift-register': () =>
-      featureMethod({
-        name: 'meddift-register',
-        description: 'ConvexAdam on MedDIFT diffusion features (PCA 24, diffeomorphic)',
-        source: diffusion(),
-        dense: true,
-        match: false,
-      }),
-    'mind-match': () =>
-      featureMethod({
-        name: 'mind-match',
-        description: 'the same matching on MIND-SSC descriptors',
-        source: { kind: 'descriptor', descriptor: 'mind' },
-        dense: false,
-        match: true,
-      }),
-    'mind-register': () =>
-      featureMethod({
-        name: 'mind-register',
-        description: 'the same ConvexAdam on MIND-SSC descriptors',
-        source: { kind: 'descriptor', descriptor: 'mind' },
-        dense: true,
-        match: false,
-      }),
-    'patches-match': () =>
-      featureMethod({
-        name: 'patches-match',
-        description: 'the same matching on intensity patches (NCC)',
-        source: { kind: 'descriptor', descriptor: 'patches' },
-        dense: false,
-        match: true,
-      }),
-    'patches-register': () =>
-      featureMethod({
-        name: 'patches-register',
-        description: 'the same ConvexAdam on intensity patches',
-        source: { kind: 'descriptor', descriptor: 'patches' },
-        dense: true,
-        match: false,
-      }),
-  };
-}
 
 export const benchCommand: Command = {
   name: 'bench',

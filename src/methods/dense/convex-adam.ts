@@ -14,12 +14,14 @@
 import {
   F,
   arange,
+  coupledArgmin,
   enableGrad,
   noGrad,
   optim,
+  ssdCostVolume,
   stack,
-  tensor,
   tidy,
+  warpedSsd,
   zeros,
   type Tensor,
 } from '../../engine/index.ts';
@@ -90,54 +92,17 @@ function smooth(u: Tensor): Tensor {
   });
 }
 
-/** All integer displacements in the ±R cube, as (K, 3) numbers, in C order. */
-function displacementCandidates(r: number): number[][] {
-  const out: number[][] = [];
-  for (let a = -r; a <= r; a++)
-    for (let b = -r; b <= r; b++) for (let c = -r; c <= r; c++) out.push([a, b, c]);
-  return out;
-}
-
-/** Sum of squared differences between fixed and shifted moving descriptors, (K, w, h, d), scaled to mean 1. */
-function costVolume(fixed: Tensor, moving: Tensor, r: number): Tensor {
-  return tidy(() => {
-    const [, w, h, d] = fixed.shape;
-    const padded = F.pad(moving.unsqueeze(0), [r, r, r, r, r, r], { mode: 'replicate' }).squeeze(0);
-    const costs = displacementCandidates(r).map(([a, b, c]) =>
-      tidy(() =>
-        padded
-          .narrow(1, r + a, w)
-          .narrow(2, r + b, h)
-          .narrow(3, r + c, d)
-          .sub(fixed)
-          .square()
-          .sum(0),
-      ),
-    );
-    const cost = stack(costs, 0);
-    return cost.div(cost.mean().item() || 1);
-  });
-}
-
-/** Coupled convex optimisation over the candidate displacements (ConvexAdam's first stage). */
+/**
+ * Coupled convex optimisation over the candidate displacements (ConvexAdam's first stage) on the SSD
+ * cost (w, h, d, K): the cost is compared with the coupling term at its own scale (mean cost μ), i.e.
+ * argmin_k cost_k/μ + 10θ‖d_k − s‖², with θ increasing.
+ */
 function coupledConvex(cost: Tensor, r: number): Tensor {
   return tidy(() => {
-    const candidates = displacementCandidates(r);
-    const k = candidates.length;
-    const table = tensor(candidates); // (K, 3)
-    const pick = (index: Tensor) =>
-      table
-        .indexSelect(0, index.flatten())
-        .t()
-        .reshape(3, ...cost.shape.slice(1));
-    let displacement = pick(cost.argmin(0));
+    const mean = cost.mean().item() || 1;
+    let displacement = coupledArgmin(cost, r);
     for (const theta of [0.003, 0.01, 0.03, 0.1, 0.3, 1]) {
-      displacement = tidy(() => {
-        const s = smooth(displacement);
-        // ‖d_k − s(x)‖² for every candidate k: (K, w, h, d).
-        const diff = table.reshape(k, 3, 1, 1, 1).sub(s.unsqueeze(0)).square().sum(1);
-        return pick(cost.add(diff.mul(theta * 10)).argmin(0));
-      });
+      displacement = tidy(() => coupledArgmin(cost, r, smooth(displacement), theta * 10 * mean));
     }
     return smooth(displacement);
   });
@@ -177,7 +142,7 @@ export function convexAdam(fixed: Tensor, moving: Tensor, options: ConvexAdamOpt
   report?.({ stage: 'correlation cost', done: 0, total: 1 });
   const initial = noGrad(() =>
     tidy(() => {
-      const cost = costVolume(fixed, moving, r);
+      const cost = ssdCostVolume(fixed, moving, r);
       report?.({ stage: 'correlation cost', done: 1, total: 1 });
       return coupledConvex(cost, r);
     }),
@@ -192,15 +157,15 @@ export function convexAdam(fixed: Tensor, moving: Tensor, options: ConvexAdamOpt
   try {
     for (let i = 0; i < iterations; i++) {
       optimiser.zeroGrad();
-      const loss = enableGrad(() =>
+      enableGrad(() =>
         tidy(() => {
           const u = diffeomorphic ? exponentiate(parameter) : parameter;
-          const data = warpLattice(moving, u).sub(fixed).square().mean().mul(scale);
-          return data.add(diffusionPenalty(parameter).mul(lambda));
+          // The data term's gradient with respect to u comes from the fused kernel and enters by the
+          // chain rule (∂(u·g)/∂u = g); the regulariser's and exponentiation's by autograd.
+          const { gradient } = warpedSsd(moving, fixed, u.detach());
+          u.mul(gradient.mul(scale)).sum().add(diffusionPenalty(parameter).mul(lambda)).backward();
         }),
       );
-      loss.backward();
-      loss.dispose();
       optimiser.step();
       report?.({ stage: 'instance optimisation', done: i + 1, total: iterations });
     }

@@ -96,3 +96,40 @@ export function featureMethod(o: FeatureMethodOptions): RegistrationMethod {
     },
   };
 }
+
+/**
+ * The harness's feature methods by name: `<source>-match` (global point matching of the case's
+ * landmarks) and `<source>-register` (ConvexAdam) for MedDIFT's diffusion features (`meddift`, the
+ * model loaded on first use) and, for the ablation, MIND-SSC (`mind`) and intensity patches (`patches`).
+ */
+export function featureMethods(model: () => DiffusionFeatureModel): Record<string, () => RegistrationMethod> {
+  let loaded: DiffusionFeatureModel | undefined;
+  const sources: Record<string, { source: () => FeatureSource; what: string }> = {
+    meddift: {
+      source: () => ({ kind: 'diffusion', model: (loaded ??= model()) }),
+      what: 'MedDIFT diffusion features (t=20, levels 0-3)',
+    },
+    mind: { source: () => ({ kind: 'descriptor', descriptor: 'mind' }), what: 'MIND-SSC descriptors' },
+    patches: {
+      source: () => ({ kind: 'descriptor', descriptor: 'patches' }),
+      what: 'intensity patches (NCC)',
+    },
+  };
+  const methods: Record<string, () => RegistrationMethod> = {};
+  for (const [prefix, { source, what }] of Object.entries(sources)) {
+    for (const dense of [false, true]) {
+      const name = `${prefix}-${dense ? 'register' : 'match'}`;
+      methods[name] = () =>
+        featureMethod({
+          name,
+          description: dense
+            ? `ConvexAdam (PCA 24, diffeomorphic) on ${what}`
+            : `point matching (global search) on ${what}`,
+          source: source(),
+          dense,
+          match: !dense,
+        });
+    }
+  }
+  return methods;
+}

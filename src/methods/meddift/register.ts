@@ -72,6 +72,9 @@ function describe(
   return out;
 }
 
+/** Voxels per image from which the PCA's covariance is estimated. */
+const PCA_SAMPLES = 65536;
+
 /**
  * Projection of both descriptor volumes (C, …) onto their joint top-k principal components, by
  * subspace iteration on the channel covariance (k ≪ C, so no full eigendecomposition).
@@ -80,8 +83,12 @@ export function jointPca(a: Tensor, b: Tensor, k: number, seed = 0): [Tensor, Te
   return tidy(() => {
     const c = a.shape[0];
     if (c <= k) return [a.clone(), b.clone()];
-    // Covariance of both volumes' voxels together, E[xxᵀ] − μμᵀ, without a concatenated or centred copy.
-    const flat = [a.reshape(c, -1), b.reshape(c, -1)];
+    // Covariance of both volumes' voxels together, E[xxᵀ] − μμᵀ, without a concatenated or centred copy,
+    // from every s-th voxel: 2·65536 samples estimate a C×C covariance well, at a fraction of the cost.
+    const flat = [a.reshape(c, -1), b.reshape(c, -1)].map((x) => {
+      const step = Math.max(1, Math.floor(x.shape[1] / PCA_SAMPLES));
+      return x.slice(1, 0, x.shape[1], step).contiguous();
+    });
     const n = flat[0].shape[1] + flat[1].shape[1];
     const mean = flat[0].sum(1, true).add(flat[1].sum(1, true)).div(n);
     const cov = flat[0]

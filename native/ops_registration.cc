@@ -1,0 +1,198 @@
+// Fused kernels of dense registration on descriptor lattices (ConvexAdam's stages): the SSD cost of
+// every integer displacement in a cube, the coupled argmin over those candidates, and the warped SSD
+// data term with its gradient with respect to the displacement. Written out with tensor ops they were
+// dominated by temporaries (a (K, 3, N) difference per convex step, a grid_sample backward per Adam
+// step); here each is one pass over the lattice.
+#include <ATen/Parallel.h>
+
+#include <cmath>
+#include <limits>
+
+#include "common.h"
+
+namespace dt {
+namespace {
+
+using Info = const Napi::CallbackInfo&;
+
+#define DT_CLONES __attribute__((target_clones("avx512f", "avx2", "default"), optimize("O3")))
+
+DT_CLONES float squared_distance(const float* __restrict a, const float* __restrict b, int64_t n) {
+  float s = 0;
+  for (int64_t i = 0; i < n; i++) s += (a[i] - b[i]) * (a[i] - b[i]);
+  return s;
+}
+
+void check_lattice(const at::Tensor& t, const char* name) {
+  if (t.dim() != 4 || t.scalar_type() != at::kFloat)
+    throw ArgError(std::string(name) + " must be a float32 (C, w, h, d) tensor");
+}
+
+// ssd_cost_volume(fixed (C, w, h, d), moving (C, w, h, d), r) → (w, h, d, K), K = (2r + 1)³:
+// Σ_c (moving[c, clamp(p + d_k)] − fixed[c, p])², displacements d_k in C order over [−r, r]³ (moving
+// replicated beyond its border).
+at::Tensor ssd_cost_volume(Info info) {
+  const at::Tensor &fixed = T(info[0]), &moving = T(info[1]);
+  const int64_t r = I(info[2]);
+  check_lattice(fixed, "fixed");
+  check_lattice(moving, "moving");
+  if (!fixed.sizes().equals(moving.sizes())) throw ArgError("fixed and moving must have the same shape");
+  if (r < 0) throw ArgError("radius must be >= 0");
+  const int64_t c = fixed.size(0), w = fixed.size(1), h = fixed.size(2), d = fixed.size(3), side = 2 * r + 1;
+  const int64_t k = side * side * side;
+  at::Tensor f = fixed.permute({1, 2, 3, 0}).contiguous(), m = moving.permute({1, 2, 3, 0}).contiguous();
+  at::Tensor out = at::empty({w, h, d, k}, at::kFloat);
+  const float *fp = f.data_ptr<float>(), *mp = m.data_ptr<float>();
+  float* op = out.data_ptr<float>();
+  auto clamp = [](int64_t v, int64_t n) { return v < 0 ? 0 : v >= n ? n - 1 : v; };
+  at::parallel_for(0, w, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t x = begin; x < end; x++)
+      for (int64_t y = 0; y < h; y++)
+        for (int64_t z = 0; z < d; z++) {
+          const float* fv = fp + ((x * h + y) * d + z) * c;
+          float* o = op + ((x * h + y) * d + z) * k;
+          for (int64_t a = -r; a <= r; a++) {
+            const int64_t xx = clamp(x + a, w);
+            for (int64_t b = -r; b <= r; b++) {
+              const int64_t yy = clamp(y + b, h);
+              for (int64_t e = -r; e <= r; e++, o++)
+                *o = squared_distance(mp + ((xx * h + yy) * d + clamp(z + e, d)) * c, fv, c);
+            }
+          }
+        }
+  });
+  return out;
+}
+
+// coupled_argmin(cost (w, h, d, K), r, smoothed (3, w, h, d) | null, theta) → (3, w, h, d): per voxel the
+// displacement d_k minimising cost_k + theta·‖d_k − smoothed‖² (the first such k), as float32.
+at::Tensor coupled_argmin(Info info) {
+  const at::Tensor& cost = T(info[0]);
+  const int64_t r = I(info[1]);
+  c10::optional<at::Tensor> smoothed = optT(info[2]);
+  const float theta = static_cast<float>(D(info[3]));
+  const int64_t side = 2 * r + 1, k = side * side * side;
+  if (cost.dim() != 4 || cost.scalar_type() != at::kFloat || !cost.is_contiguous() || cost.size(3) != k)
+    throw ArgError("cost must be a contiguous float32 (w, h, d, (2r + 1)³) tensor");
+  const int64_t w = cost.size(0), h = cost.size(1), d = cost.size(2), n = w * h * d;
+  at::Tensor s;
+  if (smoothed) {
+    s = smoothed->contiguous();
+    if (s.dim() != 4 || s.scalar_type() != at::kFloat || s.size(0) != 3 || s.size(1) != w || s.size(2) != h ||
+        s.size(3) != d)
+      throw ArgError("smoothed must be a float32 (3, w, h, d) tensor on the cost's lattice");
+  }
+  at::Tensor out = at::empty({3, w, h, d}, at::kFloat);
+  const float* cp = cost.data_ptr<float>();
+  const float* sp = smoothed ? s.data_ptr<float>() : nullptr;
+  float* op = out.data_ptr<float>();
+  at::parallel_for(0, n, 4096, [&](int64_t begin, int64_t end) {
+    for (int64_t v = begin; v < end; v++) {
+      const float* c = cp + v * k;
+      const float s0 = sp ? sp[v] : 0, s1 = sp ? sp[n + v] : 0, s2 = sp ? sp[2 * n + v] : 0;
+      float best = std::numeric_limits<float>::infinity();
+      int64_t at = 0, j = 0;
+      for (int64_t a = -r; a <= r; a++)
+        for (int64_t b = -r; b <= r; b++)
+          for (int64_t e = -r; e <= r; e++, j++) {
+            float value = c[j];
+            if (sp) value += theta * ((a - s0) * (a - s0) + (b - s1) * (b - s1) + (e - s2) * (e - s2));
+            if (value < best) best = value, at = j;
+          }
+      op[v] = static_cast<float>(at / (side * side) - r);
+      op[n + v] = static_cast<float>((at / side) % side - r);
+      op[2 * n + v] = static_cast<float>(at % side - r);
+    }
+  });
+  return out;
+}
+
+// warped_ssd(moving (C, w, h, d), fixed (C, w, h, d), u (3, w, h, d)) → [loss (), gradient (3, w, h, d)]:
+// loss = mean over channels and voxels of (moving(p + u(p)) − fixed(p))², moving read trilinearly with
+// border clamping — grid_sample(bilinear, border, align_corners false) on the identity grid plus u in
+// voxels — and its gradient with respect to u (zero along an axis where the position was clamped).
+Napi::Value warped_ssd(Info info) {
+  return guard(info, [&]() -> Napi::Value {
+    const at::Tensor &moving = T(info[0]), &fixed = T(info[1]), &displacement = T(info[2]);
+    check_lattice(moving, "moving");
+    check_lattice(fixed, "fixed");
+    if (!fixed.sizes().equals(moving.sizes())) throw ArgError("fixed and moving must have the same shape");
+    const int64_t c = fixed.size(0), w = fixed.size(1), h = fixed.size(2), d = fixed.size(3), n = w * h * d;
+    if (displacement.dim() != 4 || displacement.size(0) != 3 || displacement.size(1) != w ||
+        displacement.size(2) != h || displacement.size(3) != d)
+      throw ArgError("displacement must be (3, w, h, d) on the descriptors' lattice");
+    at::Tensor m = moving.permute({1, 2, 3, 0}).contiguous(), f = fixed.permute({1, 2, 3, 0}).contiguous();
+    at::Tensor u = displacement.to(at::kFloat).contiguous();
+    at::Tensor gradient = at::empty({3, w, h, d}, at::kFloat);
+    const float *mp = m.data_ptr<float>(), *fp = f.data_ptr<float>(), *up = u.data_ptr<float>();
+    float* gp = gradient.data_ptr<float>();
+    const int64_t size[3] = {w, h, d};
+    const int threads = at::get_num_threads();
+    std::vector<double> partial(threads, 0.0);
+    const double norm = 2.0 / static_cast<double>(c * n);
+    at::parallel_for(0, n, 1024, [&](int64_t begin, int64_t end) {
+      std::vector<float> value(c), dv[3] = {std::vector<float>(c), std::vector<float>(c), std::vector<float>(c)};
+      double sum = 0;
+      for (int64_t v = begin; v < end; v++) {
+        const int64_t at_[3] = {v / (h * d), (v / d) % h, v % d};
+        int64_t i0[3];
+        float t[3], clip[3];
+        for (int a = 0; a < 3; a++) {
+          float p = static_cast<float>(at_[a]) + up[a * n + v];
+          clip[a] = 1;
+          if (!(p > 0)) p = 0, clip[a] = 0;  // also NaN → 0, as PyTorch's clip
+          if (p > size[a] - 1) p = static_cast<float>(size[a] - 1), clip[a] = 0;
+          i0[a] = static_cast<int64_t>(std::floor(p));
+          t[a] = p - static_cast<float>(i0[a]);
+        }
+        std::fill(value.begin(), value.end(), 0.0f);
+        for (auto& g : dv) std::fill(g.begin(), g.end(), 0.0f);
+        for (int corner = 0; corner < 8; corner++) {
+          int64_t idx[3];
+          float wt[3], dw[3];
+          bool inside = true;
+          for (int a = 0; a < 3; a++) {
+            const int bit = (corner >> (2 - a)) & 1;
+            idx[a] = i0[a] + bit;
+            inside = inside && idx[a] < size[a];
+            wt[a] = bit ? t[a] : 1 - t[a];
+            dw[a] = bit ? 1.0f : -1.0f;
+          }
+          if (!inside) continue;  // a corner past the last voxel has weight 0 (p clamped to n − 1)
+          const float* mv = mp + ((idx[0] * h + idx[1]) * d + idx[2]) * c;
+          const float weight = wt[0] * wt[1] * wt[2];
+          const float g0 = dw[0] * wt[1] * wt[2], g1 = wt[0] * dw[1] * wt[2], g2 = wt[0] * wt[1] * dw[2];
+          for (int64_t ch = 0; ch < c; ch++) {
+            value[ch] += weight * mv[ch];
+            dv[0][ch] += g0 * mv[ch];
+            dv[1][ch] += g1 * mv[ch];
+            dv[2][ch] += g2 * mv[ch];
+          }
+        }
+        const float* fv = fp + v * c;
+        float grad[3] = {0, 0, 0};
+        for (int64_t ch = 0; ch < c; ch++) {
+          const float residual = value[ch] - fv[ch];
+          sum += static_cast<double>(residual) * residual;
+          for (int a = 0; a < 3; a++) grad[a] += residual * dv[a][ch];
+        }
+        for (int a = 0; a < 3; a++) gp[a * n + v] = static_cast<float>(norm * grad[a] * clip[a]);
+      }
+      partial[at::get_thread_num()] += sum;
+    });
+    double total = 0;
+    for (double p : partial) total += p;
+    at::Tensor loss = at::scalar_tensor(total / static_cast<double>(c * n), at::kFloat);
+    return wrap_all(info.Env(), {loss, gradient});
+  });
+}
+
+}  // namespace
+
+void register_registration_ops(Napi::Env env, Exports e) {
+  def<tensor_op<ssd_cost_volume>>(env, e, "ssd_cost_volume");
+  def<tensor_op<coupled_argmin>>(env, e, "coupled_argmin");
+  def<warped_ssd>(env, e, "warped_ssd");
+}
+
+}  // namespace dt

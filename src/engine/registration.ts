@@ -1,0 +1,58 @@
+/**
+ * Fused kernels of dense registration on descriptor lattices (native/ops_registration.cc), for
+ * ConvexAdam: the SSD cost of every integer displacement in a cube, the coupled argmin over those
+ * candidates, and the warped SSD data term with its gradient. Descriptors are (C, w, h, d) float32 on
+ * one lattice; displacements (3, w, h, d) in lattice voxels, component a along axis a.
+ */
+import { integer, invalid, number } from '../util/is.ts';
+import { N } from './native.ts';
+import { tidy } from './scope.ts';
+import { Tensor } from './tensor.ts';
+
+function lattices(fixed: Tensor, moving: Tensor): void {
+  if (fixed.ndim !== 4) throw invalid('fixed descriptors', 'a (C, w, h, d) tensor', fixed.toString());
+  if (moving.ndim !== 4 || moving.shape.some((n, i) => n !== fixed.shape[i]))
+    throw invalid(
+      'moving descriptors',
+      `a tensor of the fixed shape [${fixed.shape.join(', ')}]`,
+      moving.toString(),
+    );
+}
+
+/**
+ * (w, h, d, K), K = (2r + 1)³: Σ_c (moving[c, p + d_k] − fixed[c, p])² for the displacements d_k of the
+ * cube [−r, r]³ in C order (moving replicated beyond its border).
+ */
+export function ssdCostVolume(fixed: Tensor, moving: Tensor, radius: number): Tensor {
+  lattices(fixed, moving);
+  const r = integer('cost radius', radius, { min: 0, max: 16 });
+  return tidy(() => new Tensor(N.ssd_cost_volume(fixed.float().handle, moving.float().handle, r)));
+}
+
+/**
+ * Per voxel, the displacement d_k of the cost's cube minimising cost_k + theta·‖d_k − smoothed‖² (plain
+ * argmin without `smoothed`); the first such k among equal values. Returns (3, w, h, d).
+ */
+export function coupledArgmin(cost: Tensor, radius: number, smoothed?: Tensor, theta = 0): Tensor {
+  const r = integer('cost radius', radius, { min: 0, max: 16 });
+  number('coupling theta', theta, { min: 0 });
+  return tidy(
+    () => new Tensor(N.coupled_argmin(cost.handle, r, smoothed ? smoothed.float().handle : null, theta)),
+  );
+}
+
+/**
+ * mean((moving(p + u(p)) − fixed(p))²) over channels and voxels, moving read trilinearly with border
+ * clamping (grid_sample bilinear, border, align_corners false), and its gradient with respect to u.
+ */
+export function warpedSsd(
+  moving: Tensor,
+  fixed: Tensor,
+  displacement: Tensor,
+): { loss: number; gradient: Tensor } {
+  lattices(fixed, moving);
+  return tidy(() => {
+    const [loss, gradient] = N.warped_ssd(moving.float().handle, fixed.float().handle, displacement.handle);
+    return { loss: new Tensor(loss).item(), gradient: new Tensor(gradient) };
+  });
+}
