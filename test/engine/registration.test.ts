@@ -75,8 +75,8 @@ test('coupledArgmin: argmin of cost + θ‖d − s‖² per voxel, plain argmin 
   const q = coupled.toTypedArray() as Float32Array;
   const n = 6 * 7 * 5;
   for (let v = 0; v < n; v++) {
-    let best = [Infinity, Infinity];
-    let at = [0, 0];
+    const best = [Infinity, Infinity];
+    const at = [0, 0];
     candidates.forEach((d, k) => {
       const values = [
         c[v * 27 + k],
