@@ -15,6 +15,7 @@
       "target_name": "diffreg_torch",
       "sources": [
         "native/addon.cc",
+        "native/allocator.cc",
         "native/common.cc",
         "native/ops_tensor.cc",
         "native/ops_nn.cc",

@@ -73,18 +73,20 @@ Napi::Value memory(Info info) {
   o.Set("handles", static_cast<double>(live_handle_count()));
   o.Set("bytes", static_cast<double>(reported_external_bytes()));
   o.Set("peakBytes", static_cast<double>(peak_external_bytes()));
+  o.Set("cachedBytes", static_cast<double>(cached_block_bytes()));
   if (info.Length() > 0 && info[0].ToBoolean()) reset_peak_external_bytes();
   return o;
 }
 
-// Returns free heap pages to the OS. glibc keeps freed blocks of a few hundred KB in its arenas for
-// reuse, so RSS stays at its high-water mark after a burst of medium-sized tensors; this trims it.
+// Returns free memory to the OS: the large blocks our allocator caches (allocator.cc), and free heap
+// pages — glibc keeps freed blocks of a few hundred KB in its arenas for reuse, so RSS stays at its
+// high-water mark after a burst of medium-sized tensors.
 Napi::Value trim_memory(Info info) {
+  bool released = release_cached_blocks() > 0;
 #ifdef __GLIBC__
-  return Napi::Boolean::New(info.Env(), malloc_trim(0) == 1);
-#else
-  return Napi::Boolean::New(info.Env(), false);
+  released = (malloc_trim(0) == 1) || released;
 #endif
+  return Napi::Boolean::New(info.Env(), released);
 }
 
 // ---------------------------------------------------------------- generators
@@ -210,6 +212,7 @@ Napi::Value autograd_grad(Info info) {
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   init_threads();
+  install_allocator();
   def<set_num_threads>(env, exports, "set_num_threads");
   def<get_num_threads>(env, exports, "get_num_threads");
   def<info_>(env, exports, "info");

@@ -109,6 +109,10 @@ using Exports = Napi::Object;
 void register_tensor_ops(Napi::Env env, Exports exports);
 void register_nn_ops(Napi::Env env, Exports exports);
 void register_search_ops(Napi::Env env, Exports exports);
+// allocator.cc: libtorch's CPU allocator for large blocks (huge pages, a bounded cache of freed blocks).
+void install_allocator();
+size_t release_cached_blocks();
+size_t cached_block_bytes();
 void register_registration_ops(Napi::Env env, Exports exports);
 
 template <Napi::Value (*F)(const Napi::CallbackInfo&)>

@@ -1,5 +1,7 @@
 // Neural-network ops (the torch.nn.functional subset diffreg needs). The heavy ones are "prepare" functions
 // (see common.h) registered both synchronously and as `<name>_async` returning a Promise.
+#include <ATen/Parallel.h>
+
 #include <cmath>
 #include <limits>
 
@@ -226,6 +228,102 @@ at::Tensor bce_with_logits(Info info) {
   return at::binary_cross_entropy_with_logits(T(info[0]), T(info[1]), optT(info[2]), optT(info[3]), I(info[4]));
 }
 
+
+// Streaming GroupNorm helpers (src/models/maisi/streaming.ts): x is a (1, C, n, H, D) float32 or float16
+// view (e.g. a slab of a stored activation) whose last two axes are contiguous.
+template <typename F>
+void for_channel_rows(const at::Tensor& x, F body) {
+  if (x.dim() != 5 || x.size(0) != 1) throw ArgError("expected a (1, C, n, H, D) tensor");
+  if (x.stride(4) != 1 || x.stride(3) != x.size(4)) throw ArgError("the last two axes must be contiguous");
+  if (x.scalar_type() != at::kFloat && x.scalar_type() != at::kHalf) throw ArgError("expected float32 or float16");
+  at::parallel_for(0, x.size(1), 1, [&](int64_t begin, int64_t end) {
+    for (int64_t c = begin; c < end; c++)
+      for (int64_t r = 0; r < x.size(2); r++) body(c, r, x.stride(1) * c + x.stride(2) * r, x.size(3) * x.size(4));
+  });
+}
+
+#define DT_CLONES __attribute__((target_clones("avx512f", "avx2", "default"), optimize("O3")))
+
+template <typename T>
+DT_CLONES void affine(const T* v, int64_t n, float scale, float shift, float* out) {
+  for (int64_t i = 0; i < n; i++) out[i] = static_cast<float>(v[i]) * scale + shift;
+}
+
+template <typename T>
+DT_CLONES void store_row(T* out, const float* y, const float* residual, int64_t n, double* sum, double* squares) {
+  double s[16] = {}, q[16] = {};
+  int64_t i = 0;
+  auto one = [&](int64_t k, int j) {
+    const T v = static_cast<T>(residual ? y[k] + residual[k] : y[k]);
+    out[k] = v;
+    const double x = static_cast<float>(v);
+    s[j] += x;
+    q[j] += x * x;
+  };
+  for (; i + 16 <= n; i += 16)
+    for (int j = 0; j < 16; j++) one(i + j, j);
+  for (; i < n; i++) one(i, 0);
+  for (int j = 0; j < 16; j++) *sum += s[j], *squares += q[j];
+}
+
+// store_rows(out, y, residual | null) → (C, 2) float64: writes y (+ residual) into the view `out` (float32
+// or float16, last two axes contiguous) and returns the per-channel sum and sum of squares of what was
+// stored — the next GroupNorm's statistics, gathered in the same pass. y: contiguous float32 of out's
+// shape; residual: a float32 view of that shape with contiguous last two axes.
+at::Tensor store_rows(Info info) {
+  const at::Tensor &out = T(info[0]), &y = T(info[1]);
+  c10::optional<at::Tensor> residual = optT(info[2]);
+  if (!y.is_contiguous() || y.scalar_type() != at::kFloat || !y.sizes().equals(out.sizes()))
+    throw ArgError("y must be a contiguous float32 tensor of the output's shape");
+  if (residual && (residual->scalar_type() != at::kFloat || !residual->sizes().equals(out.sizes()) ||
+                   residual->stride(4) != 1 || residual->stride(3) != residual->size(4)))
+    throw ArgError("residual must be a float32 view of the output's shape with contiguous last two axes");
+  at::Tensor sums = at::zeros({out.size(1), 2}, at::kDouble);
+  double* sp = sums.data_ptr<double>();
+  const float* yp = y.data_ptr<float>();
+  const float* rp = residual ? residual->data_ptr<float>() : nullptr;
+  const int64_t rows = out.size(2), plane = out.size(3) * out.size(4);
+  auto run = [&](auto* base) {
+    for_channel_rows(out, [&](int64_t c, int64_t r, int64_t offset, int64_t n) {
+      const float* res = rp ? rp + residual->stride(1) * c + residual->stride(2) * r : nullptr;
+      store_row(base + offset, yp + (c * rows + r) * plane, res, n, &sp[2 * c], &sp[2 * c + 1]);
+    });
+  };
+  if (out.scalar_type() == at::kHalf)
+    run(out.data_ptr<at::Half>());
+  else
+    run(out.data_ptr<float>());
+  return sums;
+}
+
+template <typename T>
+void affine_rows(const at::Tensor& x, const float* scale, const float* shift, float* out) {
+  const T* base = x.data_ptr<T>();
+  const int64_t plane = x.size(3) * x.size(4), rows = x.size(2);
+  for_channel_rows(x, [&](int64_t c, int64_t r, int64_t offset, int64_t n) {
+    float* o = out + (c * rows + r) * plane;
+    affine(base + offset, n, scale[c], shift[c], o);
+    // SiLU on the row while it is still in cache (ATen's vectorised kernel; serial inside this region).
+    at::Tensor row = at::from_blob(o, {n}, at::kFloat);
+    at::silu_(row);
+  });
+}
+
+// channel_affine_silu(x, scale (C), shift (C)) → silu(x·scale + shift) per channel, a new contiguous
+// float32 tensor, in one pass over memory (the float16 → float32 conversion included).
+at::Tensor channel_affine_silu(Info info) {
+  const at::Tensor& x = T(info[0]);
+  at::Tensor scale = T(info[1]).to(at::kFloat).contiguous(), shift = T(info[2]).to(at::kFloat).contiguous();
+  if (x.dim() != 5 || scale.numel() != x.size(1) || shift.numel() != x.size(1))
+    throw ArgError("scale and shift need one value per channel of a (1, C, n, H, D) input");
+  at::Tensor out = at::empty(x.sizes(), at::kFloat);
+  if (x.scalar_type() == at::kHalf)
+    affine_rows<at::Half>(x, scale.data_ptr<float>(), shift.data_ptr<float>(), out.data_ptr<float>());
+  else
+    affine_rows<float>(x, scale.data_ptr<float>(), shift.data_ptr<float>(), out.data_ptr<float>());
+  return out;
+}
+
 }  // namespace
 
 void register_nn_ops(Napi::Env env, Exports e) {
@@ -235,6 +333,8 @@ void register_nn_ops(Napi::Env env, Exports e) {
 #define REG_T(name) def<tensor_op<name>>(env, e, #name);
   REG_HEAVY(convolution) REG_HEAVY(linear) REG_HEAVY(matmul) REG_HEAVY(bmm) REG_HEAVY(sdpa)
   REG_HEAVY(interpolate) REG_HEAVY(grid_sample)
+  def<tensor_op<channel_affine_silu>>(env, e, "channel_affine_silu");
+  def<tensor_op<store_rows>>(env, e, "store_rows");
   REG_T(affine_grid) REG_T(pad) REG_T(max_pool) REG_T(avg_pool) REG_T(adaptive_avg_pool) REG_T(group_norm)
   REG_T(layer_norm) REG_T(instance_norm) REG_T(batch_norm) REG_T(softmax) REG_T(log_softmax) REG_T(leaky_relu)
   REG_T(elu) REG_T(prelu) REG_T(gelu) REG_T(dropout) REG_T(mse_loss) REG_T(l1_loss) REG_T(smooth_l1_loss)

@@ -473,3 +473,22 @@ export function binaryCrossEntropyWithLogits(
 export function oneHot(x: Tensor, numClasses = -1): Tensor {
   return wrap(N.one_hot(x.handle, integer('numClasses', numClasses, { min: -1 })));
 }
+
+// ------------------------------------------------------------------ streaming normalisation
+/** silu(x·scale + shift) with per-channel scale and shift (C values each), as a new float32 tensor. */
+export function channelAffineSilu(x: Tensor, scale: Tensor, shift: Tensor): Tensor {
+  if (x.ndim !== 5 || x.shape[0] !== 1)
+    throw invalid('channelAffineSilu input', 'a (1, C, n, H, D) tensor', x.toString());
+  return wrap(N.channel_affine_silu(x.handle, scale.handle, shift.handle));
+}
+
+/**
+ * Writes y (+ residual) into `out` (a float32/float16 view of a stored activation) and returns the
+ * per-channel sum and sum of squares of the stored values, (C, 2) float64 — a layer's output and the
+ * next GroupNorm's statistics in one pass.
+ */
+export function storeRows(out: Tensor, y: Tensor, residual?: Tensor): Tensor {
+  if (out.ndim !== 5 || out.shape[0] !== 1)
+    throw invalid('storeRows output', 'a (1, C, n, H, D) tensor', out.toString());
+  return wrap(N.store_rows(out.handle, y.handle, residual ? residual.handle : null));
+}

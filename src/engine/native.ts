@@ -38,7 +38,7 @@ export interface Native {
   get_num_threads(): number;
   release(x: H): void;
   assign(dst: H, src: H): void;
-  memory(resetPeak?: boolean): { handles: number; bytes: number; peakBytes: number };
+  memory(resetPeak?: boolean): { handles: number; bytes: number; peakBytes: number; cachedBytes: number };
   trim_memory(): boolean;
   flush_views(): void;
 
@@ -185,6 +185,8 @@ export interface Native {
   min_dim(x: H, dim: number, keepdim: boolean): Pair;
   topk(x: H, k: number, dim: number, largest: boolean, sorted: boolean): Pair;
   sort(x: H, dim: number, descending: boolean): Pair;
+  channel_affine_silu(x: H, scale: H, shift: H): H;
+  store_rows(out: H, y: H, residual: H | null): H;
   corner_gram(level: H): H;
   ssd_cost_volume(fixed: H, moving: H, radius: number): H;
   coupled_argmin(cost: H, radius: number, smoothed: H | null, theta: number): H;

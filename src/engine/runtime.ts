@@ -17,19 +17,22 @@ export function getNumThreads(): number {
 /**
  * Live tensor handles and the bytes their tensors hold, and the most bytes held at once since the
  * last `resetPeak` (a view counts its own extent). `resetPeak: true` starts a new peak after reading.
+ * `cachedBytes`: freed large blocks the engine keeps for reuse (at most 1 GiB; `releaseFreeMemory`).
  */
 export function memoryStats(options: { resetPeak?: boolean } = {}): {
   handles: number;
   bytes: number;
   peakBytes: number;
+  cachedBytes: number;
 } {
   return N.memory(options.resetPeak === true);
 }
 
 /**
- * Returns freed heap memory to the operating system (glibc's malloc_trim). The C allocator keeps freed
- * medium-sized blocks for reuse, so the resident size stays near its peak after a burst of work; a
- * long-running server can call this after a large job. Returns true when memory was released.
+ * Returns freed memory to the operating system: the engine's cache of large blocks and glibc's free
+ * heap pages (malloc_trim). Both keep freed blocks for reuse, so the resident size stays near its peak
+ * after a burst of work; a long-running server can call this after a large job. Returns true when
+ * memory was released.
  */
 export function releaseFreeMemory(): boolean {
   return N.trim_memory();

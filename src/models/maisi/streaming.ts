@@ -3,8 +3,9 @@
  * of the full-size encoder (64 channels × 512×512×128 voxels) is 8.6 GB in float32, so the plain
  * layer-by-layer forward cannot run on a 24 GB machine. Here every full-resolution layer is evaluated
  * slab by slab along the first spatial axis (convolutions read a halo of neighbouring rows, so the
- * result is the same as the whole-volume convolution), GroupNorm statistics are accumulated over the
- * slabs in float64 before the layer that needs them, residual blocks write their output in place, and
+ * result is the same as the whole-volume convolution), the GroupNorm statistics of each activation are
+ * gathered in float64 while its producing layer stores it (so normalisation costs no extra pass),
+ * normalisation and SiLU are one fused pass per slab, residual blocks write their output in place, and
  * activations between layers are stored in float16 when float32 would not fit — the precision MAISI
  * itself runs its autoencoder at on GPUs (norm_float16 with autocast).
  */
@@ -23,55 +24,47 @@ export interface StreamingOptions {
   progress?: ProgressFn;
 }
 
-/** A GroupNorm with its statistics folded in: y = x·scale + shift per channel, (1, C, 1, 1, 1) each. */
+/** A GroupNorm with its statistics folded in: y = x·scale + shift per channel, C values each. */
 interface FoldedNorm {
   scale: Tensor;
   shift: Tensor;
 }
 
 /**
- * GroupNorm of a stored (1, C, W, H, D) tensor as a per-channel affine map. Each slab contributes its
- * group means and variances (single-pass float32 reductions); they are merged in float64 with the
- * pairwise update of Chan et al., so no float64 copy of the activation is ever made.
+ * GroupNorm of a stored (1, C, W, H, D) activation as a per-channel affine map, from the per-channel
+ * sums and sums of squares (float64, 2C values) its producing layer gathered while storing it.
  */
-function foldedGroupNorm(x: Tensor, norm: nn.GroupNorm, slab: number): FoldedNorm {
-  const [, c, w, h, d] = x.shape;
+function foldedGroupNorm(sums: Float64Array, shape: readonly number[], norm: nn.GroupNorm): FoldedNorm {
+  const [, c, w, h, d] = shape;
   const groups = norm.numGroups;
-  const mean = new Float64Array(groups);
-  const m2 = new Float64Array(groups);
-  let count = 0;
-  for (let start = 0; start < w; start += slab) {
-    const rows = Math.min(slab, w - start);
-    const [slabMean, slabVariance] = tidy(() => {
-      const r = x.narrow(2, start, rows).float().reshape(groups, -1);
-      return [r.mean(1).toTypedArray() as Float32Array, r.var(1, { unbiased: false }).toTypedArray() as Float32Array];
-    });
-    const n = (c / groups) * rows * h * d;
-    const total = count + n;
-    for (let g = 0; g < groups; g++) {
-      const delta = slabMean[g] - mean[g];
-      mean[g] += (delta * n) / total;
-      m2[g] += slabVariance[g] * n + (delta * delta * count * n) / total;
-    }
-    count = total;
-  }
+  const perGroup = c / groups;
+  const count = perGroup * w * h * d;
   const [weight, bias] = tidy(() =>
     [norm.weight, norm.bias].map((t) => (t ? (t.float().toTypedArray() as Float32Array) : undefined)),
   );
   const scale = new Float32Array(c);
   const shift = new Float32Array(c);
-  for (let ch = 0; ch < c; ch++) {
-    const g = Math.floor(ch / (c / groups));
-    const s = (weight ? weight[ch] : 1) / Math.sqrt(m2[g] / count + norm.eps);
-    scale[ch] = s;
-    shift[ch] = (bias ? bias[ch] : 0) - mean[g] * s;
+  for (let g = 0; g < groups; g++) {
+    let sum = 0;
+    let squares = 0;
+    for (let ch = g * perGroup; ch < (g + 1) * perGroup; ch++) {
+      sum += sums[2 * ch];
+      squares += sums[2 * ch + 1];
+    }
+    const mean = sum / count;
+    const variance = Math.max(0, squares / count - mean * mean);
+    for (let ch = g * perGroup; ch < (g + 1) * perGroup; ch++) {
+      const s = (weight ? weight[ch] : 1) / Math.sqrt(variance + norm.eps);
+      scale[ch] = s;
+      shift[ch] = (bias ? bias[ch] : 0) - mean * s;
+    }
   }
-  return { scale: Tensor.fromArray(scale, [1, c, 1, 1, 1]), shift: Tensor.fromArray(shift, [1, c, 1, 1, 1]) };
+  return { scale: Tensor.fromArray(scale, [c]), shift: Tensor.fromArray(shift, [c]) };
 }
 
-/** Normalisation (statistics and affine folded) and SiLU on a float32 slab. */
+/** Normalisation (statistics and affine folded) and SiLU on a stored slab, as float32. */
 function normSilu(rows: Tensor, norm: FoldedNorm): Tensor {
-  return tidy(() => rows.mul(norm.scale).add(norm.shift).silu());
+  return F.channelAffineSilu(rows, norm.scale, norm.shift);
 }
 
 interface ConvSpec {
@@ -99,7 +92,9 @@ function specOf(layer: MaisiConvolution | MaisiDownsample): ConvSpec {
 
 /**
  * out[rows] = conv(prologue(input[needed rows])) (+ residual(rows)), slab by slab. `input` and `out`
- * are (1, C, W, H, D) stored tensors; `out` may be `input` only for 1×1×1 convolutions.
+ * are (1, C, W, H, D) stored tensors; `out` may be `input` only for 1×1×1 convolutions. `prologue`
+ * receives the stored rows (a view, float32 or float16) and returns float32. Returns the per-channel
+ * sums and sums of squares of what was stored (for the next GroupNorm).
  */
 function streamConv(
   input: Tensor,
@@ -108,8 +103,9 @@ function streamConv(
   slab: number,
   prologue: (rows: Tensor) => Tensor,
   residual?: (start: number, length: number) => Tensor,
-): void {
+): Float64Array {
   const w = input.shape[2];
+  const sums = new Float64Array(2 * out.shape[1]);
   const outW = out.shape[2];
   const k = spec.conv.weight.shape[2];
   const s = spec.conv.stride[0];
@@ -120,17 +116,19 @@ function streamConv(
       const last = (o0 + n - 1) * s - spec.padBefore + k; // exclusive
       const lo = Math.max(0, first);
       const hi = Math.min(w, last);
-      let rows = prologue(input.narrow(2, lo, hi - lo).float());
+      let rows = prologue(input.narrow(2, lo, hi - lo));
       if (spec.otherPads || lo > first || last > hi) rows = F.pad(rows, [...(spec.otherPads ?? [0, 0, 0, 0]), lo - first, last - hi]);
       const p = spec.convPadding;
-      let y = F.conv3d(rows, spec.conv.weight, spec.conv.bias, { stride: spec.conv.stride, padding: [0, p, p] });
-      if (residual) y = y.add(residual(o0, n));
-      out.narrow(2, o0, n).copy_(y);
+      const y = F.conv3d(rows, spec.conv.weight, spec.conv.bias, { stride: spec.conv.stride, padding: [0, p, p] });
+      const part = F.storeRows(out.narrow(2, o0, n), y, residual?.(o0, n)).toTypedArray() as Float64Array;
+      part.forEach((v, i) => (sums[i] += v));
     });
   }
+  return sums;
 }
 
-const identity = (x: Tensor) => x;
+/** The stored rows as float32, for a convolution without a preceding normalisation. */
+const asFloat = (x: Tensor) => x.float();
 
 /** Spatial output size of a streamed convolution. */
 function outputSize(size: readonly number[], spec: ConvSpec): number[] {
@@ -149,23 +147,30 @@ export function encodeImage(vae: AutoencoderKlMaisi, x: Tensor, options: Streami
   return vae.config.numChannels[0] * x.numel > STREAM_ABOVE ? encodeStreaming(vae, x, options) : vae.encode(x);
 }
 
-/** A residual block on a stored input; returns the stored output (the input itself when widths agree). */
-function streamResBlock(block: MaisiResBlock, h: Tensor, slab: number, storage: DType): Tensor {
+/** A stored activation and its per-channel sums and sums of squares (see `streamConv`). */
+interface Stored {
+  h: Tensor;
+  sums: Float64Array;
+}
+
+/** A residual block on a stored input; the output is stored in place of the input when widths agree. */
+function streamResBlock(block: MaisiResBlock, input: Stored, slab: number, storage: DType): Stored {
+  const { h } = input;
   const [, , w, hh, d] = h.shape;
   const cOut = block.conv1.conv.conv.weight.shape[0];
-  const norm1 = foldedGroupNorm(h, block.norm1, slab);
+  const norm1 = foldedGroupNorm(input.sums, h.shape, block.norm1);
   const a = empty([1, cOut, w, hh, d], { dtype: storage });
-  streamConv(h, specOf(block.conv1), a, slab, (rows) => normSilu(rows, norm1));
-  const norm2 = foldedGroupNorm(a, block.norm2, slab);
+  const aSums = streamConv(h, specOf(block.conv1), a, slab, (rows) => normSilu(rows, norm1));
+  const norm2 = foldedGroupNorm(aSums, a.shape, block.norm2);
   const shortcut = block.ninShortcut;
   const out = shortcut ? empty([1, cOut, w, hh, d], { dtype: storage }) : h;
-  streamConv(a, specOf(block.conv2), out, slab, (rows) => normSilu(rows, norm2), (start, n) => {
+  const sums = streamConv(a, specOf(block.conv2), out, slab, (rows) => normSilu(rows, norm2), (start, n) => {
     const rows = h.narrow(2, start, n).float();
     return shortcut ? F.conv3d(rows, shortcut.conv.conv.weight, shortcut.conv.conv.bias) : rows;
   });
   a.dispose();
   for (const t of [norm1.scale, norm1.shift, norm2.scale, norm2.shift]) t.dispose();
-  return out;
+  return { h: out, sums };
 }
 
 /**
@@ -181,28 +186,30 @@ export function encodeStreaming(vae: AutoencoderKlMaisi, x: Tensor, options: Str
   const storage: DType = mode === 'auto' ? (2 * 4 * widest <= budget ? 'float32' : 'float16') : mode;
   const blocks = [...vae.encoder.blocks];
   return noGrad(() => {
-    let h = x.to(storage);
+    let current: Stored = { h: x.to(storage), sums: new Float64Array(0) };
     blocks.forEach((block, i) => {
       options.progress?.({ stage: 'autoencoder encode (streaming)', done: i, total: blocks.length });
+      const h = current.h;
       if (block instanceof MaisiConvolution || block instanceof MaisiDownsample) {
         const spec = specOf(block);
         const out = empty([1, spec.conv.weight.shape[0], ...outputSize(h.shape.slice(2), spec)], { dtype: storage });
-        streamConv(h, spec, out, slab, identity);
+        const sums = streamConv(h, spec, out, slab, asFloat);
         h.dispose();
-        h = out;
+        current = { h: out, sums };
       } else if (block instanceof MaisiResBlock) {
-        const out = streamResBlock(block, h, slab, storage);
-        if (out !== h) h.dispose();
-        h = out;
+        const next = streamResBlock(block, current, slab, storage);
+        if (next.h !== h) h.dispose();
+        current = next;
       } else {
         // The final GroupNorm (no activation): at the latent resolution, small enough to run whole.
         const norm = block as nn.GroupNorm;
         const next = tidy(() => norm.forward(h.float()).to(storage));
         h.dispose();
-        h = next;
+        current = { h: next, sums: new Float64Array(0) };
       }
     });
     options.progress?.({ stage: 'autoencoder encode (streaming)', done: blocks.length, total: blocks.length });
+    const h = current.h;
     const result = tidy(() => {
       const z = h.float();
       return {
