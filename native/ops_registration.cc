@@ -3,6 +3,7 @@
 // data term with its gradient with respect to the displacement. Written out with tensor ops they were
 // dominated by temporaries (a (K, 3, N) difference per convex step, a grid_sample backward per Adam
 // step); here each is one pass over the lattice.
+#pragma GCC optimize("O3")
 #include <ATen/Parallel.h>
 
 #include <cmath>
@@ -107,6 +108,51 @@ at::Tensor coupled_argmin(Info info) {
   return out;
 }
 
+// Trilinear taps of a position p (in voxels of a volume) along one axis, border-clamped as
+// grid_sample(border): the base index, the weight of the next voxel, and whether p was inside (the
+// derivative is 0 if not).
+struct AxisTap {
+  int64_t i0;
+  float t;
+  float inside;
+};
+
+inline AxisTap axis_tap(float p, int64_t n) {
+  float inside = 1;
+  if (!(p > 0)) p = 0, inside = 0;  // NaN → 0 as well, as PyTorch's clip
+  if (p > n - 1) p = static_cast<float>(n - 1), inside = 0;
+  const int64_t i0 = static_cast<int64_t>(std::floor(p));
+  return {i0, p - static_cast<float>(i0), inside};
+}
+
+// Visits the 8 corners of the cell holding position p of a volume of `size`: (flat corner index, weight,
+// the weight's derivative along each axis). Corners past the last voxel (weight 0) are skipped.
+template <typename F>
+inline void for_corners(const float p[3], const int64_t size[3], AxisTap tap[3], F body) {
+  for (int a = 0; a < 3; a++) tap[a] = axis_tap(p[a], size[a]);
+  for (int corner = 0; corner < 8; corner++) {
+    int64_t idx[3];
+    float wt[3], dw[3];
+    bool inside = true;
+    for (int a = 0; a < 3; a++) {
+      const int bit = (corner >> (2 - a)) & 1;
+      idx[a] = tap[a].i0 + bit;
+      inside = inside && idx[a] < size[a];
+      wt[a] = bit ? tap[a].t : 1 - tap[a].t;
+      dw[a] = bit ? 1.0f : -1.0f;
+    }
+    if (!inside) continue;
+    const float d[3] = {dw[0] * wt[1] * wt[2], wt[0] * dw[1] * wt[2], wt[0] * wt[1] * dw[2]};
+    body((idx[0] * size[1] + idx[1]) * size[2] + idx[2], wt[0] * wt[1] * wt[2], d);
+  }
+}
+
+// Lattice voxel v displaced by u (3, n) in voxels: its position.
+inline void displaced(int64_t v, const float* up, int64_t n, const int64_t size[3], float p[3]) {
+  const int64_t at[3] = {v / (size[1] * size[2]), (v / size[2]) % size[1], v % size[2]};
+  for (int a = 0; a < 3; a++) p[a] = static_cast<float>(at[a]) + up[a * n + v];
+}
+
 // warped_ssd(moving (C, w, h, d), fixed (C, w, h, d), u (3, w, h, d)) → [loss (), gradient (3, w, h, d)]:
 // loss = mean over channels and voxels of (moving(p + u(p)) − fixed(p))², moving read trilinearly with
 // border clamping — grid_sample(bilinear, border, align_corners false) on the identity grid plus u in
@@ -133,42 +179,21 @@ Napi::Value warped_ssd(Info info) {
     at::parallel_for(0, n, 1024, [&](int64_t begin, int64_t end) {
       std::vector<float> value(c), dv[3] = {std::vector<float>(c), std::vector<float>(c), std::vector<float>(c)};
       double sum = 0;
+      AxisTap tap[3];
       for (int64_t v = begin; v < end; v++) {
-        const int64_t at_[3] = {v / (h * d), (v / d) % h, v % d};
-        int64_t i0[3];
-        float t[3], clip[3];
-        for (int a = 0; a < 3; a++) {
-          float p = static_cast<float>(at_[a]) + up[a * n + v];
-          clip[a] = 1;
-          if (!(p > 0)) p = 0, clip[a] = 0;  // also NaN → 0, as PyTorch's clip
-          if (p > size[a] - 1) p = static_cast<float>(size[a] - 1), clip[a] = 0;
-          i0[a] = static_cast<int64_t>(std::floor(p));
-          t[a] = p - static_cast<float>(i0[a]);
-        }
         std::fill(value.begin(), value.end(), 0.0f);
         for (auto& g : dv) std::fill(g.begin(), g.end(), 0.0f);
-        for (int corner = 0; corner < 8; corner++) {
-          int64_t idx[3];
-          float wt[3], dw[3];
-          bool inside = true;
-          for (int a = 0; a < 3; a++) {
-            const int bit = (corner >> (2 - a)) & 1;
-            idx[a] = i0[a] + bit;
-            inside = inside && idx[a] < size[a];
-            wt[a] = bit ? t[a] : 1 - t[a];
-            dw[a] = bit ? 1.0f : -1.0f;
-          }
-          if (!inside) continue;  // a corner past the last voxel has weight 0 (p clamped to n − 1)
-          const float* mv = mp + ((idx[0] * h + idx[1]) * d + idx[2]) * c;
-          const float weight = wt[0] * wt[1] * wt[2];
-          const float g0 = dw[0] * wt[1] * wt[2], g1 = wt[0] * dw[1] * wt[2], g2 = wt[0] * wt[1] * dw[2];
+        float p[3];
+        displaced(v, up, n, size, p);
+        for_corners(p, size, tap, [&](int64_t k, float weight, const float* dw) {
+          const float* mv = mp + k * c;
           for (int64_t ch = 0; ch < c; ch++) {
             value[ch] += weight * mv[ch];
-            dv[0][ch] += g0 * mv[ch];
-            dv[1][ch] += g1 * mv[ch];
-            dv[2][ch] += g2 * mv[ch];
+            dv[0][ch] += dw[0] * mv[ch];
+            dv[1][ch] += dw[1] * mv[ch];
+            dv[2][ch] += dw[2] * mv[ch];
           }
-        }
+        });
         const float* fv = fp + v * c;
         float grad[3] = {0, 0, 0};
         for (int64_t ch = 0; ch < c; ch++) {
@@ -176,7 +201,7 @@ Napi::Value warped_ssd(Info info) {
           sum += static_cast<double>(residual) * residual;
           for (int a = 0; a < 3; a++) grad[a] += residual * dv[a][ch];
         }
-        for (int a = 0; a < 3; a++) gp[a * n + v] = static_cast<float>(norm * grad[a] * clip[a]);
+        for (int a = 0; a < 3; a++) gp[a * n + v] = static_cast<float>(norm * grad[a] * tap[a].inside);
       }
       partial[at::get_thread_num()] += sum;
     });
@@ -187,12 +212,91 @@ Napi::Value warped_ssd(Info info) {
   });
 }
 
+void check_positions(const at::Tensor& positions) {
+  if (positions.dim() != 4 || positions.scalar_type() != at::kFloat || positions.size(0) != 3)
+    throw ArgError("positions must be a float32 (3, w', h', d') tensor");
+}
+
+// sample_trilinear(volume (C, w, h, d), positions (3, w', h', d') in voxels of the volume) → (C, w', h', d'):
+// trilinear interpolation with border clamping, as grid_sample(bilinear, border, align_corners false).
+at::Tensor sample_trilinear(Info info) {
+  at::Tensor f = T(info[0]).contiguous(), x = T(info[1]).contiguous();
+  check_lattice(f, "volume");
+  check_positions(x);
+  const int64_t c = f.size(0), size[3] = {f.size(1), f.size(2), f.size(3)};
+  const int64_t points = x.size(1) * x.size(2) * x.size(3);
+  at::Tensor out = at::empty({c, x.size(1), x.size(2), x.size(3)}, at::kFloat);
+  // Channels last, so each corner is one contiguous row.
+  at::Tensor last = f.permute({1, 2, 3, 0}).contiguous();
+  const float *fp = last.data_ptr<float>(), *xp = x.data_ptr<float>();
+  float* op = out.data_ptr<float>();
+  at::parallel_for(0, points, 1024, [&](int64_t begin, int64_t end) {
+    AxisTap tap[3];
+    std::vector<float> acc(c);
+    for (int64_t v = begin; v < end; v++) {
+      const float p[3] = {xp[v], xp[points + v], xp[2 * points + v]};
+      std::fill(acc.begin(), acc.end(), 0.0f);
+      for_corners(p, size, tap, [&](int64_t k, float w, const float*) {
+        const float* row = fp + k * c;
+        for (int64_t a = 0; a < c; a++) acc[a] += w * row[a];
+      });
+      for (int64_t a = 0; a < c; a++) op[a * points + v] = acc[a];
+    }
+  });
+  return out;
+}
+
+// sample_trilinear_backward(volume, positions, g) → [∂L/∂volume, ∂L/∂positions] for L with
+// ∂L/∂sample_trilinear(volume, positions) = g: the interpolation's adjoint (g spread onto the corners)
+// and its derivative along each axis (0 along an axis where the position was clamped).
+Napi::Value sample_trilinear_backward(Info info) {
+  return guard(info, [&]() -> Napi::Value {
+    at::Tensor f = T(info[0]).contiguous(), x = T(info[1]).contiguous(), g = T(info[2]).contiguous();
+    check_lattice(f, "volume");
+    check_positions(x);
+    const int64_t c = f.size(0), size[3] = {f.size(1), f.size(2), f.size(3)};
+    const int64_t points = x.size(1) * x.size(2) * x.size(3);
+    if (g.scalar_type() != at::kFloat || g.dim() != 4 || g.size(0) != c || g.numel() != c * points)
+      throw ArgError("gradient must be a float32 (C, w', h', d') tensor of the samples' shape");
+    at::Tensor grad_x = at::empty_like(x);
+    const float *fp = f.data_ptr<float>(), *xp = x.data_ptr<float>(), *gp = g.data_ptr<float>();
+    float* gx = grad_x.data_ptr<float>();
+    const int64_t n = size[0] * size[1] * size[2];
+    // The spread onto corners collides between threads: one buffer per thread, summed at the end.
+    std::vector<at::Tensor> spread(at::get_num_threads());
+    at::parallel_for(0, points, 2048, [&](int64_t begin, int64_t end) {
+      at::Tensor& mine = spread[at::get_thread_num()];
+      if (!mine.defined()) mine = at::zeros_like(f);
+      float* gf = mine.data_ptr<float>();
+      AxisTap tap[3];
+      for (int64_t v = begin; v < end; v++) {
+        const float p[3] = {xp[v], xp[points + v], xp[2 * points + v]};
+        float dp[3] = {0, 0, 0};
+        for_corners(p, size, tap, [&](int64_t k, float w, const float* d) {
+          for (int64_t a = 0; a < c; a++) {
+            const float ga = gp[a * points + v], value = fp[a * n + k];
+            gf[a * n + k] += w * ga;
+            for (int b = 0; b < 3; b++) dp[b] += ga * d[b] * value;
+          }
+        });
+        for (int b = 0; b < 3; b++) gx[b * points + v] = dp[b] * tap[b].inside;
+      }
+    });
+    at::Tensor grad_f = at::zeros_like(f);
+    for (const at::Tensor& t : spread)
+      if (t.defined()) grad_f.add_(t);
+    return wrap_all(info.Env(), {grad_f, grad_x});
+  });
+}
+
 }  // namespace
 
 void register_registration_ops(Napi::Env env, Exports e) {
   def<tensor_op<ssd_cost_volume>>(env, e, "ssd_cost_volume");
   def<tensor_op<coupled_argmin>>(env, e, "coupled_argmin");
   def<warped_ssd>(env, e, "warped_ssd");
+  def<tensor_op<sample_trilinear>>(env, e, "sample_trilinear");
+  def<sample_trilinear_backward>(env, e, "sample_trilinear_backward");
 }
 
 }  // namespace dt

@@ -87,7 +87,14 @@ export {
   type SearchLevel,
   type CosineSearchOptions,
 } from './search.ts';
-export { ssdCostVolume, coupledArgmin, warpedSsd } from './registration.ts';
+export {
+  ssdCostVolume,
+  coupledArgmin,
+  warpedSsd,
+  sampleTrilinear,
+  sampleTrilinearBackward,
+  displacedPositions,
+} from './registration.ts';
 export * as F from './functional.ts';
 export * as nn from './nn/index.ts';
 export * as optim from './optim/index.ts';

@@ -191,6 +191,8 @@ export interface Native {
   ssd_cost_volume(fixed: H, moving: H, radius: number): H;
   coupled_argmin(cost: H, radius: number, smoothed: H | null, theta: number): H;
   warped_ssd(moving: H, fixed: H, displacement: H): Pair;
+  sample_trilinear(volume: H, positions: H): H;
+  sample_trilinear_backward(volume: H, positions: H, gradient: H): Pair;
   interpolated_cosine_search(
     dots: H[],
     gram: H[],

@@ -6,8 +6,9 @@
  */
 import { integer, invalid, number } from '../util/is.ts';
 import { N } from './native.ts';
+import { stack } from './ops.ts';
 import { tidy } from './scope.ts';
-import { Tensor } from './tensor.ts';
+import { Tensor, arange } from './tensor.ts';
 
 function lattices(fixed: Tensor, moving: Tensor): void {
   if (fixed.ndim !== 4) throw invalid('fixed descriptors', 'a (C, w, h, d) tensor', fixed.toString());
@@ -54,5 +55,48 @@ export function warpedSsd(
   return tidy(() => {
     const [loss, gradient] = N.warped_ssd(moving.float().handle, fixed.float().handle, displacement.handle);
     return { loss: new Tensor(loss).item(), gradient: new Tensor(gradient) };
+  });
+}
+
+/**
+ * volume (C, w, h, d) read at `positions` (3, w', h', d'), given in voxels of the volume: trilinear, with
+ * border clamping (grid_sample bilinear, border, align_corners false). Returns (C, w', h', d').
+ */
+export function sampleTrilinear(volume: Tensor, positions: Tensor): Tensor {
+  if (volume.ndim !== 4) throw invalid('sampled volume', 'a (C, w, h, d) tensor', volume.toString());
+  if (positions.ndim !== 4 || positions.shape[0] !== 3)
+    throw invalid('sample positions', "a (3, w', h', d') tensor", positions.toString());
+  return tidy(() => new Tensor(N.sample_trilinear(volume.float().handle, positions.float().handle)));
+}
+
+/**
+ * Gradients of a loss L with respect to the volume and the positions of `sampleTrilinear`, given
+ * ∂L/∂samples: the interpolation's adjoint, and its spatial derivative (0 where a position was clamped).
+ */
+export function sampleTrilinearBackward(
+  volume: Tensor,
+  positions: Tensor,
+  gradient: Tensor,
+): { volume: Tensor; positions: Tensor } {
+  return tidy(() => {
+    const [v, p] = N.sample_trilinear_backward(
+      volume.float().handle,
+      positions.float().handle,
+      gradient.float().handle,
+    );
+    return { volume: new Tensor(v), positions: new Tensor(p) };
+  });
+}
+
+/** The positions p + u(p) of a lattice (w, h, d) displaced by u (3, w, h, d), in voxels. */
+export function displacedPositions(displacement: Tensor): Tensor {
+  return tidy(() => {
+    const shape = displacement.shape.slice(1);
+    const axes = shape.map((n, a) => {
+      const view = [1, 1, 1];
+      view[a] = n;
+      return arange(0, n, 1).reshape(view).expand(shape);
+    });
+    return stack(axes, 0).add(displacement);
   });
 }

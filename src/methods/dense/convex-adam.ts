@@ -13,14 +13,16 @@
  */
 import {
   F,
-  arange,
   coupledArgmin,
+  dispose,
   enableGrad,
   noGrad,
   optim,
   ssdCostVolume,
-  stack,
   tidy,
+  displacedPositions,
+  sampleTrilinear,
+  sampleTrilinearBackward,
   warpedSsd,
   zeros,
   type Tensor,
@@ -42,44 +44,43 @@ export interface ConvexAdamOptions {
   progress?: ProgressFn;
 }
 
-/** Identity sampling grid for a (w, h, d) lattice plus a displacement in voxels: (1, w, h, d, 3). */
-function samplingGrid(displacement: Tensor, shape: readonly number[]): Tensor {
-  return tidy(() => {
-    const axes = shape.map((n, a) => {
-      const view = [1, 1, 1];
-      view[a] = n;
-      return arange(0, n, 1).reshape(view);
-    });
-    // grid_sample normalises with align_corners false: x = 2(p + 0.5)/n − 1; its last axis is (d, h, w).
-    const coords = [0, 1, 2].map((a) =>
-      axes[a]
-        .add(displacement.select(0, a))
-        .add(0.5)
-        .mul(2 / shape[a])
-        .sub(1),
-    );
-    return stack([coords[2], coords[1], coords[0]], -1).unsqueeze(0);
-  });
-}
-
-/** Samples volume (C, w, h, d) at lattice positions p + u(p) (trilinear, border values outside). */
+/** volume (C, w, h, d) read at lattice positions p + u(p) (trilinear, border values outside). */
 export function warpLattice(volume: Tensor, displacement: Tensor): Tensor {
-  return tidy(() =>
-    F.gridSample(volume.unsqueeze(0), samplingGrid(displacement, volume.shape.slice(1)), {
-      mode: 'bilinear',
-      paddingMode: 'border',
-      alignCorners: false,
-    }).squeeze(0),
-  );
+  return tidy(() => sampleTrilinear(volume, displacedPositions(displacement)));
 }
 
-/** exp(v) by scaling and squaring: u ← v/2^n, then n times u ← u + u∘(id + u). */
+/**
+ * exp(v) by scaling and squaring — u ← v/2^n, then n times u ← u + u∘(id + u) — with the chain rule back
+ * through the squarings: `backward(∂L/∂u)` gives ∂L/∂v. The intermediate fields are kept until `dispose`.
+ */
+function integrate(velocity: Tensor, squarings: number) {
+  const steps = [noGrad(() => velocity.detach().div(2 ** squarings))];
+  for (let i = 0; i < squarings; i++) {
+    const u = steps[i];
+    steps.push(tidy(() => u.add(warpLattice(u, u))));
+  }
+  return {
+    u: steps[squarings],
+    backward(gradient: Tensor): Tensor {
+      return tidy(() => {
+        let g = gradient;
+        for (let i = squarings - 1; i >= 0; i--) {
+          const through = sampleTrilinearBackward(steps[i], displacedPositions(steps[i]), g);
+          g = g.add(through.volume).add(through.positions);
+        }
+        return g.div(2 ** squarings);
+      });
+    },
+    dispose: () => dispose(steps),
+  };
+}
+
+/** exp(v) by scaling and squaring (see `integrate`). */
 export function exponentiate(velocity: Tensor, squarings = 6): Tensor {
-  return tidy(() => {
-    let u = velocity.div(2 ** squarings);
-    for (let i = 0; i < squarings; i++) u = u.add(warpLattice(u, u));
-    return u;
-  });
+  const flow = integrate(velocity, squarings);
+  const u = flow.u.clone();
+  flow.dispose();
+  return u;
 }
 
 /** Box smoothing used by the convex stage: two passes of a 3³ mean (replicate borders). */
@@ -157,15 +158,17 @@ export function convexAdam(fixed: Tensor, moving: Tensor, options: ConvexAdamOpt
   try {
     for (let i = 0; i < iterations; i++) {
       optimiser.zeroGrad();
-      enableGrad(() =>
-        tidy(() => {
-          const u = diffeomorphic ? exponentiate(parameter) : parameter;
-          // The data term's gradient with respect to u comes from the fused kernel and enters by the
-          // chain rule (∂(u·g)/∂u = g); the regulariser's and exponentiation's by autograd.
-          const { gradient } = warpedSsd(moving, fixed, u.detach());
-          u.mul(gradient.mul(scale)).sum().add(diffusionPenalty(parameter).mul(lambda)).backward();
-        }),
-      );
+      tidy(() => {
+        // The data term's gradient comes from the fused kernels (warped SSD, then back through the
+        // squarings) and enters as ∂(v·g)/∂v = g; the regulariser's from autograd.
+        const flow = diffeomorphic ? integrate(parameter, 6) : undefined;
+        const { gradient } = warpedSsd(moving, fixed, flow ? flow.u : parameter.detach());
+        const data = flow ? flow.backward(gradient) : gradient;
+        flow?.dispose();
+        enableGrad(() =>
+          parameter.mul(data.mul(scale)).sum().add(diffusionPenalty(parameter).mul(lambda)).backward(),
+        );
+      });
       optimiser.step();
       report?.({ stage: 'instance optimisation', done: i + 1, total: iterations });
     }

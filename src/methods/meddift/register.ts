@@ -12,6 +12,7 @@ import {
   dispose,
   noGrad,
   randn,
+  sampleTrilinear,
   stack,
   tensor,
   tidy,
@@ -51,61 +52,93 @@ export function latticeDims(dims: readonly number[], maxVoxels: number): Vec3 {
   return dims.map((d) => Math.max(4, Math.floor(d / factor))) as Vec3;
 }
 
-/** Per-level normalised, weighted, concatenated descriptors from level tensors sampled by `sample`. */
-function describe(
-  features: ImageFeatures,
-  weights: readonly number[] | undefined,
-  sample: (level: Tensor) => Tensor,
-): Tensor {
-  const levels = features.grid.levels;
-  const w = weights ?? levels.map(() => 1);
-  const total = w.reduce((s, v) => s + v, 0);
-  // One scope per level: a level's sampled, normalised and weighted copies are lattice-sized each.
-  const parts = levels.map((level, l) =>
-    tidy(() => {
-      const v = sample(level.unsqueeze(0)).squeeze(0);
-      return v.div(v.norm(2, 0, true).clamp(1e-8)).mul(w[l] / total);
-    }),
-  );
-  const out = cat(parts, 0);
-  dispose(parts);
-  return out;
+/**
+ * Level `l` of an image's features read at `positions` (3, …) given in voxels of the image's grid
+ * (MedDIFT's trilinear upsampling evaluated there), L2-normalised per voxel and weighted: (C_l, …).
+ */
+function levelDescriptors(features: ImageFeatures, l: number, positions: Tensor, weight: number): Tensor {
+  return tidy(() => {
+    const level = features.grid.levels[l];
+    // align_corners false: level voxel = (p + 0.5)·n_level/n_image − 0.5, per axis.
+    const scale = tensor(features.grid.shape.map((n, a) => level.shape[a + 1] / n)).reshape(3, 1, 1, 1);
+    const v = sampleTrilinear(level, positions.add(0.5).mul(scale).sub(0.5));
+    return v.div(v.norm(2, 0, true).clamp(1e-8)).mul(weight);
+  });
 }
 
-/** Voxels per image from which the PCA's covariance is estimated. */
-const PCA_SAMPLES = 65536;
+/** Voxels per image from which the PCA's mean and covariance are estimated. */
+const PCA_SAMPLES = 16384;
 
 /**
- * Projection of both descriptor volumes (C, …) onto their joint top-k principal components, by
- * subspace iteration on the channel covariance (k ≪ C, so no full eigendecomposition).
+ * A joint PCA of two sets of descriptor samples (C, n_a) and (C, n_b): their mean (C, 1) and top-k
+ * principal directions (C, k), by subspace iteration on the covariance E[xxᵀ] − μμᵀ (k ≪ C, so no full
+ * eigendecomposition, and no concatenated or centred copy).
  */
-export function jointPca(a: Tensor, b: Tensor, k: number, seed = 0): [Tensor, Tensor] {
+export function pcaBasis(a: Tensor, b: Tensor, k: number, seed = 0): { mean: Tensor; basis: Tensor } {
   return tidy(() => {
     const c = a.shape[0];
-    if (c <= k) return [a.clone(), b.clone()];
-    // Covariance of both volumes' voxels together, E[xxᵀ] − μμᵀ, without a concatenated or centred copy,
-    // from every s-th voxel: 2·65536 samples estimate a C×C covariance well, at a fraction of the cost.
-    const flat = [a.reshape(c, -1), b.reshape(c, -1)].map((x) => {
-      const step = Math.max(1, Math.floor(x.shape[1] / PCA_SAMPLES));
-      return x.slice(1, 0, x.shape[1], step).contiguous();
-    });
-    const n = flat[0].shape[1] + flat[1].shape[1];
-    const mean = flat[0].sum(1, true).add(flat[1].sum(1, true)).div(n);
-    const cov = flat[0]
-      .matmul(flat[0].t())
-      .add(flat[1].matmul(flat[1].t()))
-      .div(n)
-      .sub(mean.matmul(mean.t()));
+    const n = a.shape[1] + b.shape[1];
+    const mean = a.sum(1, true).add(b.sum(1, true)).div(n);
+    const cov = a.matmul(a.t()).add(b.matmul(b.t())).div(n).sub(mean.matmul(mean.t()));
     let basis = randn([c, k], { generator: new Generator(seed) });
     for (let i = 0; i < 12; i++) basis = orthonormalColumns(cov.matmul(basis));
+    return { mean, basis };
+  });
+}
+
+/**
+ * Both images' descriptors on the lattice — each read at its positions (3, w, h, d, in voxels of the
+ * image) — projected onto their joint top-k principal components: the basis comes from PCA_SAMPLES
+ * lattice voxels per image, and the projection is accumulated level by level, so the full-width
+ * lattice descriptors (C = 960 for MAISI) never exist at once.
+ */
+function projectedDescriptors(
+  sides: [ImageFeatures, Tensor][],
+  k: number,
+  weights: readonly number[] | undefined,
+  seed: number,
+): Tensor[] {
+  const count = sides[0][0].grid.levels.length;
+  const w = weights ?? new Array<number>(count).fill(1);
+  const total = w.reduce((s, v) => s + v, 0);
+  const levels = Array.from({ length: count }, (_, l) => l);
+  const describe = ([x, positions]: [ImageFeatures, Tensor], l: number) =>
+    levelDescriptors(x, l, positions, w[l] / total);
+  const widths = sides[0][0].grid.levels.map((level) => level.shape[0]);
+  const channels = widths.reduce((n, c) => n + c, 0);
+  if (channels <= k)
+    return sides.map((side) =>
+      tidy(() =>
+        cat(
+          levels.map((l) => describe(side, l)),
+          0,
+        ),
+      ),
+    );
+  return tidy(() => {
+    const samples = sides.map(([x, positions]) => {
+      const flat = positions.reshape(3, -1);
+      const step = Math.max(1, Math.floor(flat.shape[1] / PCA_SAMPLES));
+      const picked = flat.slice(1, 0, flat.shape[1], step).contiguous().reshape(3, -1, 1, 1);
+      return cat(
+        levels.map((l) => describe([x, picked], l).reshape(widths[l], -1)),
+        0,
+      );
+    });
+    const { mean, basis } = pcaBasis(samples[0], samples[1], k, seed);
     const shift = basis.t().matmul(mean);
-    const project = (x: Tensor) =>
-      basis
-        .t()
-        .matmul(x.reshape(c, -1))
-        .sub(shift)
-        .reshape(k, ...x.shape.slice(1));
-    return [project(a), project(b)];
+    return sides.map((side) => {
+      let projected = shift.neg();
+      let offset = 0;
+      for (const l of levels) {
+        const part = tidy(() =>
+          basis.narrow(0, offset, widths[l]).t().matmul(describe(side, l).reshape(widths[l], -1)),
+        );
+        offset += widths[l];
+        projected = projected.add(part);
+      }
+      return projected.reshape(k, ...side[1].shape.slice(1));
+    });
   });
 }
 
@@ -130,38 +163,38 @@ function orthonormalColumns(m: Tensor): Tensor {
     .contiguous();
 }
 
-/** Normalised grid_sample coordinates (1, w, h, d, 3) of lattice voxels in the moving RAS grid. */
-function movingSamplingGrid(fixedRas: Volume, movingRas: Volume, lattice: Vec3): Tensor {
+/**
+ * Positions (3, w, h, d) of the lattice voxels in voxels of a RAS grid (`targetRas`). The lattice spans
+ * the fixed RAS grid: lattice voxel k sits at fixed voxel (k + 0.5)·n/l − 0.5.
+ */
+function latticePositions(fixedRas: Volume, targetRas: Volume, lattice: Vec3): Tensor {
   const n = fixedRas.dims;
-  // Lattice voxel k sits at fixed voxel (k + 0.5)·n/l − 0.5; the map lattice → moving voxel is affine.
-  const toMoving = (k: Vec3) =>
-    movingRas.worldToVoxel(
+  // The map lattice → target voxel is affine.
+  const toTarget = (k: Vec3) =>
+    targetRas.worldToVoxel(
       fixedRas.voxelToWorld(k.map((v, a) => ((v + 0.5) * n[a]) / lattice[a] - 0.5) as Vec3),
     );
-  const q0 = toMoving([0, 0, 0]);
+  const q0 = toTarget([0, 0, 0]);
   const steps = [0, 1, 2].map((a) => {
     const e: Vec3 = [0, 0, 0];
     e[a] = 1;
-    const q = toMoving(e);
+    const q = toTarget(e);
     return q.map((v, b) => v - q0[b]);
   });
-  const m = movingRas.dims;
   return tidy(() => {
     const index = [0, 1, 2].map((a) => {
       const view = [1, 1, 1];
       view[a] = lattice[a];
       return tensor(Array.from({ length: lattice[a] }, (_, i) => i)).reshape(view);
     });
-    // Moving voxel coordinate b, then align_corners-false normalisation 2(q + 0.5)/m − 1.
     const coord = (b: number) =>
       index[0]
         .mul(steps[0][b])
         .add(index[1].mul(steps[1][b]))
         .add(index[2].mul(steps[2][b]))
-        .add(q0[b] + 0.5)
-        .mul(2 / m[b])
-        .sub(1);
-    return stack([coord(2), coord(1), coord(0)], -1).unsqueeze(0);
+        .add(q0[b])
+        .expand(lattice);
+    return stack([coord(0), coord(1), coord(2)], 0);
   });
 }
 
@@ -213,19 +246,19 @@ export function registerFeatures(
   const channels = integer('channels', options.channels ?? 24, { min: 1, max: 1024 });
   const seed = integer('seed', options.seed ?? 0, { min: 0 });
   const lattice = latticeDims(f.volume.dims, maxVoxels);
-  const grid = movingSamplingGrid(f.volume, m.volume, lattice);
   const [fixedDesc, movingDesc] = noGrad(() =>
-    tidy(() => {
-      const a = describe(f, options.levelWeights, (level) =>
-        F.interpolate(level, { size: lattice, mode: 'trilinear', alignCorners: false }),
-      );
-      const b = describe(m, options.levelWeights, (level) =>
-        F.gridSample(level, grid, { mode: 'bilinear', paddingMode: 'border', alignCorners: false }),
-      );
-      return jointPca(a, b, channels, seed);
-    }),
+    tidy(() =>
+      projectedDescriptors(
+        [
+          [f, latticePositions(f.volume, f.volume, lattice)],
+          [m, latticePositions(f.volume, m.volume, lattice)],
+        ],
+        channels,
+        options.levelWeights,
+        seed,
+      ),
+    ),
   );
-  grid.dispose();
   const u = convexAdam(fixedDesc, movingDesc, options);
   dispose([fixedDesc, movingDesc]);
   const field = toWorldField(u, f.volume, fixed);
