@@ -5,8 +5,9 @@
 // measured here, a 21 M-element elementwise op took 25 ms with a new output and 3 ms in place. Blocks of
 // at least LARGE bytes therefore come from 2 MB-aligned mappings advised as transparent huge pages, and
 // freed ones wait in a cache (at most CACHE_LIMIT bytes, exact size classes) for the next request of the
-// same size, as the loops of the streaming encoder and of matching make them. Smaller blocks go to
-// libtorch's own allocator.
+// same size, as the loops of the streaming encoder and of matching make them; a request the cache
+// cannot serve empties it (the blocks of an earlier pattern would only add to the peak). Smaller blocks
+// go to libtorch's own allocator.
 #include <c10/core/CPUAllocator.h>
 #include <sys/mman.h>
 
@@ -40,6 +41,15 @@ c10::DeleterFnPtr small_deleter = nullptr;
 void unmap(Block* b) {
   munmap(b->mapping, b->mapped);
   delete b;
+}
+
+// Unmaps every cached block (the mutex held); returns the bytes released.
+size_t flush_locked() {
+  const size_t freed = cached_bytes;
+  for (auto& entry : cache) unmap(entry.second);
+  cache.clear();
+  cached_bytes = 0;
+  return freed;
 }
 
 // The deleter of every block, large or small: the context is the data pointer itself, as libtorch's
@@ -85,6 +95,9 @@ struct HugePageAllocator final : at::Allocator {
         in_use.emplace(b->data, b);
         return {b->data, b->data, &release_block, at::Device(at::DeviceType::CPU)};
       }
+      // A miss means the pattern of sizes changed (another layer, a border slab): the blocks cached so
+      // far are stale, and returning them first keeps them from adding to the peak resident memory.
+      flush_locked();
     }
     const size_t mapped = size + HUGE_PAGE;
     void* mapping = mmap(nullptr, mapped, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -111,11 +124,7 @@ void install_allocator() {
 
 size_t release_cached_blocks() {
   std::lock_guard<std::mutex> lock(mutex);
-  const size_t freed = cached_bytes;
-  for (auto& entry : cache) unmap(entry.second);
-  cache.clear();
-  cached_bytes = 0;
-  return freed;
+  return flush_locked();
 }
 
 size_t cached_block_bytes() {

@@ -49,7 +49,7 @@ test('storeRows writes y + residual into a view and returns the stored values’
   }
 });
 
-test('large blocks freed are cached for reuse and released by releaseFreeMemory', () => {
+test('large blocks freed are cached for reuse, dropped when another size is asked for, released by releaseFreeMemory', () => {
   releaseFreeMemory();
   assert.equal(memoryStats().cachedBytes, 0);
   const big = zeros([8, 1024, 1024]); // 32 MiB
@@ -60,6 +60,11 @@ test('large blocks freed are cached for reuse and released by releaseFreeMemory'
   assert.equal(memoryStats().cachedBytes, 0);
   assert.ok(Math.abs(tidy(() => again.mean().item())) < 0.01);
   again.dispose();
+  // A size the cache cannot serve empties it first: only the new block is kept afterwards.
+  const other = zeros([4, 1024, 1024]);
+  assert.equal(memoryStats().cachedBytes, 0);
+  other.dispose();
+  assert.equal(memoryStats().cachedBytes, 16 * 2 ** 20);
   assert.equal(releaseFreeMemory(), true);
   assert.equal(memoryStats().cachedBytes, 0);
 });
