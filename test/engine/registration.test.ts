@@ -7,8 +7,11 @@ import {
   coupledArgmin,
   enableGrad,
   randn,
+  sampleTrilinear,
+  sampleTrilinearBackward,
   ssdCostVolume,
   stack,
+  tensor,
   tidy,
   warpedSsd,
   type Tensor,
@@ -132,4 +135,41 @@ test('warpedSsd: loss and gradient equal grid_sample (bilinear, border) with aut
     maxError(gradient, reference.gradient) < 1e-4 * scale,
     `gradient error ${maxError(gradient, reference.gradient)}`,
   );
+});
+
+test('sampleTrilinear and its backward equal grid_sample (bilinear, border) and autograd on another grid', () => {
+  const volume = randn([4, 5, 6, 7], { generator: gen });
+  // Positions on a 3×4×5 lattice, in voxels of the volume, some outside it (clamped).
+  const positions = tidy(() =>
+    randn([3, 3, 4, 5], { generator: gen })
+      .mul(3)
+      .add(tensor([2, 2.5, 3]).reshape(3, 1, 1, 1)),
+  );
+  const upstream = randn([4, 3, 4, 5], { generator: gen });
+  const reference = enableGrad(() =>
+    tidy(() => {
+      const v = volume.detach().requiresGrad_(true);
+      const p = positions.detach().requiresGrad_(true);
+      // Voxel → grid_sample's normalised coordinates (align_corners false), last axis (d, h, w).
+      const sizes = [5, 6, 7];
+      const g = [2, 1, 0].map((a) =>
+        p
+          .select(0, a)
+          .add(0.5)
+          .mul(2 / sizes[a])
+          .sub(1),
+      );
+      const out = F.gridSample(v.unsqueeze(0), stack(g, -1).unsqueeze(0), {
+        mode: 'bilinear',
+        paddingMode: 'border',
+        alignCorners: false,
+      }).squeeze(0);
+      out.mul(upstream).sum().backward();
+      return { out: out.detach(), volume: v.grad!.clone(), positions: p.grad!.clone() };
+    }),
+  );
+  assert.ok(maxError(sampleTrilinear(volume, positions), reference.out) < 1e-5);
+  const back = sampleTrilinearBackward(volume, positions, upstream);
+  assert.ok(maxError(back.volume, reference.volume) < 1e-4);
+  assert.ok(maxError(back.positions, reference.positions) < 1e-4);
 });
