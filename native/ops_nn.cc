@@ -242,8 +242,6 @@ void for_channel_rows(const at::Tensor& x, F body) {
   });
 }
 
-#define DT_CLONES __attribute__((target_clones("avx512f", "avx2", "default"), optimize("O3")))
-
 template <typename T>
 DT_CLONES void affine(const T* v, int64_t n, float scale, float shift, float* out) {
   for (int64_t i = 0; i < n; i++) out[i] = static_cast<float>(v[i]) * scale + shift;

@@ -16,8 +16,6 @@ namespace {
 
 using Info = const Napi::CallbackInfo&;
 
-#define DT_CLONES __attribute__((target_clones("avx512f", "avx2", "default"), optimize("O3")))
-
 DT_CLONES float squared_distance(const float* __restrict a, const float* __restrict b, int64_t n) {
   float s = 0;
   for (int64_t i = 0; i < n; i++) s += (a[i] - b[i]) * (a[i] - b[i]);

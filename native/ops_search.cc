@@ -43,9 +43,6 @@ struct Level {
   int64_t zmin, zmax;        // coarse range of the last axis the box touches
 };
 
-// The hot loops, compiled for AVX-512, AVX2 and baseline x86-64 and picked at load time.
-#define DT_CLONES __attribute__((target_clones("avx512f", "avx2", "default"), optimize("O3")))
-
 DT_CLONES void combine4(float* __restrict out, const float* a, const float* b, const float* c, const float* d,
                         float wa, float wb, float wc, float wd, int64_t n) {
   for (int64_t i = 0; i < n; i++) out[i] = wa * a[i] + wb * b[i] + wc * c[i] + wd * d[i];

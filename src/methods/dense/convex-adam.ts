@@ -55,9 +55,12 @@ export function warpLattice(volume: Tensor, displacement: Tensor): Tensor {
  */
 function integrate(velocity: Tensor, squarings: number) {
   const steps = [noGrad(() => velocity.detach().div(2 ** squarings))];
+  // Where each step reads itself (p + u_i(p)): the backward pass differentiates the same sampling.
+  const positions: Tensor[] = [];
   for (let i = 0; i < squarings; i++) {
     const u = steps[i];
-    steps.push(tidy(() => u.add(warpLattice(u, u))));
+    positions.push(displacedPositions(u));
+    steps.push(tidy(() => u.add(sampleTrilinear(u, positions[i]))));
   }
   return {
     u: steps[squarings],
@@ -65,13 +68,13 @@ function integrate(velocity: Tensor, squarings: number) {
       return tidy(() => {
         let g = gradient;
         for (let i = squarings - 1; i >= 0; i--) {
-          const through = sampleTrilinearBackward(steps[i], displacedPositions(steps[i]), g);
+          const through = sampleTrilinearBackward(steps[i], positions[i], g);
           g = g.add(through.volume).add(through.positions);
         }
         return g.div(2 ** squarings);
       });
     },
-    dispose: () => dispose(steps),
+    dispose: () => dispose([...steps, ...positions]),
   };
 }
 
