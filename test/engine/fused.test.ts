@@ -1,6 +1,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { F, Generator, memoryStats, randn, releaseFreeMemory, tidy, zeros } from '../../src/engine/index.ts';
+import {
+  F,
+  Generator,
+  empty,
+  memoryStats,
+  randn,
+  releaseFreeMemory,
+  tidy,
+  zeros,
+} from '../../src/engine/index.ts';
 
 const gen = new Generator(11);
 
@@ -49,22 +58,28 @@ test('storeRows writes y + residual into a view and returns the stored values’
   }
 });
 
-test('large blocks freed are cached for reuse, dropped when another size is asked for, released by releaseFreeMemory', () => {
+test('large blocks freed are cached for reuse, least recently freed evicted within 1 GiB, released by releaseFreeMemory', () => {
+  const MiB = 2 ** 20;
   releaseFreeMemory();
   assert.equal(memoryStats().cachedBytes, 0);
   const big = zeros([8, 1024, 1024]); // 32 MiB
   big.dispose();
-  assert.equal(memoryStats().cachedBytes, 32 * 2 ** 20);
+  assert.equal(memoryStats().cachedBytes, 32 * MiB);
   // The same size again is served from the cache, and is a usable tensor.
   const again = randn([8, 1024, 1024], { generator: gen });
   assert.equal(memoryStats().cachedBytes, 0);
   assert.ok(Math.abs(tidy(() => again.mean().item())) < 0.01);
   again.dispose();
-  // A size the cache cannot serve empties it first: only the new block is kept afterwards.
+  // Another size is mapped anew while the cached block stays (both fit in the 1 GiB limit).
   const other = zeros([4, 1024, 1024]);
-  assert.equal(memoryStats().cachedBytes, 0);
+  assert.equal(memoryStats().cachedBytes, 32 * MiB);
   other.dispose();
-  assert.equal(memoryStats().cachedBytes, 16 * 2 ** 20);
+  assert.equal(memoryStats().cachedBytes, 48 * MiB);
+  // A new 992 MiB block counts against the limit: the least recently freed block (32 MiB) goes first.
+  const large = empty([248, 1024, 1024]);
+  assert.equal(memoryStats().cachedBytes, 16 * MiB);
+  large.dispose();
+  assert.equal(memoryStats().cachedBytes, (16 + 992) * MiB);
   assert.equal(releaseFreeMemory(), true);
   assert.equal(memoryStats().cachedBytes, 0);
 });
