@@ -13,7 +13,7 @@
 // of an earlier pattern would only add to the peak). Blocks from HUGE up to STORED — the slab
 // temporaries of the streaming encoder, reused slab after slab — are advised as huge pages (the
 // convolutions reading them ran ~10 % faster); smaller ones (the U-Net's activations, used a few times
-// per pass: its first pass on fresh memory took 3.5 s with huge pages, 2.5 s without) and whole stored
+// per pass: its first pass on fresh memory took 3.1–3.6 s with huge pages, 2.4–2.7 s without) and whole stored
 // activations (≥ STORED, populated at once) are not. Blocks under LARGE go to libtorch's allocator.
 #include <c10/core/CPUAllocator.h>
 #include <sys/mman.h>
