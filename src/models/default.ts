@@ -10,7 +10,12 @@ import { fileURLToPath } from 'node:url';
 import { fail } from '../util/errors.ts';
 import type { AutoencoderKlMaisi } from './maisi/autoencoder.ts';
 import { loadMaisiAutoencoder, loadMaisiUNet } from './maisi/checkpoint.ts';
-import { checkAutoencoderConfig, checkUNetConfig, type AutoencoderMaisiConfig, type UNetMaisiConfig } from './maisi/config.ts';
+import {
+  checkAutoencoderConfig,
+  checkUNetConfig,
+  type AutoencoderMaisiConfig,
+  type UNetMaisiConfig,
+} from './maisi/config.ts';
 import type { DiffusionModelUNetMaisi } from './maisi/unet.ts';
 import { DDIMScheduler } from './schedulers/ddim.ts';
 import type { NoiseScheduler } from './schedulers/schedule.ts';
@@ -25,7 +30,13 @@ export interface LatentDiffusionModel {
   scheduler: NoiseScheduler;
 }
 
-export const DEFAULT_MODEL_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', 'models', 'default');
+export const DEFAULT_MODEL_DIR = resolve(
+  dirname(fileURLToPath(import.meta.url)),
+  '..',
+  '..',
+  'models',
+  'default',
+);
 
 interface ModelJson {
   name: string;
@@ -41,7 +52,11 @@ function verified(dir: string, file: string, expected: string | undefined): stri
   if (!existsSync(path)) fail(path, 'default model weights not found');
   if (typeof expected !== 'string') fail(join(dir, 'model.json'), `no sha256 recorded for ${file}`);
   const actual = createHash('sha256').update(readFileSync(path)).digest('hex');
-  if (actual !== expected) fail(path, `SHA-256 ${actual} does not match model.json (${expected}): the file is corrupt or was changed`);
+  if (actual !== expected)
+    fail(
+      path,
+      `SHA-256 ${actual} does not match model.json (${expected}): the file is corrupt or was changed`,
+    );
   return path;
 }
 

@@ -31,7 +31,8 @@ export function normaliseIntensities(values: ArrayLike<number>, modality: Modali
     const sorted = Float32Array.from(values).sort();
     lo = sortedPercentile(sorted, MR_PERCENTILES[0]);
     hi = sortedPercentile(sorted, MR_PERCENTILES[1]);
-    if (!(hi > lo)) fail('MR volume', `intensities are constant between the percentiles (${lo}), cannot normalise`);
+    if (!(hi > lo))
+      fail('MR volume', `intensities are constant between the percentiles (${lo}), cannot normalise`);
   } else if (modality !== 'ct') {
     fail('modality', `expected ct or mr, got ${JSON.stringify(modality)}`);
   }
@@ -58,7 +59,9 @@ export function volumeToNetworkInput(volume: Volume, modality: Modality): Tensor
   const [nx, ny, nz] = volume.dims;
   const data = normaliseIntensities(volume.data, modality);
   // Volume data is i-fastest: C-order [k, j, i], hence the permutation.
-  return tidy(() => Tensor.fromArray(data, [nz, ny, nx]).permute(2, 1, 0).contiguous().reshape(1, 1, nx, ny, nz));
+  return tidy(() =>
+    Tensor.fromArray(data, [nz, ny, nx]).permute(2, 1, 0).contiguous().reshape(1, 1, nx, ny, nz),
+  );
 }
 
 /** Python's round(): half to even. */
@@ -81,7 +84,11 @@ export interface NetworkInput {
 }
 
 /** Any volume → reoriented to RAS, normalised, as a tensor (modality guessed unless given). */
-export function toNetworkInput(volume: Volume, modality: Modality | 'auto' = 'auto', subject = 'image'): NetworkInput {
+export function toNetworkInput(
+  volume: Volume,
+  modality: Modality | 'auto' = 'auto',
+  subject = 'image',
+): NetworkInput {
   if (volume.components !== 1) fail(subject, `expected a scalar image, got ${volume.components} components`);
   const m = modality === 'auto' ? guessModality(volume) : modality;
   const ras = reorient(volume, 'RAS').volume;

@@ -63,7 +63,9 @@ test('the default autoencoder reconstructs a held-out brain (LPBA40 S40) above t
   const [c] = await loadCases(defaultCases(sharedPath('data')).filter((x) => x.id === 'brain-lpba40/S40'));
   const model = loadDefaultModel();
   // A central 64³ block of the network grid (128 x 256 x 128) keeps the test fast.
-  const x = tidy(() => networkGridImage(c).narrow(2, 32, 64).narrow(3, 96, 64).narrow(4, 32, 64).contiguous());
+  const x = tidy(() =>
+    networkGridImage(c).narrow(2, 32, 64).narrow(3, 96, 64).narrow(4, 32, 64).contiguous(),
+  );
   const r = reconstruct(model, x);
   const value = psnr(x, r);
   assert.ok(value > PSNR_THRESHOLD, `PSNR ${value.toFixed(2)} dB`);

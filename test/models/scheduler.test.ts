@@ -19,7 +19,11 @@ test('scheduler tables, add_noise, DDPM and DDIM steps reproduce MONAI bit for b
   const ddpm = new DDPMScheduler();
   const ddim = new DDIMScheduler();
 
-  const tables = { betas_f32: ddpm.tables.betas, alphas_f32: ddpm.tables.alphas, alphas_cumprod_f32: ddpm.tables.alphasCumprod };
+  const tables = {
+    betas_f32: ddpm.tables.betas,
+    alphas_f32: ddpm.tables.alphas,
+    alphas_cumprod_f32: ddpm.tables.alphasCumprod,
+  };
   for (const [name, ours] of Object.entries(tables)) {
     const expected = get(ref, name).toTypedArray() as Float32Array;
     const differing = expected.filter((v, i) => v !== ours[i]).length;
@@ -32,7 +36,11 @@ test('scheduler tables, add_noise, DDPM and DDIM steps reproduce MONAI bit for b
   for (const ts of [0, 20, 100, 500, 999]) {
     assertBitExact(ddpm.addNoise(x0, noise, ts), get(ref, `add_noise_t${ts}`), `add_noise t=${ts}`);
   }
-  const batched = ddpm.addNoise(get(ref, 'add_noise_batch.original'), get(ref, 'add_noise_batch.noise'), [20, 500]);
+  const batched = ddpm.addNoise(
+    get(ref, 'add_noise_batch.original'),
+    get(ref, 'add_noise_batch.noise'),
+    [20, 500],
+  );
   assertBitExact(batched, get(ref, 'add_noise_batch.result'), 'add_noise batch');
 
   const modelOutput = get(ref, 'step.model_output');
@@ -41,44 +49,82 @@ test('scheduler tables, add_noise, DDPM and DDIM steps reproduce MONAI bit for b
     const seed = info.steps.ddpm[String(ts)].generator_seed as number;
     if (ts > 0) {
       // libtorch's generator seeded like torch.Generator().manual_seed(seed) draws the same noise.
-      assertBitExact(randn(modelOutput.shape, { generator: new Generator(seed) }), get(ref, `ddpm_step_t${ts}.variance_noise`), `noise t=${ts}`);
+      assertBitExact(
+        randn(modelOutput.shape, { generator: new Generator(seed) }),
+        get(ref, `ddpm_step_t${ts}.variance_noise`),
+        `noise t=${ts}`,
+      );
     }
     const out = ddpm.step(modelOutput, ts, sample, new Generator(seed));
     assertBitExact(out.sample, get(ref, `ddpm_step_t${ts}.prev_sample`), `DDPM step t=${ts}`);
-    assertBitExact(out.predOriginalSample, get(ref, `ddpm_step_t${ts}.pred_original_sample`), `DDPM x0 t=${ts}`);
+    assertBitExact(
+      out.predOriginalSample,
+      get(ref, `ddpm_step_t${ts}.pred_original_sample`),
+      `DDPM x0 t=${ts}`,
+    );
   }
 
   assert.deepEqual(ddim.setTimesteps(50), info.ddim50_timesteps);
-  assert.deepEqual(ddim.setTimesteps(50), [...(get(ref, 'ddim50.timesteps').toTypedArray() as BigInt64Array)].map(Number));
+  assert.deepEqual(
+    ddim.setTimesteps(50),
+    [...(get(ref, 'ddim50.timesteps').toTypedArray() as BigInt64Array)].map(Number),
+  );
   for (const ts of [500, 20, 0]) {
     const out = ddim.step(modelOutput, ts, sample);
     assertBitExact(out.sample, get(ref, `ddim50_step_t${ts}.prev_sample`), `DDIM step t=${ts}`);
-    assertBitExact(out.predOriginalSample, get(ref, `ddim50_step_t${ts}.pred_original_sample`), `DDIM x0 t=${ts}`);
+    assertBitExact(
+      out.predOriginalSample,
+      get(ref, `ddim50_step_t${ts}.pred_original_sample`),
+      `DDIM x0 t=${ts}`,
+    );
   }
   for (const ts of [20, 500]) {
     const out = ddim.reversedStep(modelOutput, ts, sample);
     assertBitExact(out.sample, get(ref, `ddim50_reversed_step_t${ts}.next_sample`), `DDIM reversed t=${ts}`);
-    assertBitExact(out.predOriginalSample, get(ref, `ddim50_reversed_step_t${ts}.pred_original_sample`), `DDIM reversed x0 t=${ts}`);
+    assertBitExact(
+      out.predOriginalSample,
+      get(ref, `ddim50_reversed_step_t${ts}.pred_original_sample`),
+      `DDIM reversed x0 t=${ts}`,
+    );
   }
-  assert.throws(() => ddim.reversedStep(modelOutput, 980, sample), /timestep: 980 \+ 20 is past the last training timestep 999/);
+  assert.throws(
+    () => ddim.reversedStep(modelOutput, 980, sample),
+    /timestep: 980 \+ 20 is past the last training timestep 999/,
+  );
   ddim.setTimesteps(1000);
   const medDift = ddim.step(modelOutput, 20, sample);
   assertBitExact(medDift.sample, get(ref, 'ddim1000_step_t20.prev_sample'), 'DDIM(1000) step t=20');
 });
 
 test('scheduler options are checked with one-line messages', () => {
-  assert.throws(() => new DDPMScheduler({ schedule: 'quadratic' as never }), /schedule: expected one of linear, scaled_linear, cosine, got "quadratic"/);
-  assert.throws(() => new DDPMScheduler().alphaCumprod(1000), /timestep: expected an integer in \[0, 999\], got 1000/);
-  assert.throws(() => new DDIMScheduler().setTimesteps(0), /numInferenceSteps: expected an integer in \[1, 1000\], got 0/);
+  assert.throws(
+    () => new DDPMScheduler({ schedule: 'quadratic' as never }),
+    /schedule: expected one of linear, scaled_linear, cosine, got "quadratic"/,
+  );
+  assert.throws(
+    () => new DDPMScheduler().alphaCumprod(1000),
+    /timestep: expected an integer in \[0, 999\], got 1000/,
+  );
+  assert.throws(
+    () => new DDIMScheduler().setTimesteps(0),
+    /numInferenceSteps: expected an integer in \[1, 1000\], got 0/,
+  );
 });
 
 test('linear and cosine schedules match their closed forms', () => {
-  const lin = new DDPMScheduler({ schedule: 'linear', betaStart: 1e-4, betaEnd: 0.02, numTrainTimesteps: 1000 });
+  const lin = new DDPMScheduler({
+    schedule: 'linear',
+    betaStart: 1e-4,
+    betaEnd: 0.02,
+    numTrainTimesteps: 1000,
+  });
   assert.ok(Math.abs(lin.tables.betas[0] - 1e-4) < 1e-9 && Math.abs(lin.tables.betas[999] - 0.02) < 1e-9);
   assert.ok(Math.abs(lin.tables.betas[500] - (1e-4 + (500 * (0.02 - 1e-4)) / 999)) < 1e-8);
   const cos = new DDPMScheduler({ schedule: 'cosine', numTrainTimesteps: 1000 });
   // ᾱ_t = cos²(((t/T + s)/(1 + s))·π/2) / cos²((s/(1 + s))·π/2)
   const s = 0.008;
-  const abar = (t: number) => Math.cos(((t / 1000 + s) / (1 + s)) * Math.PI * 0.5) ** 2 / Math.cos((s / (1 + s)) * Math.PI * 0.5) ** 2;
-  for (const t of [0, 100, 500, 900]) assert.ok(Math.abs(cos.tables.alphasCumprod[t] - abar(t)) < 1e-5, `cosine ᾱ_${t}`);
+  const abar = (t: number) =>
+    Math.cos(((t / 1000 + s) / (1 + s)) * Math.PI * 0.5) ** 2 / Math.cos((s / (1 + s)) * Math.PI * 0.5) ** 2;
+  for (const t of [0, 100, 500, 900])
+    assert.ok(Math.abs(cos.tables.alphasCumprod[t] - abar(t)) < 1e-5, `cosine ᾱ_${t}`);
 });

@@ -21,7 +21,11 @@ import { assertClose, get, loadTensors } from '../helpers/tensors.ts';
 test('streaming autoencoder encode matches encode (float32 storage) and the MONAI reference', (t) => {
   const dir = requireShared(t, 'fixtures', 'maisi-vae-tiny');
   if (!dir) return;
-  const config = fromMonaiArgs('autoencoder', JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')).constructor_args, MAISI_V1_AUTOENCODER);
+  const config = fromMonaiArgs(
+    'autoencoder',
+    JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')).constructor_args,
+    MAISI_V1_AUTOENCODER,
+  );
   const vae = loadMaisiAutoencoder(join(dir, 'autoencoder.pt'), config);
   const ref = loadTensors(join(dir, 'vae_io.safetensors'));
   const x = get(ref, 'x');
@@ -38,14 +42,21 @@ test('streaming autoencoder encode matches encode (float32 storage) and the MONA
     console.log(`# float16 storage: relative error ${err.toExponential(2)}`);
     assert.ok(err > 0, 'float16 storage really rounds');
   });
-  assert.throws(() => encodeStreaming(vae, x, { slab: 0 }), { message: /^slab: expected an integer >= 1, got 0$/ });
+  assert.throws(() => encodeStreaming(vae, x, { slab: 0 }), {
+    message: /^slab: expected an integer >= 1, got 0$/,
+  });
 });
 
 test('the streaming encoder holds at most about two full-resolution activations at once', () => {
   // 16 channels at 256×32×16: one full-resolution activation is 8 MiB in float32. A residual block
   // needs its input and its first convolution's output stored; everything else is per slab (8 of the
   // 256 rows, plus a halo, a few times over).
-  const vae = new AutoencoderKlMaisi({ ...MAISI_V1_AUTOENCODER, numChannels: [16, 32, 32], numResBlocks: [1, 1, 1], normNumGroups: 8 }).eval();
+  const vae = new AutoencoderKlMaisi({
+    ...MAISI_V1_AUTOENCODER,
+    numChannels: [16, 32, 32],
+    numResBlocks: [1, 1, 1],
+    normNumGroups: 8,
+  }).eval();
   const x = randn([1, 1, 256, 32, 16]);
   const activation = 16 * x.numel * 4;
   noGrad(() => {

@@ -15,7 +15,12 @@ import { checkAutoencoderConfig, MAISI_V1_AUTOENCODER, type AutoencoderMaisiConf
 /** MAISI's convolution wrapper: a MONAI Convolution held under `conv` (keys `<name>.conv.conv.weight`). */
 export class MaisiConvolution extends nn.Module implements nn.Layer {
   readonly conv: MonaiConvolution;
-  constructor(inChannels: number, outChannels: number, kernelSize: number, opts: { stride?: number; padding?: number } = {}) {
+  constructor(
+    inChannels: number,
+    outChannels: number,
+    kernelSize: number,
+    opts: { stride?: number; padding?: number } = {},
+  ) {
     super();
     this.conv = this.register('conv', new MonaiConvolution(inChannels, outChannels, kernelSize, opts));
   }
@@ -37,7 +42,10 @@ export class MaisiResBlock extends nn.Module implements nn.Layer {
     this.conv1 = this.register('conv1', new MaisiConvolution(inChannels, outChannels, 3, { padding: 1 }));
     this.norm2 = this.register('norm2', new nn.GroupNorm(groups, outChannels, { eps }));
     this.conv2 = this.register('conv2', new MaisiConvolution(outChannels, outChannels, 3, { padding: 1 }));
-    this.ninShortcut = inChannels === outChannels ? null : this.register('nin_shortcut', new MaisiConvolution(inChannels, outChannels, 1));
+    this.ninShortcut =
+      inChannels === outChannels
+        ? null
+        : this.register('nin_shortcut', new MaisiConvolution(inChannels, outChannels, 1));
   }
   forward(x: Tensor): Tensor {
     const h = pipe(
@@ -55,7 +63,6 @@ export class MaisiResBlock extends nn.Module implements nn.Layer {
     if (skip !== x) skip.dispose();
     return out;
   }
-
 }
 
 export class MaisiDownsample extends nn.Module implements nn.Layer {
@@ -65,7 +72,11 @@ export class MaisiDownsample extends nn.Module implements nn.Layer {
     this.conv = this.register('conv', new MaisiConvolution(channels, channels, 3, { stride: 2, padding: 0 }));
   }
   forward(x: Tensor): Tensor {
-    return pipe(x, (t) => F.pad(t, [0, 1, 0, 1, 0, 1]), (t) => this.conv.forward(t));
+    return pipe(
+      x,
+      (t) => F.pad(t, [0, 1, 0, 1, 0, 1]),
+      (t) => this.conv.forward(t),
+    );
   }
 }
 
@@ -156,9 +167,18 @@ export class AutoencoderKlMaisi extends nn.Module {
     this.config = c;
     this.encoder = this.register('encoder', new BlockChain(encoderLayers(c)));
     this.decoder = this.register('decoder', new BlockChain(decoderLayers(c)));
-    this.quantConvMu = this.register('quant_conv_mu', new MonaiConvolution(c.latentChannels, c.latentChannels, 1));
-    this.quantConvLogSigma = this.register('quant_conv_log_sigma', new MonaiConvolution(c.latentChannels, c.latentChannels, 1));
-    this.postQuantConv = this.register('post_quant_conv', new MonaiConvolution(c.latentChannels, c.latentChannels, 1));
+    this.quantConvMu = this.register(
+      'quant_conv_mu',
+      new MonaiConvolution(c.latentChannels, c.latentChannels, 1),
+    );
+    this.quantConvLogSigma = this.register(
+      'quant_conv_log_sigma',
+      new MonaiConvolution(c.latentChannels, c.latentChannels, 1),
+    );
+    this.postQuantConv = this.register(
+      'post_quant_conv',
+      new MonaiConvolution(c.latentChannels, c.latentChannels, 1),
+    );
   }
 
   /** Size reduction per axis between image and latent. */
@@ -169,7 +189,10 @@ export class AutoencoderKlMaisi extends nn.Module {
   private checkImage(x: Tensor): void {
     const f = this.downsamplingFactor;
     if (x.ndim !== 5 || x.shape[1] !== this.config.inChannels) {
-      fail('autoencoder input', `expected shape (B, ${this.config.inChannels}, X, Y, Z), got (${x.shape.join(', ')})`);
+      fail(
+        'autoencoder input',
+        `expected shape (B, ${this.config.inChannels}, X, Y, Z), got (${x.shape.join(', ')})`,
+      );
     }
     if (x.shape.slice(2).some((s) => s % f !== 0)) {
       fail('autoencoder input', `spatial size must be divisible by ${f}, got ${x.shape.slice(2).join('x')}`);

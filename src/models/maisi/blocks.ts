@@ -9,7 +9,12 @@ import { pipe } from './pipe.ts';
 /** MONAI's `Convolution(conv_only=True)`: a plain convolution held under the name `conv`. */
 export class MonaiConvolution extends nn.Module implements nn.Layer {
   readonly conv: nn.Conv3d;
-  constructor(inChannels: number, outChannels: number, kernelSize: number, opts: { stride?: number; padding?: number } = {}) {
+  constructor(
+    inChannels: number,
+    outChannels: number,
+    kernelSize: number,
+    opts: { stride?: number; padding?: number } = {},
+  ) {
     super();
     this.conv = this.register('conv', new nn.Conv3d(inChannels, outChannels, kernelSize, opts));
   }
@@ -62,7 +67,6 @@ export class ResnetBlock extends nn.Module {
     if (skip !== x) skip.dispose();
     return out;
   }
-
 }
 
 /** q, k, v projections with bias and no output projection (MONAI SABlock, include_fc=False). */
@@ -86,7 +90,11 @@ export class SelfAttention extends nn.Module {
       const [b, n, c] = x.shape;
       const d = c / this.numHeads;
       const heads = (t: Tensor) => t.reshape(b, n, this.numHeads, d).permute(0, 2, 1, 3);
-      const out = F.scaledDotProductAttention(heads(this.toQ.forward(x)), heads(this.toK.forward(x)), heads(this.toV.forward(x)));
+      const out = F.scaledDotProductAttention(
+        heads(this.toQ.forward(x)),
+        heads(this.toK.forward(x)),
+        heads(this.toV.forward(x)),
+      );
       return out.permute(0, 2, 1, 3).reshape(b, n, c);
     });
   }
@@ -106,7 +114,10 @@ export class SpatialAttentionBlock extends nn.Module {
       const [b, c, ...spatial] = x.shape;
       // Tokens are the voxels in C order: (B, C, S0, S1, S2) → (B, S0·S1·S2, C).
       const tokens = this.norm.forward(x).reshape(b, c, -1).transpose(1, 2);
-      const y = this.attn.forward(tokens).transpose(1, 2).reshape(b, c, ...spatial);
+      const y = this.attn
+        .forward(tokens)
+        .transpose(1, 2)
+        .reshape(b, c, ...spatial);
       return y.add(x);
     });
   }
@@ -154,11 +165,18 @@ export class DownBlock extends nn.Module {
   readonly resnets: nn.ModuleList<ResnetBlock>;
   readonly downsampler: Downsample | null;
 
-  constructor(inChannels: number, outChannels: number, numResBlocks: number, addDownsample: boolean, s: BlockShape) {
+  constructor(
+    inChannels: number,
+    outChannels: number,
+    numResBlocks: number,
+    addDownsample: boolean,
+    s: BlockShape,
+  ) {
     super();
     const resnets = Array.from(
       { length: numResBlocks },
-      (_, i) => new ResnetBlock(i === 0 ? inChannels : outChannels, outChannels, s.tembChannels, s.groups, s.eps),
+      (_, i) =>
+        new ResnetBlock(i === 0 ? inChannels : outChannels, outChannels, s.tembChannels, s.groups, s.eps),
     );
     // MONAI registers `attentions` before `resnets` in attention blocks: that is the checkpoint order.
     this.attentions =
@@ -200,9 +218,18 @@ export class MidBlock extends nn.Module {
   readonly resnet2: ResnetBlock;
   constructor(channels: number, s: BlockShape) {
     super();
-    this.resnet1 = this.register('resnet_1', new ResnetBlock(channels, channels, s.tembChannels, s.groups, s.eps));
-    this.attention = this.register('attention', new SpatialAttentionBlock(channels, s.headChannels, s.groups, s.eps));
-    this.resnet2 = this.register('resnet_2', new ResnetBlock(channels, channels, s.tembChannels, s.groups, s.eps));
+    this.resnet1 = this.register(
+      'resnet_1',
+      new ResnetBlock(channels, channels, s.tembChannels, s.groups, s.eps),
+    );
+    this.attention = this.register(
+      'attention',
+      new SpatialAttentionBlock(channels, s.headChannels, s.groups, s.eps),
+    );
+    this.resnet2 = this.register(
+      'resnet_2',
+      new ResnetBlock(channels, channels, s.tembChannels, s.groups, s.eps),
+    );
   }
   forward(x: Tensor, emb: Tensor): Tensor {
     return tidy(() => this.resnet2.forward(this.attention.forward(this.resnet1.forward(x, emb)), emb));
@@ -237,7 +264,9 @@ export class UpBlock extends nn.Module {
       s.headChannels > 0
         ? this.register(
             'attentions',
-            new nn.ModuleList(resnets.map(() => new SpatialAttentionBlock(outChannels, s.headChannels, s.groups, s.eps))),
+            new nn.ModuleList(
+              resnets.map(() => new SpatialAttentionBlock(outChannels, s.headChannels, s.groups, s.eps)),
+            ),
           )
         : null;
     this.upsampler = addUpsample ? this.register('upsampler', new Upsample(outChannels)) : null;

@@ -9,7 +9,12 @@ import { existsSync } from 'node:fs';
 import { loadStateDict, scalarValue } from '../../engine/checkpoint/index.ts';
 import { DiffregError, fail } from '../../util/errors.ts';
 import { AutoencoderKlMaisi } from './autoencoder.ts';
-import { MAISI_V1_AUTOENCODER, MAISI_V1_UNET, type AutoencoderMaisiConfig, type UNetMaisiConfig } from './config.ts';
+import {
+  MAISI_V1_AUTOENCODER,
+  MAISI_V1_UNET,
+  type AutoencoderMaisiConfig,
+  type UNetMaisiConfig,
+} from './config.ts';
 import { DiffusionModelUNetMaisi } from './unet.ts';
 
 export interface LoadedUNet {
@@ -26,7 +31,9 @@ function loadInto(path: string, model: DiffusionModelUNetMaisi | AutoencoderKlMa
   } catch (e) {
     model.dispose();
     if (e instanceof DiffregError) {
-      throw new DiffregError(`${path}: does not fit the ${model.constructor.name} configuration: ${e.message.replace(/^[^:]*: /, '')}`);
+      throw new DiffregError(
+        `${path}: does not fit the ${model.constructor.name} configuration: ${e.message.replace(/^[^:]*: /, '')}`,
+      );
     }
     throw e;
   }
@@ -49,7 +56,10 @@ export function loadMaisiUNet(path: string, config: UNetMaisiConfig = MAISI_V1_U
   return { unet: unet.eval(), scaleFactor };
 }
 
-export function loadMaisiAutoencoder(path: string, config: AutoencoderMaisiConfig = MAISI_V1_AUTOENCODER): AutoencoderKlMaisi {
+export function loadMaisiAutoencoder(
+  path: string,
+  config: AutoencoderMaisiConfig = MAISI_V1_AUTOENCODER,
+): AutoencoderKlMaisi {
   const vae = new AutoencoderKlMaisi(config);
   loadInto(path, vae);
   return vae.eval();

@@ -104,11 +104,16 @@ export function checkUNetConfig(c: UNetMaisiConfig): UNetMaisiConfig {
   if (c.numChannels.some((ch) => ch % c.normNumGroups !== 0)) {
     throw invalid('numChannels', `multiples of normNumGroups ${c.normNumGroups}`, c.numChannels);
   }
-  if (c.attentionLevels.length !== levels) throw invalid('attentionLevels', `${levels} booleans`, c.attentionLevels);
+  if (c.attentionLevels.length !== levels)
+    throw invalid('attentionLevels', `${levels} booleans`, c.attentionLevels);
   const heads = repeat('numHeadChannels', c.numHeadChannels, levels);
   c.attentionLevels.forEach((a, i) => {
     if (a && (heads[i] < 1 || c.numChannels[i] % heads[i] !== 0)) {
-      throw invalid(`numHeadChannels[${i}]`, `a divisor of numChannels[${i}] = ${c.numChannels[i]}`, heads[i]);
+      throw invalid(
+        `numHeadChannels[${i}]`,
+        `a divisor of numChannels[${i}] = ${c.numChannels[i]}`,
+        heads[i],
+      );
     }
   });
   return {
@@ -152,13 +157,17 @@ export function fromMonaiArgs<T extends UNetMaisiConfig | AutoencoderMaisiConfig
     if (key in UNSUPPORTED) {
       const want = UNSUPPORTED[key];
       if (value !== want) {
-        throw new DiffregError(`${kind} config: ${key}=${JSON.stringify(value)} is not supported (MAISI uses ${JSON.stringify(want)})`);
+        throw new DiffregError(
+          `${kind} config: ${key}=${JSON.stringify(value)} is not supported (MAISI uses ${JSON.stringify(want)})`,
+        );
       }
       continue;
     }
     if (key === 'attention_levels' && kind === 'autoencoder') {
       if (!Array.isArray(value) || value.some((v) => v !== false)) {
-        throw new DiffregError(`autoencoder config: attention_levels=${JSON.stringify(value)} is not supported (MAISI uses no attention)`);
+        throw new DiffregError(
+          `autoencoder config: attention_levels=${JSON.stringify(value)} is not supported (MAISI uses no attention)`,
+        );
       }
       continue;
     }
@@ -167,7 +176,8 @@ export function fromMonaiArgs<T extends UNetMaisiConfig | AutoencoderMaisiConfig
     else if (!RUNTIME_ONLY.has(key)) throw new DiffregError(`${kind} config: unknown option ${key}`);
   }
   if (kind === 'unet') {
-    for (const k of ['includeTopRegionIndexInput', 'includeBottomRegionIndexInput', 'includeSpacingInput']) bool(k, out[k]);
+    for (const k of ['includeTopRegionIndexInput', 'includeBottomRegionIndexInput', 'includeSpacingInput'])
+      bool(k, out[k]);
     return checkUNetConfig(out as unknown as UNetMaisiConfig) as T;
   }
   return checkAutoencoderConfig(out as unknown as AutoencoderMaisiConfig) as T;

@@ -12,7 +12,13 @@
 import { F, Tensor, empty, nn, noGrad, tidy, type DType } from '../../engine/index.ts';
 import { integer, oneOf } from '../../util/is.ts';
 import type { ProgressFn } from '../../util/progress.ts';
-import { AutoencoderKlMaisi, MaisiConvolution, MaisiDownsample, MaisiResBlock, type LatentDistribution } from './autoencoder.ts';
+import {
+  AutoencoderKlMaisi,
+  MaisiConvolution,
+  MaisiDownsample,
+  MaisiResBlock,
+  type LatentDistribution,
+} from './autoencoder.ts';
 
 export interface StreamingOptions {
   /** Output rows (first spatial axis) computed per step (default 8). */
@@ -117,9 +123,13 @@ function streamConv(
       const lo = Math.max(0, first);
       const hi = Math.min(w, last);
       let rows = prologue(input.narrow(2, lo, hi - lo));
-      if (spec.otherPads || lo > first || last > hi) rows = F.pad(rows, [...(spec.otherPads ?? [0, 0, 0, 0]), lo - first, last - hi]);
+      if (spec.otherPads || lo > first || last > hi)
+        rows = F.pad(rows, [...(spec.otherPads ?? [0, 0, 0, 0]), lo - first, last - hi]);
       const p = spec.convPadding;
-      const y = F.conv3d(rows, spec.conv.weight, spec.conv.bias, { stride: spec.conv.stride, padding: [0, p, p] });
+      const y = F.conv3d(rows, spec.conv.weight, spec.conv.bias, {
+        stride: spec.conv.stride,
+        padding: [0, p, p],
+      });
       const part = F.storeRows(out.narrow(2, o0, n), y, residual?.(o0, n)).toTypedArray() as Float64Array;
       part.forEach((v, i) => (sums[i] += v));
     });
@@ -135,7 +145,11 @@ function outputSize(size: readonly number[], spec: ConvSpec): number[] {
   const k = spec.conv.weight.shape[2];
   // otherPads lists the last axis first: [axis 2 before, after, axis 1 before, after].
   const other = spec.otherPads ?? [0, 0, 0, 0];
-  const pads = [spec.padBefore + spec.padAfter, 2 * spec.convPadding + other[2] + other[3], 2 * spec.convPadding + other[0] + other[1]];
+  const pads = [
+    spec.padBefore + spec.padAfter,
+    2 * spec.convPadding + other[2] + other[3],
+    2 * spec.convPadding + other[0] + other[1],
+  ];
   return size.map((n, a) => Math.floor((n + pads[a] - k) / spec.conv.stride[a]) + 1);
 }
 
@@ -143,8 +157,14 @@ function outputSize(size: readonly number[], spec: ConvSpec): number[] {
 const STREAM_ABOVE = 1e8;
 
 /** `vae.encode`, or the streaming encoder when the full-resolution activations would be large. */
-export function encodeImage(vae: AutoencoderKlMaisi, x: Tensor, options: StreamingOptions = {}): LatentDistribution {
-  return vae.config.numChannels[0] * x.numel > STREAM_ABOVE ? encodeStreaming(vae, x, options) : vae.encode(x);
+export function encodeImage(
+  vae: AutoencoderKlMaisi,
+  x: Tensor,
+  options: StreamingOptions = {},
+): LatentDistribution {
+  return vae.config.numChannels[0] * x.numel > STREAM_ABOVE
+    ? encodeStreaming(vae, x, options)
+    : vae.encode(x);
 }
 
 /** A stored activation and its per-channel sums and sums of squares (see `streamConv`). */
@@ -175,7 +195,13 @@ class Scratch {
 }
 
 /** A residual block on a stored input; the output is stored in place of the input when widths agree. */
-function streamResBlock(block: MaisiResBlock, input: Stored, slab: number, storage: DType, scratch: Scratch): Stored {
+function streamResBlock(
+  block: MaisiResBlock,
+  input: Stored,
+  slab: number,
+  storage: DType,
+  scratch: Scratch,
+): Stored {
   const { h } = input;
   const [, , w, hh, d] = h.shape;
   const cOut = block.conv1.conv.conv.weight.shape[0];
@@ -185,10 +211,17 @@ function streamResBlock(block: MaisiResBlock, input: Stored, slab: number, stora
   const norm2 = foldedGroupNorm(aSums, a.shape, block.norm2);
   const shortcut = block.ninShortcut;
   const out = shortcut ? empty([1, cOut, w, hh, d], { dtype: storage }) : h;
-  const sums = streamConv(a, specOf(block.conv2), out, slab, (rows) => normSilu(rows, norm2), (start, n) => {
-    const rows = h.narrow(2, start, n).float();
-    return shortcut ? F.conv3d(rows, shortcut.conv.conv.weight, shortcut.conv.conv.bias) : rows;
-  });
+  const sums = streamConv(
+    a,
+    specOf(block.conv2),
+    out,
+    slab,
+    (rows) => normSilu(rows, norm2),
+    (start, n) => {
+      const rows = h.narrow(2, start, n).float();
+      return shortcut ? F.conv3d(rows, shortcut.conv.conv.weight, shortcut.conv.conv.bias) : rows;
+    },
+  );
   for (const t of [norm1.scale, norm1.shift, norm2.scale, norm2.shift]) t.dispose();
   return { h: out, sums };
 }
@@ -197,7 +230,11 @@ function streamResBlock(block: MaisiResBlock, input: Stored, slab: number, stora
  * The latent distribution of a large image, evaluated in slabs (the same result as
  * `AutoencoderKlMaisi.encode` up to float rounding, or float16 storage when chosen).
  */
-export function encodeStreaming(vae: AutoencoderKlMaisi, x: Tensor, options: StreamingOptions = {}): LatentDistribution {
+export function encodeStreaming(
+  vae: AutoencoderKlMaisi,
+  x: Tensor,
+  options: StreamingOptions = {},
+): LatentDistribution {
   const slab = integer('slab', options.slab ?? 8, { min: 1 });
   const mode = oneOf('storage', options.storage ?? 'auto', ['float32', 'float16', 'auto'] as const);
   const budget = options.budgetBytes ?? 6e9;
@@ -209,32 +246,38 @@ export function encodeStreaming(vae: AutoencoderKlMaisi, x: Tensor, options: Str
   return noGrad(() => {
     let current: Stored = { h: x.to(storage), sums: new Float64Array(0) };
     try {
-    blocks.forEach((block, i) => {
-      options.progress?.({ stage: 'autoencoder encode (streaming)', done: i, total: blocks.length });
-      const h = current.h;
-      if (!(block instanceof MaisiResBlock)) scratch.release();
-      if (block instanceof MaisiConvolution || block instanceof MaisiDownsample) {
-        const spec = specOf(block);
-        const out = empty([1, spec.conv.weight.shape[0], ...outputSize(h.shape.slice(2), spec)], { dtype: storage });
-        const sums = streamConv(h, spec, out, slab, asFloat);
-        h.dispose();
-        current = { h: out, sums };
-      } else if (block instanceof MaisiResBlock) {
-        const next = streamResBlock(block, current, slab, storage, scratch);
-        if (next.h !== h) h.dispose();
-        current = next;
-      } else {
-        // The final GroupNorm (no activation): at the latent resolution, small enough to run whole.
-        const norm = block as nn.GroupNorm;
-        const next = tidy(() => norm.forward(h.float()).to(storage));
-        h.dispose();
-        current = { h: next, sums: new Float64Array(0) };
-      }
-    });
+      blocks.forEach((block, i) => {
+        options.progress?.({ stage: 'autoencoder encode (streaming)', done: i, total: blocks.length });
+        const h = current.h;
+        if (!(block instanceof MaisiResBlock)) scratch.release();
+        if (block instanceof MaisiConvolution || block instanceof MaisiDownsample) {
+          const spec = specOf(block);
+          const out = empty([1, spec.conv.weight.shape[0], ...outputSize(h.shape.slice(2), spec)], {
+            dtype: storage,
+          });
+          const sums = streamConv(h, spec, out, slab, asFloat);
+          h.dispose();
+          current = { h: out, sums };
+        } else if (block instanceof MaisiResBlock) {
+          const next = streamResBlock(block, current, slab, storage, scratch);
+          if (next.h !== h) h.dispose();
+          current = next;
+        } else {
+          // The final GroupNorm (no activation): at the latent resolution, small enough to run whole.
+          const norm = block as nn.GroupNorm;
+          const next = tidy(() => norm.forward(h.float()).to(storage));
+          h.dispose();
+          current = { h: next, sums: new Float64Array(0) };
+        }
+      });
     } finally {
       scratch.release();
     }
-    options.progress?.({ stage: 'autoencoder encode (streaming)', done: blocks.length, total: blocks.length });
+    options.progress?.({
+      stage: 'autoencoder encode (streaming)',
+      done: blocks.length,
+      total: blocks.length,
+    });
     const h = current.h;
     const result = tidy(() => {
       const z = h.float();

@@ -69,10 +69,7 @@ export function maisiConditioning(
 export function timestepEmbedding(timesteps: Tensor, dim: number, maxPeriod = 10000): Tensor {
   return tidy(() => {
     const half = Math.floor(dim / 2);
-    const freqs = arange(0, half, 1)
-      .mul(-Math.log(maxPeriod))
-      .div(half)
-      .exp();
+    const freqs = arange(0, half, 1).mul(-Math.log(maxPeriod)).div(half).exp();
     const args = timesteps.float().unsqueeze(1).mul(freqs.unsqueeze(0));
     const emb = cat([args.cos(), args.sin()], -1);
     return dim % 2 === 1 ? cat([emb, emb.narrow(1, 0, 1).mul(0)], -1) : emb;
@@ -110,8 +107,12 @@ export class DiffusionModelUNetMaisi extends nn.Module {
     this.bottomRegionIndexLayer = c.includeBottomRegionIndexInput
       ? this.register('bottom_region_index_layer', embeddingMlp(4, timeDim))
       : null;
-    this.spacingLayer = c.includeSpacingInput ? this.register('spacing_layer', embeddingMlp(3, timeDim)) : null;
-    const tembChannels = timeDim * (1 + [this.topRegionIndexLayer, this.bottomRegionIndexLayer, this.spacingLayer].filter(Boolean).length);
+    this.spacingLayer = c.includeSpacingInput
+      ? this.register('spacing_layer', embeddingMlp(3, timeDim))
+      : null;
+    const tembChannels =
+      timeDim *
+      (1 + [this.topRegionIndexLayer, this.bottomRegionIndexLayer, this.spacingLayer].filter(Boolean).length);
     const shape = (level: number) => ({
       groups: c.normNumGroups,
       eps: c.normEps,
@@ -121,17 +122,24 @@ export class DiffusionModelUNetMaisi extends nn.Module {
 
     const down: DownBlock[] = [];
     for (let i = 0; i < levels; i++) {
-      down.push(new DownBlock(i === 0 ? ch[0] : ch[i - 1], ch[i], c.numResBlocks[i], i < levels - 1, shape(i)));
+      down.push(
+        new DownBlock(i === 0 ? ch[0] : ch[i - 1], ch[i], c.numResBlocks[i], i < levels - 1, shape(i)),
+      );
     }
     this.downBlocks = this.register('down_blocks', new nn.ModuleList(down));
-    this.middleBlock = this.register('middle_block', new MidBlock(ch[levels - 1], { ...shape(levels - 1), headChannels: c.numHeadChannels[levels - 1] }));
+    this.middleBlock = this.register(
+      'middle_block',
+      new MidBlock(ch[levels - 1], { ...shape(levels - 1), headChannels: c.numHeadChannels[levels - 1] }),
+    );
 
     const up: UpBlock[] = [];
     for (let i = 0; i < levels; i++) {
       const level = levels - 1 - i;
       const prevOut = ch[Math.min(level + 1, levels - 1)];
       const input = ch[Math.max(level - 1, 0)];
-      up.push(new UpBlock(input, prevOut, ch[level], c.numResBlocks[level] + 1, i < levels - 1, shape(level)));
+      up.push(
+        new UpBlock(input, prevOut, ch[level], c.numResBlocks[level] + 1, i < levels - 1, shape(level)),
+      );
     }
     this.upBlocks = this.register('up_blocks', new nn.ModuleList(up));
     this.out = this.register(
@@ -154,7 +162,12 @@ export class DiffusionModelUNetMaisi extends nn.Module {
    * Runs the network and returns the requested activations by name; computation stops after the last
    * one needed (MedDIFT's decoder taps skip the output head). Wrap in `noGrad` for inference.
    */
-  forwardWithTaps(x: Tensor, timesteps: Tensor, conditioning: UNetConditioning, taps: readonly UNetTap[]): Map<UNetTap, Tensor> {
+  forwardWithTaps(
+    x: Tensor,
+    timesteps: Tensor,
+    conditioning: UNetConditioning,
+    taps: readonly UNetTap[],
+  ): Map<UNetTap, Tensor> {
     const levels = this.config.numChannels.length;
     const order: UNetTap[] = [
       't_emb_sinusoidal',
@@ -170,7 +183,8 @@ export class DiffusionModelUNetMaisi extends nn.Module {
       'out',
     ];
     const wanted = new Set(taps);
-    for (const t of taps) if (!order.includes(t)) fail('tap', `expected one of ${order.join(', ')}, got ${JSON.stringify(t)}`);
+    for (const t of taps)
+      if (!order.includes(t)) fail('tap', `expected one of ${order.join(', ')}, got ${JSON.stringify(t)}`);
     this.checkInputs(x, timesteps, conditioning);
     const last = Math.max(...taps.map((t) => order.indexOf(t)));
     const result = new Map<UNetTap, Tensor>();
@@ -180,40 +194,40 @@ export class DiffusionModelUNetMaisi extends nn.Module {
       return order.indexOf(name) >= last;
     };
     return tidy(() => {
-        const tEmb = timestepEmbedding(timesteps, this.config.numChannels[0]);
-        if (record('t_emb_sinusoidal', tEmb)) return result;
-        const parts = [this.timeEmbed.forward(tEmb)];
-        if (record('emb_time', parts[0])) return result;
-        const inputs: [nn.Sequential | null, Tensor | undefined, UNetTap][] = [
-          [this.topRegionIndexLayer, conditioning.topRegionIndex, 'emb_top_region'],
-          [this.bottomRegionIndexLayer, conditioning.bottomRegionIndex, 'emb_bottom_region'],
-          [this.spacingLayer, conditioning.spacing, 'emb_spacing'],
-        ];
-        for (const [layer, input, name] of inputs) {
-          if (!layer || !input) continue;
-          parts.push(layer.forward(input.float()));
-          if (record(name, parts[parts.length - 1])) return result;
-        }
-        const emb = cat(parts, 1);
-        if (record('emb', emb)) return result;
-        let h = this.convIn.forward(x);
-        if (record('conv_in', h)) return result;
-        const skips: Tensor[] = [h];
-        for (const [i, block] of [...this.downBlocks].entries()) {
-          const { hidden, skips: s } = block.forward(h, emb);
-          skips.push(...s);
-          h = hidden;
-          if (record(`down_block_${i}`, h)) return result;
-        }
-        h = this.middleBlock.forward(h, emb);
-        if (record('middle_block', h)) return result;
-        for (const [i, block] of [...this.upBlocks].entries()) {
-          h = block.forward(h, skips, emb);
-          if (record(`up_block_${i}`, h)) return result;
-        }
-        record('out', this.out.forward(h));
-        return result;
-      });
+      const tEmb = timestepEmbedding(timesteps, this.config.numChannels[0]);
+      if (record('t_emb_sinusoidal', tEmb)) return result;
+      const parts = [this.timeEmbed.forward(tEmb)];
+      if (record('emb_time', parts[0])) return result;
+      const inputs: [nn.Sequential | null, Tensor | undefined, UNetTap][] = [
+        [this.topRegionIndexLayer, conditioning.topRegionIndex, 'emb_top_region'],
+        [this.bottomRegionIndexLayer, conditioning.bottomRegionIndex, 'emb_bottom_region'],
+        [this.spacingLayer, conditioning.spacing, 'emb_spacing'],
+      ];
+      for (const [layer, input, name] of inputs) {
+        if (!layer || !input) continue;
+        parts.push(layer.forward(input.float()));
+        if (record(name, parts[parts.length - 1])) return result;
+      }
+      const emb = cat(parts, 1);
+      if (record('emb', emb)) return result;
+      let h = this.convIn.forward(x);
+      if (record('conv_in', h)) return result;
+      const skips: Tensor[] = [h];
+      for (const [i, block] of [...this.downBlocks].entries()) {
+        const { hidden, skips: s } = block.forward(h, emb);
+        skips.push(...s);
+        h = hidden;
+        if (record(`down_block_${i}`, h)) return result;
+      }
+      h = this.middleBlock.forward(h, emb);
+      if (record('middle_block', h)) return result;
+      for (const [i, block] of [...this.upBlocks].entries()) {
+        h = block.forward(h, skips, emb);
+        if (record(`up_block_${i}`, h)) return result;
+      }
+      record('out', this.out.forward(h));
+      return result;
+    });
   }
 
   private checkInputs(x: Tensor, timesteps: Tensor, c: UNetConditioning): void {

@@ -24,7 +24,9 @@ export class DDIMScheduler extends NoiseScheduler {
 
   constructor(options: DDIMOptions = {}) {
     super(options);
-    this.finalAlphaCumprod = bool('setAlphaToOne', options.setAlphaToOne ?? true) ? 1 : this.tables.alphasCumprod[0];
+    this.finalAlphaCumprod = bool('setAlphaToOne', options.setAlphaToOne ?? true)
+      ? 1
+      : this.tables.alphasCumprod[0];
     this.stepsOffset = integer('stepsOffset', options.stepsOffset ?? 0, { min: 0 });
     this.setTimesteps(this.numTrainTimesteps);
   }
@@ -41,7 +43,12 @@ export class DDIMScheduler extends NoiseScheduler {
   step(modelOutput: Tensor, timestep: number, sample: Tensor): StepResult {
     const t = this.checkTimestep(timestep);
     const prev = t - this.stride;
-    return this.move(modelOutput, sample, this.tables.alphasCumprod[t], prev >= 0 ? this.tables.alphasCumprod[prev] : this.finalAlphaCumprod);
+    return this.move(
+      modelOutput,
+      sample,
+      this.tables.alphasCumprod[t],
+      prev >= 0 ? this.tables.alphasCumprod[prev] : this.finalAlphaCumprod,
+    );
   }
 
   /** DDIM inversion x_t → x_{t+k}. */
@@ -49,7 +56,10 @@ export class DDIMScheduler extends NoiseScheduler {
     const t = this.checkTimestep(timestep);
     const next = t + this.stride;
     if (next >= this.numTrainTimesteps) {
-      fail('timestep', `${t} + ${this.stride} is past the last training timestep ${this.numTrainTimesteps - 1}`);
+      fail(
+        'timestep',
+        `${t} + ${this.stride} is past the last training timestep ${this.numTrainTimesteps - 1}`,
+      );
     }
     return this.move(modelOutput, sample, this.tables.alphasCumprod[t], this.tables.alphasCumprod[next]);
   }

@@ -48,7 +48,9 @@ export class DDPMScheduler extends NoiseScheduler {
       let mean = x0.mul(originalCoeff).add(sample.mul(currentCoeff));
       if (t > 0) {
         const variance =
-          this.varianceType === 'fixed_small' ? Math.max(f(f(betaProdPrev / betaProd) * betas[t]), 1e-20) : betas[t];
+          this.varianceType === 'fixed_small'
+            ? Math.max(f(f(betaProdPrev / betaProd) * betas[t]), 1e-20)
+            : betas[t];
         const noise = randn(modelOutput.shape, { generator });
         mean = mean.add(noise.mul(f(Math.sqrt(f(variance)))));
       }

@@ -45,7 +45,12 @@ export interface NoiseTables {
 }
 
 /** β, α = 1 − β and ᾱ = ∏α as MONAI computes them (float32). */
-export function noiseTables(schedule: BetaSchedule, n: number, betaStart: number, betaEnd: number): NoiseTables {
+export function noiseTables(
+  schedule: BetaSchedule,
+  n: number,
+  betaStart: number,
+  betaEnd: number,
+): NoiseTables {
   return noGrad(() =>
     tidy(() => {
       let betas: Tensor;
@@ -66,7 +71,10 @@ export function noiseTables(schedule: BetaSchedule, n: number, betaStart: number
           .cos()
           .pow(2);
         ac = ac.div(ac.narrow(0, 0, 1).item());
-        const alphas = ac.narrow(0, 1, n).div(ac.narrow(0, 0, n)).clamp(0.0001, 0.9999);
+        const alphas = ac
+          .narrow(0, 1, n)
+          .div(ac.narrow(0, 0, n))
+          .clamp(0.0001, 0.9999);
         betas = alphas.rsub(1);
         alphasCumprod = ac.narrow(0, 0, n);
       }
@@ -98,7 +106,11 @@ export abstract class NoiseScheduler {
     const schedule = oneOf('schedule', o.schedule, ['linear', 'scaled_linear', 'cosine'] as const);
     number('betaStart', o.betaStart, { min: 0, exclusiveMin: true, max: 1 });
     number('betaEnd', o.betaEnd, { min: 0, exclusiveMin: true, max: 1 });
-    this.predictionType = oneOf('predictionType', o.predictionType, ['epsilon', 'sample', 'v_prediction'] as const);
+    this.predictionType = oneOf('predictionType', o.predictionType, [
+      'epsilon',
+      'sample',
+      'v_prediction',
+    ] as const);
     this.clipSample = o.clipSample;
     this.clipRange = [number('clipSampleMin', o.clipSampleMin), number('clipSampleMax', o.clipSampleMax)];
     this.tables = noiseTables(schedule, this.numTrainTimesteps, o.betaStart, o.betaEnd);
@@ -171,6 +183,9 @@ export abstract class NoiseScheduler {
   /** Timesteps as an int64 tensor (for models that take a tensor). */
   timestepTensor(t: number | readonly number[]): Tensor {
     const ts = typeof t === 'number' ? [t] : [...t];
-    return tensor(ts.map((v) => this.checkTimestep(v)), { dtype: 'int64' });
+    return tensor(
+      ts.map((v) => this.checkTimestep(v)),
+      { dtype: 'int64' },
+    );
   }
 }

@@ -88,7 +88,9 @@ export function loadCheckpoint(
       fail(path, `unexpected tensor '${k}' in a training checkpoint`);
     }
   }
-  for (const [id, entry] of Object.entries(JSON.parse(metadata.optimizer_scalars) as Record<string, Record<string, number>>)) {
+  for (const [id, entry] of Object.entries(
+    JSON.parse(metadata.optimizer_scalars) as Record<string, Record<string, number>>,
+  )) {
     Object.assign((state[id] ??= {}), entry);
   }
   s.model.loadStateDict(model);

@@ -48,8 +48,24 @@ export function defaultCases(dataRoot: string): TrainingCase[] {
   const cases: TrainingCase[] = [];
   const ct = join(dataRoot, 'lung', 'ct-thorax-256.nii.gz');
   const whole: [number, number] = [0, 1];
-  cases.push({ id: 'lung/ct-thorax-256#inferior', path: ct, group: 'ct', modality: 'ct', region: { top: 'chest', bottom: 'abdomen' }, split: 'train', kRange: [0, 0.5] });
-  cases.push({ id: 'lung/ct-thorax-256#superior', path: ct, group: 'ct', modality: 'ct', region: { top: 'chest', bottom: 'chest' }, split: 'validation', kRange: [0.5, 1] });
+  cases.push({
+    id: 'lung/ct-thorax-256#inferior',
+    path: ct,
+    group: 'ct',
+    modality: 'ct',
+    region: { top: 'chest', bottom: 'abdomen' },
+    split: 'train',
+    kRange: [0, 0.5],
+  });
+  cases.push({
+    id: 'lung/ct-thorax-256#superior',
+    path: ct,
+    group: 'ct',
+    modality: 'ct',
+    region: { top: 'chest', bottom: 'chest' },
+    split: 'validation',
+    kRange: [0.5, 1],
+  });
   for (const s of [1, ...Array.from({ length: 30 }, (_, i) => i + 11)]) {
     const id = `S${String(s).padStart(2, '0')}`;
     cases.push({
@@ -102,7 +118,12 @@ export async function loadCases(cases: readonly TrainingCase[]): Promise<LoadedC
       byPath.set(c.path, entry);
     }
     const { volume, image } = entry;
-    out.push({ ...c, image, spacing: [...volume.spacing], grid: volume.dims.map(networkGridSize) as [number, number, number] });
+    out.push({
+      ...c,
+      image,
+      spacing: [...volume.spacing],
+      grid: volume.dims.map(networkGridSize) as [number, number, number],
+    });
   }
   return out;
 }
@@ -121,7 +142,8 @@ export const NO_AUGMENT: AugmentOptions = { rotationDeg: 0, scale: 0, flip: fals
 
 type Mat3 = number[][];
 
-const matmul3 = (a: Mat3, b: Mat3): Mat3 => a.map((row) => [0, 1, 2].map((j) => row[0] * b[0][j] + row[1] * b[1][j] + row[2] * b[2][j]));
+const matmul3 = (a: Mat3, b: Mat3): Mat3 =>
+  a.map((row) => [0, 1, 2].map((j) => row[0] * b[0][j] + row[1] * b[1][j] + row[2] * b[2][j]));
 
 function rotation(axis: number, angle: number): Mat3 {
   const [c, s] = [Math.cos(angle), Math.sin(angle)];
@@ -158,7 +180,10 @@ export function cutPatch(c: LoadedCase, size: number, offset: readonly number[],
     const centre = c.grid.map((n, a) => (2 * offset[a] + size) / n - 1);
     // The grid's components run (x, y, z) = tensor axes (4, 3, 2) = array axes (k, j, i).
     const ax = (g: number) => 2 - g;
-    const theta = [0, 1, 2].map((g) => [...[0, 1, 2].map((h) => scale[ax(g)] * linear[ax(g)][ax(h)]), centre[ax(g)]]);
+    const theta = [0, 1, 2].map((g) => [
+      ...[0, 1, 2].map((h) => scale[ax(g)] * linear[ax(g)][ax(h)]),
+      centre[ax(g)],
+    ]);
     const grid = F.affineGrid(tensor([theta]), [1, 1, size, size, size], { alignCorners: false });
     return F.gridSample(c.image, grid, { mode: 'bilinear', paddingMode: 'border', alignCorners: false });
   });
@@ -168,7 +193,12 @@ export function cutPatch(c: LoadedCase, size: number, offset: readonly number[],
  * Seeded patch draws: a data group uniformly (CT, brain, heart), a case of it uniformly, a patch
  * origin uniformly inside the case's allowed k range, then flips, rotations and scaling.
  */
-export function drawPatch(cases: readonly LoadedCase[], size: number, random: Random, augment: AugmentOptions): PatchDraw {
+export function drawPatch(
+  cases: readonly LoadedCase[],
+  size: number,
+  random: Random,
+  augment: AugmentOptions,
+): PatchDraw {
   const groups = [...new Set(cases.map((c) => c.group))];
   const group = groups[random.integer(groups.length)];
   const members = cases.map((c, i) => [c, i] as const).filter(([c]) => c.group === group);
@@ -176,7 +206,8 @@ export function drawPatch(cases: readonly LoadedCase[], size: number, random: Ra
   const offset = [0, 1, 2].map((a) => {
     const lo = a === 2 ? Math.round(c.kRange[0] * c.grid[2]) : 0;
     const hi = a === 2 ? Math.round(c.kRange[1] * c.grid[2]) : c.grid[a];
-    if (hi - lo < size) fail(c.id, `allowed extent ${hi - lo} along axis ${a} is smaller than the patch size ${size}`);
+    if (hi - lo < size)
+      fail(c.id, `allowed extent ${hi - lo} along axis ${a} is smaller than the patch size ${size}`);
     return lo + random.integer(hi - lo - size + 1);
   }) as [number, number, number];
   const rad = (augment.rotationDeg * Math.PI) / 180;
@@ -202,6 +233,11 @@ export function samplePatches(
 ): { patches: Tensor; draws: PatchDraw[] } {
   if (size % 32 !== 0) fail('patch size', `expected a multiple of 32, got ${size}`);
   const draws = Array.from({ length: batch }, () => drawPatch(cases, size, random, augment));
-  const patches = tidy(() => cat(draws.map((d) => cutPatch(cases[d.caseIndex], size, d.offset, d.linear)), 0));
+  const patches = tidy(() =>
+    cat(
+      draws.map((d) => cutPatch(cases[d.caseIndex], size, d.offset, d.linear)),
+      0,
+    ),
+  );
   return { patches, draws };
 }

@@ -28,7 +28,8 @@ export function psnr(a: Tensor, b: Tensor): number {
  * separable Gaussian window (σ = 1.5 voxels, 11 wide) over the voxels where it fits entirely.
  */
 export function ssim3d(a: Tensor, b: Tensor, sigma = 1.5, size = 11): number {
-  if (a.ndim !== 5 || a.shape.slice(2).some((n) => n < size)) fail('ssim', `expected (1, 1, X, Y, Z) with every axis ≥ ${size}, got (${a.shape.join(', ')})`);
+  if (a.ndim !== 5 || a.shape.slice(2).some((n) => n < size))
+    fail('ssim', `expected (1, 1, X, Y, Z) with every axis ≥ ${size}, got (${a.shape.join(', ')})`);
   const half = (size - 1) / 2;
   const w = Array.from({ length: size }, (_, i) => Math.exp(-((i - half) ** 2) / (2 * sigma * sigma)));
   const total = w.reduce((s, v) => s + v, 0);
@@ -86,7 +87,14 @@ interface Slice {
 /** The axial (middle k) slice of (1, 1, X, Y, Z), anterior at the top, right of the patient on the left. */
 function axialMidSlice(x: Tensor): Slice {
   const [nx, ny, nz] = x.shape.slice(2);
-  const s = tidy(() => x.select(4, Math.floor(nz / 2)).reshape(nx, ny).t().flip(0).contiguous());
+  const s = tidy(() =>
+    x
+      .select(4, Math.floor(nz / 2))
+      .reshape(nx, ny)
+      .t()
+      .flip(0)
+      .contiguous(),
+  );
   const values = s.toTypedArray() as Float32Array;
   s.dispose();
   return { width: nx, height: ny, values };
@@ -107,7 +115,10 @@ function figure(rows: Slice[][], cell: number): Buffer {
       const y0 = gap + r * (cell + gap) + Math.floor((cell - h) / 2);
       for (let y = 0; y < h; y++) {
         for (let x = 0; x < w; x++) {
-          const v = s.values[Math.min(s.height - 1, Math.floor(y / f)) * s.width + Math.min(s.width - 1, Math.floor(x / f))];
+          const v =
+            s.values[
+              Math.min(s.height - 1, Math.floor(y / f)) * s.width + Math.min(s.width - 1, Math.floor(x / f))
+            ];
           pixels[(y0 + y) * width + x0 + x] = Math.round(255 * Math.min(1, Math.max(0, v)));
         }
       }
@@ -122,7 +133,13 @@ export interface SampleSpec {
 }
 
 /** DDPM ancestral sampling (all 1000 steps) of latents (B, 4, s, s, s), decoded to images in [0, 1]. */
-export function sampleImages(model: LatentDiffusionModel, specs: readonly SampleSpec[], latentSize: number, seed: number, progress?: ProgressFn): Tensor {
+export function sampleImages(
+  model: LatentDiffusionModel,
+  specs: readonly SampleSpec[],
+  latentSize: number,
+  seed: number,
+  progress?: ProgressFn,
+): Tensor {
   const scheduler = new DDPMScheduler();
   const generator = new Generator(seed);
   const c = model.autoencoder.config.latentChannels;
@@ -139,7 +156,11 @@ export function sampleImages(model: LatentDiffusionModel, specs: readonly Sample
     const T = scheduler.numTrainTimesteps;
     for (let t = T - 1; t >= 0; t--) {
       const next = tidy(() => {
-        const eps = model.unet.forward(x, scheduler.timestepTensor(new Array<number>(specs.length).fill(t)), cond);
+        const eps = model.unet.forward(
+          x,
+          scheduler.timestepTensor(new Array<number>(specs.length).fill(t)),
+          cond,
+        );
         return scheduler.step(eps, t, x, generator).sample;
       });
       x.dispose();
@@ -153,14 +174,23 @@ export function sampleImages(model: LatentDiffusionModel, specs: readonly Sample
 }
 
 const mean = (v: number[]) => v.reduce((s, x) => s + x, 0) / v.length;
-const sd = (v: number[]) => (v.length > 1 ? Math.sqrt(v.reduce((s, x) => s + (x - mean(v)) ** 2, 0) / (v.length - 1)) : 0);
+const sd = (v: number[]) =>
+  v.length > 1 ? Math.sqrt(v.reduce((s, x) => s + (x - mean(v)) ** 2, 0) / (v.length - 1)) : 0;
 
 /** Mean of the last `n` training losses and the last validation loss of a stage's log. */
-function finalLosses(log: readonly LogEntry[], n = 50): { step: number; train: number; validation?: number; seconds: number } {
+function finalLosses(
+  log: readonly LogEntry[],
+  n = 50,
+): { step: number; train: number; validation?: number; seconds: number } {
   const tail = log.slice(-n);
   const validated = log.filter((e) => e.validation !== undefined);
   const last = log[log.length - 1];
-  return { step: last.step, train: mean(tail.map((e) => e.loss)), validation: validated[validated.length - 1]?.validation, seconds: last.seconds };
+  return {
+    step: last.step,
+    train: mean(tail.map((e) => e.loss)),
+    validation: validated[validated.length - 1]?.validation,
+    seconds: last.seconds,
+  };
 }
 
 const sha256 = (path: string) => createHash('sha256').update(readFileSync(path)).digest('hex');
@@ -182,9 +212,15 @@ function writeEvaluation(modelDir: string, update: Record<string, unknown>): Rec
  * time); writes reconstructions.png (held-out mid-slices above their reconstructions) and the
  * `reconstruction` part of evaluation.json, tied to the autoencoder file by its hash.
  */
-export function evaluateReconstructions(modelDir: string, validation: readonly LoadedCase[], progress?: ProgressFn): Record<string, unknown> {
+export function evaluateReconstructions(
+  modelDir: string,
+  validation: readonly LoadedCase[],
+  progress?: ProgressFn,
+): Record<string, unknown> {
   const model = loadDefaultModel(modelDir);
-  const hearts = ['patient020', 'patient040', 'patient060', 'patient080', 'patient100'].map((p) => `cardiac-acdc/${p}/ed`);
+  const hearts = ['patient020', 'patient040', 'patient060', 'patient080', 'patient100'].map(
+    (p) => `cardiac-acdc/${p}/ed`,
+  );
   const chosen = validation.filter((c) => c.group !== 'heart' || hearts.includes(c.id));
   const scores: ReconstructionScore[] = [];
   const originals: Slice[] = [];
@@ -226,7 +262,12 @@ export function evaluateReconstructions(modelDir: string, validation: readonly L
  * shipped model, written to samples.png, and the final losses of the run in `runDir`, with its loss
  * curves copied beside the weights.
  */
-export function evaluateSamples(modelDir: string, runDir: string, validation: readonly LoadedCase[], progress?: ProgressFn): Record<string, unknown> {
+export function evaluateSamples(
+  modelDir: string,
+  runDir: string,
+  validation: readonly LoadedCase[],
+  progress?: ProgressFn,
+): Record<string, unknown> {
   const model = loadDefaultModel(modelDir);
   const spacingOf = (g: DataGroup) => (validation.find((c) => c.group === g) as LoadedCase).spacing;
   const specs: SampleSpec[] = [
@@ -252,5 +293,8 @@ export function evaluateSamples(modelDir: string, runDir: string, validation: re
     copyFileSync(join(dir, 'loss.svg'), join(modelDir, `${name}-loss.svg`));
     training[name] = finalLosses(readLog(join(dir, 'log.jsonl')));
   }
-  return writeEvaluation(modelDir, { samples: { unetSha256: sha256(join(modelDir, 'unet.safetensors')), latentSize: 16, specs }, training });
+  return writeEvaluation(modelDir, {
+    samples: { unetSha256: sha256(join(modelDir, 'unet.safetensors')), latentSize: 16, specs },
+    training,
+  });
 }

@@ -84,7 +84,10 @@ export function readLog(path: string): LogEntry[] {
 }
 
 function writeOutputs(dir: string, title: string, log: readonly LogEntry[]): void {
-  writeFileAtomic(join(dir, 'log.jsonl'), log.map((e) => JSON.stringify(e)).join('\n') + (log.length ? '\n' : ''));
+  writeFileAtomic(
+    join(dir, 'log.jsonl'),
+    log.map((e) => JSON.stringify(e)).join('\n') + (log.length ? '\n' : ''),
+  );
   // Training losses are noisy per step: plot a running mean over 25 steps.
   const smooth: [number, number][] = [];
   let sum = 0;
@@ -92,7 +95,9 @@ function writeOutputs(dir: string, title: string, log: readonly LogEntry[]): voi
     sum += e.loss - (i >= 25 ? log[i - 25].loss : 0);
     smooth.push([e.step, sum / Math.min(i + 1, 25)]);
   });
-  const validation = log.filter((e) => e.validation !== undefined).map((e) => [e.step, e.validation as number] as [number, number]);
+  const validation = log
+    .filter((e) => e.validation !== undefined)
+    .map((e) => [e.step, e.validation as number] as [number, number]);
   writeFileAtomic(
     join(dir, 'loss.svg'),
     lossPlotSvg(title, 'step', [
@@ -127,7 +132,11 @@ export function runLoop(
   const optimizer = new optim.AdamW(model.parameters(), { lr: o.lr, weightDecay: o.weightDecay });
   // AdamW's hyperparameter type is narrower than the schedulers' generic optimiser type.
   const scheduled = optimizer as unknown as ConstructorParameters<typeof optim.CosineSchedule>[0];
-  const scheduler = new optim.CosineSchedule(scheduled, { totalSteps: o.steps, warmupSteps: o.warmupSteps, minLr: o.minLr });
+  const scheduler = new optim.CosineSchedule(scheduled, {
+    totalSteps: o.steps,
+    warmupSteps: o.warmupSteps,
+    minLr: o.minLr,
+  });
   let step = 0;
   let seconds = 0;
   const logPath = join(o.dir, 'log.jsonl');

@@ -64,19 +64,29 @@ function loadStage<M extends nn.Module>(dir: string, model: M): M {
   const step = latestCheckpointStep(dir);
   if (step === undefined) fail(dir, 'no training checkpoint');
   const { tensors } = readSafetensors(checkpointPath(dir, step));
-  const weights = new Map([...tensors].filter(([k]) => k.startsWith('model.')).map(([k, v]) => [k.slice(6), v]));
+  const weights = new Map(
+    [...tensors].filter(([k]) => k.startsWith('model.')).map(([k, v]) => [k.slice(6), v]),
+  );
   model.loadStateDict(weights);
   return model.eval();
 }
 
 export function loadStageAutoencoder(runDir: string): AutoencoderKlMaisi {
-  return loadStage(join(runDir, 'autoencoder'), new AutoencoderKlMaisi(DEFAULT_MODEL_PLAN.autoencoder.config));
+  return loadStage(
+    join(runDir, 'autoencoder'),
+    new AutoencoderKlMaisi(DEFAULT_MODEL_PLAN.autoencoder.config),
+  );
 }
 
 export function loadStageUNet(runDir: string): { unet: DiffusionModelUNetMaisi; scaleFactor: number } {
   const dir = join(runDir, 'diffusion');
-  const { scaleFactor } = JSON.parse(readFileSync(join(dir, 'scale-factor.json'), 'utf8')) as { scaleFactor: number };
-  return { unet: loadStage(dir, new DiffusionModelUNetMaisi(DEFAULT_MODEL_PLAN.diffusion.config)), scaleFactor };
+  const { scaleFactor } = JSON.parse(readFileSync(join(dir, 'scale-factor.json'), 'utf8')) as {
+    scaleFactor: number;
+  };
+  return {
+    unet: loadStage(dir, new DiffusionModelUNetMaisi(DEFAULT_MODEL_PLAN.diffusion.config)),
+    scaleFactor,
+  };
 }
 
 /** float16 copies of a module's weights under its MONAI keys. */
@@ -123,7 +133,11 @@ export function exportDefaultModel(
     data: {
       train: ids('train'),
       validation: ids('validation'),
-      heldOutRule: { brain: BRAIN_VALIDATION, heart: HEART_VALIDATION, ct: 'superior half of the network grid (slices 64-127 of 128)' },
+      heldOutRule: {
+        brain: BRAIN_VALIDATION,
+        heart: HEART_VALIDATION,
+        ct: 'superior half of the network grid (slices 64-127 of 128)',
+      },
       neverUsed: 'LPBA40 S02-S10, ACDC patients 101-150',
     },
     sha256: { 'autoencoder.safetensors': sha256(aePath), 'unet.safetensors': sha256(unetPath) },

@@ -47,7 +47,9 @@ export function lossPlotSvg(title: string, xLabel: string, series: readonly Seri
   for (const t of ticks(y0, y1, 5)) {
     const y = py(t).toFixed(1);
     parts.push(`<line x1="${M.left}" y1="${y}" x2="${W - M.right}" y2="${y}" stroke="#ddd"/>`);
-    parts.push(`<text x="${M.left - 6}" y="${y}" text-anchor="end" dominant-baseline="middle">${(10 ** t).toPrecision(2)}</text>`);
+    parts.push(
+      `<text x="${M.left - 6}" y="${y}" text-anchor="end" dominant-baseline="middle">${(10 ** t).toPrecision(2)}</text>`,
+    );
   }
   series.forEach((s, i) => {
     const pts = s.points.filter(([, y]) => y > 0 && Number.isFinite(y));
@@ -56,7 +58,9 @@ export function lossPlotSvg(title: string, xLabel: string, series: readonly Seri
       parts.push(`<polyline fill="none" stroke="${s.colour}" stroke-width="1.5" points="${d}"/>`);
     }
     const ly = M.top + 8 + 16 * i;
-    parts.push(`<line x1="${W - M.right - 150}" y1="${ly}" x2="${W - M.right - 125}" y2="${ly}" stroke="${s.colour}" stroke-width="2"/>`);
+    parts.push(
+      `<line x1="${W - M.right - 150}" y1="${ly}" x2="${W - M.right - 125}" y2="${ly}" stroke="${s.colour}" stroke-width="2"/>`,
+    );
     parts.push(`<text x="${W - M.right - 120}" y="${ly}" dominant-baseline="middle">${esc(s.name)}</text>`);
   });
   parts.push('</svg>');

@@ -15,7 +15,15 @@ import { evaluateReconstructions, evaluateSamples } from './evaluate.ts';
 import { DEFAULT_MODEL_PLAN, exportDefaultModel, loadStageAutoencoder, loadStageUNet } from './plan.ts';
 import { trainAutoencoder, trainDiffusion } from './train.ts';
 
-export const TRAINING_STAGES = ['all', 'autoencoder', 'diffusion', 'export', 'evaluate', 'reconstructions', 'samples'] as const;
+export const TRAINING_STAGES = [
+  'all',
+  'autoencoder',
+  'diffusion',
+  'export',
+  'evaluate',
+  'reconstructions',
+  'samples',
+] as const;
 export type TrainingStage = (typeof TRAINING_STAGES)[number];
 
 export interface TrainingRunOptions {
@@ -35,7 +43,13 @@ export interface TrainingRunOptions {
 
 export interface TrainingRunResult {
   autoencoder?: { step: number; finished: boolean; finalLoss?: number; finalValidation?: number };
-  diffusion?: { step: number; finished: boolean; scaleFactor: number; finalLoss?: number; finalValidation?: number };
+  diffusion?: {
+    step: number;
+    finished: boolean;
+    scaleFactor: number;
+    finalLoss?: number;
+    finalValidation?: number;
+  };
   exported?: string;
   reconstructions?: Record<string, unknown>;
   samples?: Record<string, unknown>;
@@ -46,7 +60,10 @@ export interface TrainingRunResult {
 const TRAINING_DATA = ['lung', 'brain-lpba40', 'cardiac-acdc'];
 
 /** The last training loss and validation loss of a stage's log. */
-function lastLosses(log: readonly { loss: number; validation?: number }[]): { finalLoss?: number; finalValidation?: number } {
+function lastLosses(log: readonly { loss: number; validation?: number }[]): {
+  finalLoss?: number;
+  finalValidation?: number;
+} {
   const validated = log.filter((e) => e.validation !== undefined);
   return { finalLoss: log.at(-1)?.loss, finalValidation: validated.at(-1)?.validation };
 }
@@ -58,10 +75,12 @@ export async function runTraining(o: TrainingRunOptions): Promise<TrainingRunRes
   const unetSteps = integer('U-Net steps', o.unetSteps ?? plan.diffusion.steps, { min: 1 });
   const stopAfter = o.stopAfter === undefined ? undefined : integer('stop after', o.stopAfter, { min: 1 });
   const trains = stage === 'all' || stage === 'autoencoder' || stage === 'diffusion';
-  const evaluates = stage === 'all' || stage === 'evaluate' || stage === 'reconstructions' || stage === 'samples';
+  const evaluates =
+    stage === 'all' || stage === 'evaluate' || stage === 'reconstructions' || stage === 'samples';
   if (trains || evaluates) {
     for (const sub of TRAINING_DATA) {
-      if (!existsSync(join(o.dataDir, sub))) fail(o.dataDir, `training data folder has no ${sub}/ (expected the layout of ../shared/data)`);
+      if (!existsSync(join(o.dataDir, sub)))
+        fail(o.dataDir, `training data folder has no ${sub}/ (expected the layout of ../shared/data)`);
     }
   }
   const result: TrainingRunResult = { finished: true };
@@ -71,17 +90,33 @@ export async function runTraining(o: TrainingRunOptions): Promise<TrainingRunRes
   let validation: LoadedCase[] = all.filter((c) => c.split === 'validation');
 
   if (stage === 'all' || stage === 'autoencoder') {
-    const r = trainAutoencoder({ ...plan.autoencoder, steps: aeSteps, stopAfter, dir: join(o.runDir, 'autoencoder') }, train, validation, o.progress);
+    const r = trainAutoencoder(
+      { ...plan.autoencoder, steps: aeSteps, stopAfter, dir: join(o.runDir, 'autoencoder') },
+      train,
+      validation,
+      o.progress,
+    );
     r.autoencoder.dispose();
     result.autoencoder = { step: r.step, finished: r.finished, ...lastLosses(r.log) };
     if (!r.finished) return { ...result, finished: false };
   }
   if (stage === 'all' || stage === 'diffusion') {
     const ae = loadStageAutoencoder(o.runDir);
-    const r = trainDiffusion({ ...plan.diffusion, steps: unetSteps, stopAfter, dir: join(o.runDir, 'diffusion') }, ae, train, validation, o.progress);
+    const r = trainDiffusion(
+      { ...plan.diffusion, steps: unetSteps, stopAfter, dir: join(o.runDir, 'diffusion') },
+      ae,
+      train,
+      validation,
+      o.progress,
+    );
     ae.dispose();
     r.unet.dispose();
-    result.diffusion = { step: r.step, finished: r.finished, scaleFactor: r.scaleFactor, ...lastLosses(r.log) };
+    result.diffusion = {
+      step: r.step,
+      finished: r.finished,
+      scaleFactor: r.scaleFactor,
+      ...lastLosses(r.log),
+    };
     if (!r.finished) return { ...result, finished: false };
   }
   if (stage === 'all' || stage === 'export') {
@@ -92,10 +127,14 @@ export async function runTraining(o: TrainingRunOptions): Promise<TrainingRunRes
     unet.dispose();
   }
   if (evaluates) {
-    if (!existsSync(join(o.modelDir, 'model.json'))) fail(o.modelDir, 'no exported model to evaluate (run the export stage first)');
-    if (validation.length === 0) validation = await loadCases(defaultCases(o.dataDir).filter((c) => c.split === 'validation'));
-    if (stage !== 'samples') result.reconstructions = evaluateReconstructions(o.modelDir, validation, o.progress);
-    if (stage !== 'reconstructions') result.samples = evaluateSamples(o.modelDir, o.runDir, validation, o.progress);
+    if (!existsSync(join(o.modelDir, 'model.json')))
+      fail(o.modelDir, 'no exported model to evaluate (run the export stage first)');
+    if (validation.length === 0)
+      validation = await loadCases(defaultCases(o.dataDir).filter((c) => c.split === 'validation'));
+    if (stage !== 'samples')
+      result.reconstructions = evaluateReconstructions(o.modelDir, validation, o.progress);
+    if (stage !== 'reconstructions')
+      result.samples = evaluateSamples(o.modelDir, o.runDir, validation, o.progress);
   }
   return result;
 }

@@ -42,7 +42,9 @@ export function klDivergence(d: LatentDistribution): Tensor {
 /** Fixed, unaugmented patches of the validation cases (same seed → same patches). */
 function validationSet(cases: readonly LoadedCase[], size: number, count: number, seed: number): Tensor[] {
   const random = new Random(seed ^ 0x5eed);
-  return Array.from({ length: count }, () => samplePatches(cases, size, 1, random, NO_AUGMENT).patches.keep());
+  return Array.from({ length: count }, () =>
+    samplePatches(cases, size, 1, random, NO_AUGMENT).patches.keep(),
+  );
 }
 
 /** Stage (a): trains the autoencoder (resuming in `o.dir`); returns the model and the log. */
@@ -74,7 +76,10 @@ export function trainAutoencoder(
       for (const t of [patches, loss, l1, kl]) t.dispose();
       return out;
     },
-    () => noGrad(() => held.reduce((s, x) => s + tidy(() => F.l1Loss(ae.reconstruct(x), x).item()), 0) / held.length),
+    () =>
+      noGrad(
+        () => held.reduce((s, x) => s + tidy(() => F.l1Loss(ae.reconstruct(x), x).item()), 0) / held.length,
+      ),
     progress,
   );
   for (const t of held) t.dispose();
@@ -107,13 +112,23 @@ export function latentPool(
     };
     const caseIndex = JSON.parse(metadata.caseIndex) as number[];
     if (caseIndex.length === count) {
-      return { mu: caseIndex.map((_, i) => get(`mu.${i}`)), sigma: caseIndex.map((_, i) => get(`sigma.${i}`)), caseIndex };
+      return {
+        mu: caseIndex.map((_, i) => get(`mu.${i}`)),
+        sigma: caseIndex.map((_, i) => get(`sigma.${i}`)),
+        caseIndex,
+      };
     }
   }
   const random = new Random(seed ^ 0x1a7e);
   const pool: LatentPool = { mu: [], sigma: [], caseIndex: [] };
   for (let i = 0; i < count; i++) {
-    const { patches, draws } = samplePatches(cases, imageSize, 1, random, augment ? DEFAULT_AUGMENT : NO_AUGMENT);
+    const { patches, draws } = samplePatches(
+      cases,
+      imageSize,
+      1,
+      random,
+      augment ? DEFAULT_AUGMENT : NO_AUGMENT,
+    );
     const d = noGrad(() => ae.encode(patches));
     patches.dispose();
     pool.mu.push(d.mu.keep());
@@ -144,11 +159,22 @@ export function latentScaleFactor(pool: LatentPool, seed: number): number {
 /** Conditioning rows (B, ·) for pool entries. */
 function conditioning(cases: readonly LoadedCase[], indices: readonly number[]): Required<UNetConditioning> {
   return tidy(() => {
-    const rows = indices.map((i) => maisiConditioning(cases[i].region.top, cases[i].region.bottom, cases[i].spacing));
+    const rows = indices.map((i) =>
+      maisiConditioning(cases[i].region.top, cases[i].region.bottom, cases[i].spacing),
+    );
     return {
-      topRegionIndex: cat(rows.map((r) => r.topRegionIndex), 0),
-      bottomRegionIndex: cat(rows.map((r) => r.bottomRegionIndex), 0),
-      spacing: cat(rows.map((r) => r.spacing), 0),
+      topRegionIndex: cat(
+        rows.map((r) => r.topRegionIndex),
+        0,
+      ),
+      bottomRegionIndex: cat(
+        rows.map((r) => r.bottomRegionIndex),
+        0,
+      ),
+      spacing: cat(
+        rows.map((r) => r.spacing),
+        0,
+      ),
     };
   });
 }
@@ -178,8 +204,26 @@ export function trainDiffusion(
   progress?: ProgressFn,
 ): LoopResult & { unet: DiffusionModelUNetMaisi; scaleFactor: number } {
   const opts = { ...DEFAULT_LOOP, ...o };
-  const pool = latentPool(ae, train, opts.poolSize, opts.imagePatchSize, opts.seed, true, join(opts.dir, 'latents-train.safetensors'), progress);
-  const held = latentPool(ae, validation, opts.validationPoolSize, opts.imagePatchSize, opts.seed + 1, false, join(opts.dir, 'latents-validation.safetensors'), progress);
+  const pool = latentPool(
+    ae,
+    train,
+    opts.poolSize,
+    opts.imagePatchSize,
+    opts.seed,
+    true,
+    join(opts.dir, 'latents-train.safetensors'),
+    progress,
+  );
+  const held = latentPool(
+    ae,
+    validation,
+    opts.validationPoolSize,
+    opts.imagePatchSize,
+    opts.seed + 1,
+    false,
+    join(opts.dir, 'latents-validation.safetensors'),
+    progress,
+  );
   const scaleFactor = latentScaleFactor(pool, opts.seed);
   writeFileAtomic(join(opts.dir, 'scale-factor.json'), JSON.stringify({ scaleFactor }) + '\n');
   const scheduler = TRAINING_SCHEDULER();
@@ -203,7 +247,10 @@ export function trainDiffusion(
       const z = cat(picks.map(latent), 0).mul(scaleFactor);
       const noise = randn(z.shape, { generator });
       const noisy = scheduler.addNoise(z, noise, timesteps);
-      const c = conditioning(cases, picks.map((i) => entries.caseIndex[i]));
+      const c = conditioning(
+        cases,
+        picks.map((i) => entries.caseIndex[i]),
+      );
       return F.mseLoss(unet.forward(noisy, scheduler.timestepTensor(timesteps), c), noise);
     });
 
