@@ -62,13 +62,6 @@ void evict_locked(size_t keep) {
   }
 }
 
-// Unmaps every cached block (the mutex held); returns the bytes released.
-size_t flush_locked() {
-  const size_t freed = cached_bytes;
-  evict_locked(0);
-  return freed;
-}
-
 // The deleter of every block, large or small: the context is the data pointer itself, as libtorch's
 // raw_allocate / raw_deallocate (used by oneDNN) require.
 void release_block(void* data) {
@@ -134,7 +127,9 @@ void install_allocator() {
 
 size_t release_cached_blocks() {
   std::lock_guard<std::mutex> lock(mutex);
-  return flush_locked();
+  const size_t freed = cached_bytes;
+  evict_locked(0);
+  return freed;
 }
 
 size_t cached_block_bytes() {
