@@ -485,7 +485,7 @@ export function channelAffineSilu(x: Tensor, scale: Tensor, shift: Tensor): Tens
 /**
  * Writes y (+ residual) into `out` (a float32/float16 view of a stored activation) and returns the
  * per-channel sum and sum of squares of the stored values, (C, 2) float64 — a layer's output and the
- * next GroupNorm's statistics in one pass.
+ * next GroupNorm's statistics in one pass. `residual` (float32 or float16) may be a view of `out` itself.
  */
 export function storeRows(out: Tensor, y: Tensor, residual?: Tensor): Tensor {
   if (out.ndim !== 5 || out.shape[0] !== 1)

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import {
   F,
   Generator,
+  Tensor,
   empty,
   memoryStats,
   randn,
@@ -14,50 +15,102 @@ import {
 const gen = new Generator(11);
 
 test('channelAffineSilu equals silu(x·scale + shift) on a strided slab view, float32 and float16', () => {
-  const stored = randn([1, 3, 6, 4, 5], { generator: gen });
+  // Rows of 4·9 = 36 values: two 16-wide vector blocks and a scalar tail.
+  const stored = randn([1, 3, 6, 4, 9], { generator: gen }).mul(8);
   const scale = randn([3], { generator: gen });
   const shift = randn([3], { generator: gen });
   for (const dtype of ['float32', 'float16'] as const) {
     const view = stored.to(dtype).narrow(2, 1, 4);
     const got = F.channelAffineSilu(view, scale, shift);
-    const want = tidy(() =>
-      view
-        .float()
-        .mul(scale.reshape(1, 3, 1, 1, 1))
-        .add(shift.reshape(1, 3, 1, 1, 1))
-        .silu(),
-    );
-    assert.deepEqual(got.shape, [1, 3, 4, 4, 5]);
+    assert.deepEqual(got.shape, [1, 3, 4, 4, 9]);
     assert.equal(got.dtype, 'float32');
-    assert.ok(tidy(() => got.sub(want).abs().max().item()) < 1e-6);
+    const v = tidy(() =>
+      view
+        .to('float64')
+        .mul(scale.reshape(1, 3, 1, 1, 1))
+        .add(shift.reshape(1, 3, 1, 1, 1)),
+    );
+    const x = v.toTypedArray() as Float64Array;
+    const y = got.toTypedArray() as Float32Array;
+    x.forEach((xi, i) => {
+      const want = xi / (1 + Math.exp(-xi));
+      assert.ok(
+        Math.abs(y[i] - want) <= 4e-7 * Math.max(1, Math.abs(want)),
+        `silu(${xi}) = ${y[i]}, not ${want}`,
+      );
+    });
   }
+});
+
+test('channelAffineSilu is exact to float32 rounding far into both tails', () => {
+  const xs = [-200, -100, -88, -87, -30, -10, -1e-3, 0, 1e-3, 0.5, 10, 30, 88, 100, 200];
+  const x = Tensor.fromArray(Float32Array.from(xs), [1, 1, 1, 1, xs.length]);
+  const got = F.channelAffineSilu(x, Tensor.fromArray([1], [1]), Tensor.fromArray([0], [1])).toArray();
+  xs.forEach((v, i) => {
+    const want = v / (1 + Math.exp(-v));
+    assert.ok(
+      Math.abs(got[i] - want) <= 4e-7 * Math.max(1e-30, Math.abs(want)) + 1e-38,
+      `silu(${v}) = ${got[i]}`,
+    );
+  });
 });
 
 test('storeRows writes y + residual into a view and returns the stored values’ per-channel sums', () => {
   for (const dtype of ['float32', 'float16'] as const) {
-    const out = zeros([1, 2, 5, 3, 4], { dtype });
-    const y = randn([1, 2, 2, 3, 4], { generator: gen });
-    const residual = randn([1, 2, 5, 3, 4], { generator: gen }).narrow(2, 1, 2);
-    const sums = F.storeRows(out.narrow(2, 3, 2), y, residual).toTypedArray() as Float64Array;
-    const stored = out.narrow(2, 3, 2).float();
-    assert.ok(
-      tidy(() => stored.sub(y.add(residual)).abs().max().item()) < (dtype === 'float16' ? 5e-3 : 1e-6),
-    );
-    assert.equal(
-      tidy(() => out.narrow(2, 0, 3).abs().sum().item()),
-      0,
-      'rows outside the view untouched',
-    );
-    for (let c = 0; c < 2; c++) {
-      const values = stored.select(1, c).toTypedArray() as Float32Array;
-      const sum = values.reduce((s, v) => s + v, 0);
-      const squares = values.reduce((s, v) => s + v * v, 0);
-      assert.ok(Math.abs(sums[2 * c] - sum) < 1e-9 * Math.max(1, Math.abs(sum)) + 1e-6);
-      assert.ok(Math.abs(sums[2 * c + 1] - squares) < 1e-6 * squares);
+    for (const residualType of ['float32', 'float16'] as const) {
+      const out = zeros([1, 2, 5, 3, 12], { dtype });
+      const y = randn([1, 2, 2, 3, 12], { generator: gen });
+      const residual = randn([1, 2, 5, 3, 12], { generator: gen }).to(residualType).narrow(2, 1, 2);
+      const sums = F.storeRows(out.narrow(2, 3, 2), y, residual).toTypedArray() as Float64Array;
+      const stored = out.narrow(2, 3, 2).float();
+      // Exactly y + residual in float32, rounded once to the stored type.
+      const want = tidy(() => y.add(residual.float()).to(dtype).float());
+      assert.equal(
+        tidy(() => stored.sub(want).abs().max().item()),
+        0,
+        `${dtype} store, ${residualType} residual`,
+      );
+      assert.equal(
+        tidy(() => out.narrow(2, 0, 3).abs().sum().item()),
+        0,
+        'rows outside the view untouched',
+      );
+      for (let c = 0; c < 2; c++) {
+        const values = stored.select(1, c).toTypedArray() as Float32Array;
+        const sum = values.reduce((s, v) => s + v, 0);
+        const squares = values.reduce((s, v) => s + v * v, 0);
+        assert.ok(Math.abs(sums[2 * c] - sum) < 1e-9 * Math.max(1, Math.abs(sum)) + 1e-6);
+        assert.ok(Math.abs(sums[2 * c + 1] - squares) < 1e-6 * squares);
+      }
     }
   }
 });
 
+test('storeRows adds a residual read from the output itself (the in-place residual block)', () => {
+  for (const dtype of ['float32', 'float16'] as const) {
+    const h = randn([1, 2, 4, 3, 12], { generator: gen }).to(dtype);
+    const before = h.clone().float();
+    const y = randn([1, 2, 2, 3, 12], { generator: gen });
+    F.storeRows(h.narrow(2, 1, 2), y, h.narrow(2, 1, 2));
+    const want = tidy(() => before.narrow(2, 1, 2).add(y).to(dtype).float());
+    assert.equal(
+      tidy(() => h.narrow(2, 1, 2).float().sub(want).abs().max().item()),
+      0,
+    );
+    assert.equal(
+      tidy(() =>
+        h
+          .narrow(2, 0, 1)
+          .float()
+          .sub(before.narrow(2, 0, 1))
+          .abs()
+          .max()
+          .item(),
+      ),
+      0,
+    );
+  }
+});
 test('large blocks freed are cached for reuse, least recently freed evicted within 1 GiB, released by releaseFreeMemory', () => {
   const MiB = 2 ** 20;
   releaseFreeMemory();

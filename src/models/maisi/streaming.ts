@@ -218,8 +218,9 @@ function streamResBlock(
     slab,
     (rows) => normSilu(rows, norm2),
     (start, n) => {
-      const rows = h.narrow(2, start, n).float();
-      return shortcut ? F.conv3d(rows, shortcut.conv.conv.weight, shortcut.conv.conv.bias) : rows;
+      // storeRows reads a float16 residual as it is (and h itself when the output replaces it).
+      const rows = h.narrow(2, start, n);
+      return shortcut ? F.conv3d(rows.float(), shortcut.conv.conv.weight, shortcut.conv.conv.bias) : rows;
     },
   );
   for (const t of [norm1.scale, norm1.shift, norm2.scale, norm2.shift]) t.dispose();
