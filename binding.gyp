@@ -16,6 +16,7 @@
       "sources": [
         "native/addon.cc",
         "native/allocator.cc",
+        "native/attention.cc",
         "native/common.cc",
         "native/ops_tensor.cc",
         "native/ops_nn.cc",

@@ -117,6 +117,10 @@ void register_search_ops(Napi::Env env, Exports exports);
 void install_allocator();
 size_t release_cached_blocks();
 size_t cached_block_bytes();
+// attention.cc: softmax(q·kᵀ·scale)·v for float32 (..., L, E), (..., S, E), (..., S, Ev) without autograd and
+// Ev a multiple of 16; `fused_attention_applies` says whether the kernel takes these inputs.
+bool fused_attention_applies(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v);
+at::Tensor fused_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, double scale);
 void register_registration_ops(Napi::Env env, Exports exports);
 
 template <Napi::Value (*F)(const Napi::CallbackInfo&)>

@@ -224,6 +224,35 @@ test('softmax, logSoftmax and attention against naive computations', () => {
   );
 });
 
+test('scaledDotProductAttention: the fused inference kernel equals the softmax(q·kᵀ)·v composition', () => {
+  const g = new Generator(8);
+  const zerosMask = (l: number, s: number) => zeros([l, s]); // a float mask selects the composition
+  // Tiles of 8 query rows with a remainder, keys in 16-blocks with a tail, fewer than 16 keys, odd E.
+  for (const [L, S, E, Ev] of [
+    [21, 37, 5, 32],
+    [8, 7, 3, 16],
+    [3, 64, 32, 48],
+  ]) {
+    const q = randn([2, 3, L, E], { generator: g }).mul(3); // peaked softmax rows
+    const k = randn([2, 3, S, E], { generator: g });
+    const v = randn([2, 3, S, Ev], { generator: g });
+    const fused = F.scaledDotProductAttention(q, k, v);
+    const reference = F.scaledDotProductAttention(q, k, v, { attnMask: zerosMask(L, S) });
+    assert.deepEqual(fused.shape, [2, 3, L, Ev]);
+    const err = fused.sub(reference).abs().max().item();
+    assert.ok(err < 2e-6 * Math.max(1, reference.abs().max().item()), `L ${L} S ${S} E ${E}: ${err}`);
+  }
+  // Non-contiguous heads (the U-Net's permuted projections) and an explicit scale.
+  const x = randn([1, 40, 4, 16], { generator: g }).permute(0, 2, 1, 3);
+  const y = F.scaledDotProductAttention(x, x, x, { scale: 0.7 });
+  const want = F.scaledDotProductAttention(x, x, x, { scale: 0.7, attnMask: zerosMask(40, 40) });
+  assert.ok(y.sub(want).abs().max().item() < 2e-6);
+  // With autograd recording, the composition runs and gradients reach q.
+  const qg = randn([1, 5, 16], { generator: g }).requiresGrad_();
+  F.scaledDotProductAttention(qg, qg.detach(), qg.detach()).sum().backward();
+  assert.ok(qg.grad !== null && qg.grad.abs().sum().item() > 0);
+});
+
 test('gridSample: identity grid reproduces the input, a one-voxel shift moves it', () => {
   const g = new Generator(5);
   const x = randn([1, 2, 4, 5, 6], { generator: g });
