@@ -28,6 +28,11 @@ export interface LatentDiffusionModel {
   /** Latent scale (MAISI's `scale_factor`). */
   scaleFactor: number;
   scheduler: NoiseScheduler;
+  /**
+   * Decoder levels MedDIFT uses with this model when none are given (MAISI checkpoints: unset, all four
+   * as in the paper; the default model: the level its ablation found best, see its model card).
+   */
+  featureLevels?: readonly number[];
 }
 
 export const DEFAULT_MODEL_DIR = resolve(
@@ -43,6 +48,7 @@ interface ModelJson {
   autoencoder: AutoencoderMaisiConfig;
   unet: UNetMaisiConfig;
   scaleFactor: number;
+  featureLevels?: number[];
   sha256: Record<string, string>;
 }
 
@@ -74,5 +80,25 @@ export function loadDefaultModel(dir: string = DEFAULT_MODEL_DIR): LatentDiffusi
   const unetPath = verified(dir, 'unet.safetensors', meta.sha256?.['unet.safetensors']);
   const autoencoder = loadMaisiAutoencoder(aePath, checkAutoencoderConfig(meta.autoencoder));
   const { unet, scaleFactor } = loadMaisiUNet(unetPath, checkUNetConfig(meta.unet));
-  return { name: meta.name, unet, autoencoder, scaleFactor, scheduler: new DDIMScheduler() };
+  const levels = meta.featureLevels;
+  if (
+    levels !== undefined &&
+    !(
+      Array.isArray(levels) &&
+      levels.length > 0 &&
+      levels.every((l) => Number.isInteger(l) && l >= 0 && l < unet.config.numChannels.length)
+    )
+  )
+    fail(
+      jsonPath,
+      `featureLevels must list decoder levels 0-${unet.config.numChannels.length - 1}, got ${JSON.stringify(levels)}`,
+    );
+  return {
+    name: meta.name,
+    unet,
+    autoencoder,
+    scaleFactor,
+    scheduler: new DDIMScheduler(),
+    featureLevels: levels,
+  };
 }

@@ -32,7 +32,10 @@ export const FEATURE_OPTIONS = {
 export const FEATURE_HELP: [string, string][] = [
   ['--timestep T', 'diffusion timestep of the features, 0–999 (default 20)'],
   ['--noise-draws N', 'average features over N noise draws (default 1)'],
-  ['--levels 0123', 'decoder levels used, coarse (0) to fine (3) (default 0123)'],
+  [
+    '--levels 0123',
+    "decoder levels used, coarse (0) to fine (3) (default: the model's setting, 2 for the default model; all for MAISI)",
+  ],
   ['--level-weights W,…', 'weight per level (default equal)'],
   ['--seed N', 'random seed of the latent sampling and noise (default 0)'],
   ['--modality ct|mr|auto', 'intensity normalisation (default auto: CT if the image holds air in HU)'],

@@ -1,5 +1,6 @@
 /** `diffreg train`: trains the default model's two stages, exports and evaluates it (resumable). */
 import { resolve } from 'node:path';
+import { DEFAULT_MODEL_PLAN } from '../../models/training/plan.ts';
 import { runTraining, TRAINING_STAGES, type TrainingStage } from '../../models/training/run.ts';
 import { oneOf } from '../../util/is.ts';
 import { optionalInteger, required, type Command } from '../args.ts';
@@ -28,8 +29,11 @@ export const trainCommand: Command = {
     ['--run DIR', 'checkpoints, JSON-lines logs and loss curves of each stage; a rerun resumes from them'],
     ['--stage STAGE', `one of ${TRAINING_STAGES.join(', ')} (default all)`],
     ['--out DIR', 'where export writes the model files and evaluation reads them (default RUN/model)'],
-    ['--autoencoder-steps N', 'autoencoder optimisation steps (default 500)'],
-    ['--unet-steps N', 'diffusion U-Net optimisation steps (default 1000)'],
+    [
+      '--autoencoder-steps N',
+      `autoencoder optimisation steps (default ${DEFAULT_MODEL_PLAN.autoencoder.steps})`,
+    ],
+    ['--unet-steps N', `diffusion U-Net optimisation steps (default ${DEFAULT_MODEL_PLAN.diffusion.steps})`],
     ['--stop-after N', 'stop each training stage after step N (resume later with the same options)'],
     ['--threads N', 'libtorch threads (on a shared 2-core machine 1 is often faster in wall time)'],
     ['--json', 'print a JSON summary (steps, final losses, evaluation) on stdout'],

@@ -104,7 +104,7 @@ export function imageFeatures(
 
 function checkOptions(model: DiffusionFeatureModel, o: MedDiftMatchOptions): void {
   integer('timestep', o.timestep ?? 20, { min: 0, max: model.scheduler.numTrainTimesteps - 1 });
-  const levels = checkLevels(model, o.levels ?? [0, 1, 2, 3]);
+  const levels = checkLevels(model, o.levels);
   integer('noiseDraws', o.noiseDraws ?? 1, { min: 1, max: 64 });
   oneOf('search', o.search ?? 'global', ['global', 'local'] as const);
   if (o.search === 'local') number('radiusMm', o.radiusMm, { min: 0, exclusiveMin: true });

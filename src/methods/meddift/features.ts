@@ -29,7 +29,7 @@ export type DiffusionFeatureModel = LatentDiffusionModel;
 export interface FeatureOptions {
   /** Diffusion timestep at which features are taken (default 20). */
   timestep?: number;
-  /** Decoder levels to return, 0 = coarsest (default all). */
+  /** Decoder levels to return, 0 = coarsest (default: the model's `featureLevels`, else all). */
   levels?: readonly number[];
   /** Number of (latent sample, noise) draws whose features are averaged (default 1). */
   noiseDraws?: number;
@@ -45,8 +45,10 @@ export function resizeForEncoder(image: Tensor): Tensor {
   return F.interpolate(image, { size, mode: 'trilinear', alignCorners: false });
 }
 
-export function checkLevels(model: DiffusionFeatureModel, levels: readonly number[]): number[] {
+/** The decoder levels to use: the given ones, else the model's own setting, else all (MedDIFT's choice). */
+export function checkLevels(model: DiffusionFeatureModel, given: readonly number[] | undefined): number[] {
   const n = model.unet.config.numChannels.length;
+  const levels = given ?? model.featureLevels ?? Array.from({ length: n }, (_, i) => i);
   if (levels.length === 0) fail('levels', 'expected at least one level');
   for (const l of levels) integer('level', l, { min: 0, max: n - 1 });
   if (new Set(levels).size !== levels.length)
@@ -113,7 +115,7 @@ export function extractFeatureLevels(
     min: 0,
     max: model.scheduler.numTrainTimesteps - 1,
   });
-  const levels = checkLevels(model, options.levels ?? [0, 1, 2, 3]);
+  const levels = checkLevels(model, options.levels);
   const draws = integer('noiseDraws', options.noiseDraws ?? 1, { min: 1, max: 64 });
   const generator = options.generator ?? new Generator(0);
   if (image.ndim !== 5 || image.shape[0] !== 1 || image.shape[1] !== 1) {

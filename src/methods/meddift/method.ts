@@ -107,7 +107,7 @@ export function featureMethods(model: () => DiffusionFeatureModel): Record<strin
   const sources: Record<string, { source: () => FeatureSource; what: string }> = {
     meddift: {
       source: () => ({ kind: 'diffusion', model: (loaded ??= model()) }),
-      what: 'MedDIFT diffusion features (t=20, levels 0-3)',
+      what: "MedDIFT diffusion features (t=20, the model's feature levels)",
     },
     mind: { source: () => ({ kind: 'descriptor', descriptor: 'mind' }), what: 'MIND-SSC descriptors' },
     patches: {

@@ -19,6 +19,9 @@ import { BRAIN_VALIDATION, defaultCases, HEART_VALIDATION } from './data.ts';
 import { DEFAULT_LOOP } from './loop.ts';
 import type { AutoencoderTrainOptions, DiffusionTrainOptions } from './train.ts';
 
+/** The decoder levels MedDIFT uses with the default model (written to model.json). */
+export const DEFAULT_FEATURE_LEVELS = [2];
+
 export const DEFAULT_MODEL_PLAN: {
   autoencoder: Omit<AutoencoderTrainOptions, 'dir'>;
   diffusion: Omit<DiffusionTrainOptions, 'dir'>;
@@ -26,7 +29,7 @@ export const DEFAULT_MODEL_PLAN: {
   autoencoder: {
     ...DEFAULT_LOOP,
     config: { ...MAISI_V1_AUTOENCODER, numChannels: [16, 32, 64], numResBlocks: [1, 1, 1], normNumGroups: 8 },
-    steps: 500,
+    steps: 2000,
     lr: 1e-4,
     warmupSteps: 20,
     minLr: 1e-5,
@@ -46,16 +49,16 @@ export const DEFAULT_MODEL_PLAN: {
       normNumGroups: 8,
       numHeadChannels: [0, 0, 16, 16],
     },
-    steps: 1000,
+    steps: 12000,
     lr: 5e-4,
-    warmupSteps: 50,
+    warmupSteps: 200,
     minLr: 1e-5,
-    batchSize: 4,
+    batchSize: 8,
     imagePatchSize: 64,
-    poolSize: 48,
-    validationPoolSize: 6,
-    checkpointEvery: 100,
-    validateEvery: 100,
+    poolSize: 480,
+    validationPoolSize: 12,
+    checkpointEvery: 250,
+    validateEvery: 250,
   },
 };
 
@@ -117,11 +120,13 @@ export function exportDefaultModel(
   const ids = (split: string) => cases.filter((c) => c.split === split).map((c) => c.id);
   const stepsOf = (stage: string) => latestCheckpointStep(join(runDir, stage));
   const card = {
-    name: 'diffreg-default-v1',
+    name: 'diffreg-default-v2',
     architecture: 'MONAI MAISI: AutoencoderKlMaisi + DiffusionModelUNetMaisi (smaller widths)',
     autoencoder: m.ae.config,
     unet: m.unet.config,
     scaleFactor: m.scaleFactor,
+    // MedDIFT's levels for this model: level 2 alone registered best in bench/ablation/phantom.ts.
+    featureLevels: DEFAULT_FEATURE_LEVELS,
     scheduler: MAISI_SCHEDULE,
     preprocessing: {
       orientation: 'RAS',
