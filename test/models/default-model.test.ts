@@ -44,25 +44,30 @@ test('loadDefaultModel loads the shipped networks with the recorded configuratio
 
 test('invalid featureLevels in model.json give a one-line error', (t) => {
   if (!requireModel(t)) return;
-  const dir = mkdtempSync(join(tmpdir(), 'diffreg-default-'));
-  try {
-    cpSync(DEFAULT_MODEL_DIR, dir, { recursive: true });
+  withModelCopy((dir) => {
     const path = join(dir, 'model.json');
     const meta = JSON.parse(readFileSync(path, 'utf8'));
     writeFileSync(path, JSON.stringify({ ...meta, featureLevels: [4] }));
     assert.throws(() => loadDefaultModel(dir), {
       message: `${path}: featureLevels must list decoder levels 0-3, got [4]`,
     });
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  });
 });
 
-test('a corrupted weights file gives the one-line hash error', (t) => {
-  if (!requireModel(t)) return;
+/** Runs `body` on a temporary copy of the shipped model folder. */
+function withModelCopy(body: (dir: string) => void): void {
   const dir = mkdtempSync(join(tmpdir(), 'diffreg-default-'));
   try {
     cpSync(DEFAULT_MODEL_DIR, dir, { recursive: true });
+    body(dir);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+test('a corrupted weights file gives the one-line hash error', (t) => {
+  if (!requireModel(t)) return;
+  withModelCopy((dir) => {
     const path = join(dir, 'unet.safetensors');
     const bytes = readFileSync(path);
     bytes[bytes.length - 1] ^= 0x01;
@@ -75,9 +80,7 @@ test('a corrupted weights file gives the one-line hash error', (t) => {
         e.message.includes('does not match model.json') &&
         !e.message.includes('\n'),
     );
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  });
 });
 
 test('the default autoencoder reconstructs a held-out brain (LPBA40 S40) above the measured PSNR', async (t) => {
