@@ -78,21 +78,20 @@ export function loadDefaultModel(dir: string = DEFAULT_MODEL_DIR): LatentDiffusi
   }
   const aePath = verified(dir, 'autoencoder.safetensors', meta.sha256?.['autoencoder.safetensors']);
   const unetPath = verified(dir, 'unet.safetensors', meta.sha256?.['unet.safetensors']);
-  const autoencoder = loadMaisiAutoencoder(aePath, checkAutoencoderConfig(meta.autoencoder));
-  const { unet, scaleFactor } = loadMaisiUNet(unetPath, checkUNetConfig(meta.unet));
+  const unetConfig = checkUNetConfig(meta.unet);
   const levels = meta.featureLevels;
+  const n = unetConfig.numChannels.length;
   if (
     levels !== undefined &&
     !(
       Array.isArray(levels) &&
       levels.length > 0 &&
-      levels.every((l) => Number.isInteger(l) && l >= 0 && l < unet.config.numChannels.length)
+      levels.every((l) => Number.isInteger(l) && l >= 0 && l < n)
     )
   )
-    fail(
-      jsonPath,
-      `featureLevels must list decoder levels 0-${unet.config.numChannels.length - 1}, got ${JSON.stringify(levels)}`,
-    );
+    fail(jsonPath, `featureLevels must list decoder levels 0-${n - 1}, got ${JSON.stringify(levels)}`);
+  const autoencoder = loadMaisiAutoencoder(aePath, checkAutoencoderConfig(meta.autoencoder));
+  const { unet, scaleFactor } = loadMaisiUNet(unetPath, unetConfig);
   return {
     name: meta.name,
     unet,
