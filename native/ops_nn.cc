@@ -273,7 +273,7 @@ DT_CLONES void store_row_portable(T* out, const float* y, const R* residual, int
 
 // float16 rows with AVX-512: c10::Half converts one value at a time in portable bit arithmetic, which made
 // float16 stores 5× slower than float32 ones; vcvtph2ps / vcvtps2ph convert 16 values per instruction
-// (same rounding: to nearest even). The lanes and their order of accumulation are those of store_row.
+// (same rounding: to nearest even), 16 lanes of sums as in the portable loop; tails go to the portable loops.
 // (GCC 12 warns about the intrinsics' own deliberately undefined registers, GCC bug 105593.)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
@@ -290,7 +290,7 @@ DT_AVX512 void affine_avx512(const at::Half* v, int64_t n, float scale, float sh
   const __m512 a = _mm512_set1_ps(scale), b = _mm512_set1_ps(shift);
   int64_t i = 0;
   for (; i + 16 <= n; i += 16) _mm512_storeu_ps(out + i, _mm512_add_ps(_mm512_mul_ps(load16(v + i), a), b));
-  for (; i < n; i++) out[i] = static_cast<float>(v[i]) * scale + shift;
+  affine_portable(v + i, n - i, scale, shift, out + i);
 }
 
 template <typename R>
@@ -311,13 +311,8 @@ DT_AVX512 void store_row_avx512(at::Half* out, const float* y, const R* residual
   }
   double s[16], q[16];
   _mm512_storeu_pd(s, s_lo), _mm512_storeu_pd(s + 8, s_hi), _mm512_storeu_pd(q, q_lo), _mm512_storeu_pd(q + 8, q_hi);
-  for (; i < n; i++) {
-    const at::Half v = static_cast<at::Half>(residual ? y[i] + static_cast<float>(residual[i]) : y[i]);
-    out[i] = v;
-    const double x = static_cast<float>(v);
-    s[0] += x, q[0] += x * x;
-  }
   for (int j = 0; j < 16; j++) *sum += s[j], *squares += q[j];
+  store_row_portable(out + i, y + i, residual ? residual + i : nullptr, n - i, sum, squares);
 }
 #pragma GCC diagnostic pop
 

@@ -19,9 +19,6 @@ import { BRAIN_VALIDATION, defaultCases, HEART_VALIDATION } from './data.ts';
 import { DEFAULT_LOOP } from './loop.ts';
 import type { AutoencoderTrainOptions, DiffusionTrainOptions } from './train.ts';
 
-/** The decoder levels MedDIFT uses with the default model (written to model.json). */
-export const DEFAULT_FEATURE_LEVELS = [2];
-
 export const DEFAULT_MODEL_PLAN: {
   autoencoder: Omit<AutoencoderTrainOptions, 'dir'>;
   diffusion: Omit<DiffusionTrainOptions, 'dir'>;
@@ -126,7 +123,7 @@ export function exportDefaultModel(
     unet: m.unet.config,
     scaleFactor: m.scaleFactor,
     // MedDIFT's levels for this model: level 2 alone registered best in bench/ablation/phantom.ts.
-    featureLevels: DEFAULT_FEATURE_LEVELS,
+    featureLevels: [2],
     scheduler: MAISI_SCHEDULE,
     preprocessing: {
       orientation: 'RAS',
