@@ -10,6 +10,7 @@ demo: setup
 check: setup
 	@echo "[test] type-check (tsc)" && npx --no-install tsc --noEmit
 	@echo "[test] lint (eslint, prettier)" && npx --no-install eslint . && npx --no-install prettier --check . >/dev/null
+	@echo "[test] layers (npm run deps)" && node --import tsx scripts/check-layers.ts
 
 # Node 20's test runner does not expand globs: the shell finds the test files.
 test: check

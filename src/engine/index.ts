@@ -78,6 +78,7 @@ export {
 export { DTYPES, isFloating, type DType, type TypedArray } from './dtype.ts';
 export { cat, stack, where, einsum, meshgrid, randomCrop } from './ops.ts';
 export { tidy, dispose } from './scope.ts';
+export { pipe } from './pipe.ts';
 export { noGrad, enableGrad, isGradEnabled, grad, type GradOptions } from './autograd.ts';
 export { setNumThreads, getNumThreads, memoryStats, releaseFreeMemory, engineInfo } from './runtime.ts';
 export {

@@ -7,4 +7,5 @@ export * from './maisi/autoencoder.ts';
 export * from './maisi/checkpoint.ts';
 export * from './preprocess.ts';
 export * from './maisi/streaming.ts';
-export * from './default.ts';
+export * from './default/model.ts';
+export * from './blocks/index.ts';

@@ -8,8 +8,7 @@ import { Tensor, tidy } from '../engine/index.ts';
 import { reorient } from '../geometry/orient.ts';
 import type { Volume } from '../geometry/volume.ts';
 import { fail } from '../util/errors.ts';
-
-export type Modality = 'ct' | 'mr';
+import type { Modality } from '../data/case.ts';
 
 /** The CT window mapped to [0, 1] (HU). */
 export const CT_WINDOW: readonly [number, number] = [-1000, 1000];

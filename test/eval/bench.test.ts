@@ -9,7 +9,7 @@ import {
   type RegistrationCase,
   type RegistrationMethod,
 } from '../../src/methods/baselines/index.ts';
-import type { RegistrationDataset } from '../../src/eval/datasets/index.ts';
+import type { RegistrationDataset } from '../../src/data/index.ts';
 import {
   openBenchDataset,
   runBenchmark,

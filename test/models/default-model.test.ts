@@ -5,9 +5,9 @@ import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { tidy } from '../../src/engine/index.ts';
 import { checkLevels } from '../../src/methods/meddift/features.ts';
-import { DEFAULT_MODEL_DIR, loadDefaultModel } from '../../src/models/default.ts';
-import { defaultCases, loadCases } from '../../src/models/training/data.ts';
-import { networkGridImage, psnr, reconstruct } from '../../src/models/training/evaluate.ts';
+import { DEFAULT_MODEL_DIR, loadDefaultModel } from '../../src/models/default/model.ts';
+import { defaultCases, loadCases } from '../../src/models/default/data.ts';
+import { networkGridImage, psnr, reconstruct } from '../../src/models/default/evaluate.ts';
 import { DiffregError } from '../../src/util/errors.ts';
 import { requireShared, sharedPath } from '../helpers/shared.ts';
 

@@ -6,11 +6,11 @@ import { test } from 'node:test';
 import { F, Generator, randn, tensor, tidy, type nn, type Tensor } from '../../src/engine/index.ts';
 import { Volume } from '../../src/geometry/volume.ts';
 import { MAISI_V1_AUTOENCODER, MAISI_V1_UNET } from '../../src/models/index.ts';
-import { cutPatch, type LoadedCase } from '../../src/models/training/data.ts';
+import { cutPatch, type LoadedCase } from '../../src/models/default/data.ts';
 import { networkGridSize, normaliseIntensities, volumeToNetworkInput } from '../../src/models/preprocess.ts';
-import { psnr, ssim3d } from '../../src/models/training/evaluate.ts';
+import { psnr, ssim3d } from '../../src/models/default/evaluate.ts';
 import { DEFAULT_LOOP, readLog } from '../../src/models/training/loop.ts';
-import { trainAutoencoder, trainDiffusion } from '../../src/models/training/train.ts';
+import { trainAutoencoder, trainDiffusion } from '../../src/models/default/train.ts';
 
 const close = (a: number, b: number, tol: number, what: string) =>
   assert.ok(Math.abs(a - b) <= tol, `${what}: ${a} vs ${b}`);

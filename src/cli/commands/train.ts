@@ -1,7 +1,7 @@
 /** `diffreg train`: trains the default model's two stages, exports and evaluates it (resumable). */
 import { resolve } from 'node:path';
-import { DEFAULT_MODEL_PLAN } from '../../models/training/plan.ts';
-import { runTraining, TRAINING_STAGES, type TrainingStage } from '../../models/training/run.ts';
+import { DEFAULT_MODEL_PLAN } from '../../models/default/plan.ts';
+import { runTraining, TRAINING_STAGES, type TrainingStage } from '../../models/default/run.ts';
 import { oneOf } from '../../util/is.ts';
 import { optionalInteger, required, type Command } from '../args.ts';
 import { lineProgress, terminalProgress } from '../progress.ts';

@@ -13,12 +13,12 @@ import { identityMethod } from '../../methods/baselines/identity.ts';
 import { fail } from '../../util/errors.ts';
 import { oneOf } from '../../util/is.ts';
 import type { ProgressFn } from '../../util/progress.ts';
-import { acdcDataset } from '../datasets/acdc.ts';
-import { defaultDataRoot, type RegistrationDataset } from '../datasets/dataset.ts';
-import { dirLabDataset } from '../datasets/dirlab.ts';
-import { learn2regDataset } from '../datasets/learn2reg.ts';
-import { lpba40Dataset } from '../datasets/lpba40.ts';
-import { syntheticLungDataset } from '../datasets/lung.ts';
+import { acdcDataset } from '../../data/acdc.ts';
+import { defaultDataRoot, type RegistrationDataset } from '../../data/dataset.ts';
+import { dirLabDataset } from '../../data/dirlab.ts';
+import { learn2regDataset } from '../../data/learn2reg.ts';
+import { lpba40Dataset } from '../../data/lpba40.ts';
+import { syntheticLungDataset } from '../../data/lung.ts';
 import { runBenchmark, type BenchmarkOptions } from './harness.ts';
 import type { BenchmarkReport } from './report.ts';
 

@@ -5,14 +5,8 @@
  */
 import { warpVolume, type Vec3, type Volume } from '../../geometry/index.ts';
 import type { RegistrationCase, RegistrationResult } from '../../methods/baselines/method.ts';
-import {
-  dice,
-  hausdorff95,
-  jacobianStats,
-  summarize,
-  targetRegistrationError,
-  type LabelScores,
-} from '../metrics.ts';
+import { dice, hausdorff95, jacobianStats, targetRegistrationError, type LabelScores } from '../metrics.ts';
+import { summarize } from '../../util/stats.ts';
 
 export interface TreScores {
   count: number;

@@ -15,7 +15,7 @@ import { writeFileAtomic } from '../../util/atomic.ts';
 import { fail } from '../../util/errors.ts';
 import { integer } from '../../util/is.ts';
 import { stageReporter, type ProgressFn } from '../../util/progress.ts';
-import type { RegistrationDataset } from '../datasets/dataset.ts';
+import type { RegistrationDataset } from '../../data/dataset.ts';
 import { evaluateCase, type CaseScores } from './evaluate.ts';
 import { overlayPng } from './overlay.ts';
 import { aggregate, toJson, writeReport, type BenchmarkReport, type RunInfo } from './report.ts';

@@ -9,7 +9,7 @@
 import { resampleVolume, warpPoints, warpVolume, type Vec3, type Volume } from '../../geometry/index.ts';
 import type { RegistrationCase, RegistrationResult } from '../../methods/baselines/method.ts';
 import { encodePng } from '../../util/png.ts';
-import { percentile } from '../metrics.ts';
+import { percentile } from '../../util/stats.ts';
 
 type Rgb = [number, number, number];
 const GREEN: Rgb = [40, 220, 60];

@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../../util/atomic.ts';
-import { summarize, type Summary } from '../metrics.ts';
+import { summarize, type Summary } from '../../util/stats.ts';
 import { METRICS, metricValue, type CaseScores, type MetricKey } from './evaluate.ts';
 import { barChartSvg, boxPlotSvg, escapeXml } from './svg.ts';
 

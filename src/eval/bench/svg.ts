@@ -1,5 +1,5 @@
 /** Small inline-SVG charts for the HTML report: box plots per method and bar charts with error bars. */
-import { percentile } from '../metrics.ts';
+import { percentile } from '../../util/stats.ts';
 
 /** Chart size and margins in pixels. */
 const [WIDTH, HEIGHT, LEFT, RIGHT, TOP, BOTTOM] = [460, 240, 56, 12, 28, 44];

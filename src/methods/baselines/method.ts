@@ -4,29 +4,12 @@
  * (diffreg's convention: LPS world mm, pull-back p → p + u(p), see geometry/field.ts) and/or, for
  * point-matching methods, to a predicted moving position for every fixed point.
  */
-import type { DisplacementField, Vec3, Volume } from '../../geometry/index.ts';
+import type { RegistrationCase } from '../../data/case.ts';
+import type { DisplacementField, Vec3 } from '../../geometry/index.ts';
 import { peakRssBytes, resetPeakRss } from '../../util/memory.ts';
 import type { ProgressFn } from '../../util/progress.ts';
 
-export type Modality = 'ct' | 'mr';
-
-/** One fixed/moving pair with its ground truth; points are LPS world mm. */
-export interface RegistrationCase {
-  id: string;
-  fixed: Volume;
-  moving: Volume;
-  /** Label maps on the fixed and moving grids (0 = background). */
-  fixedLabels?: Volume;
-  movingLabels?: Volume;
-  /** Corresponding landmarks: fixedPoints[n] in the fixed image is movingPoints[n] in the moving one. */
-  fixedPoints?: Vec3[];
-  movingPoints?: Vec3[];
-  /** Labels scored by Dice and HD95 (default: every nonzero label present). */
-  labelSet?: number[];
-  /** Display names of the labels. */
-  labelNames?: Record<number, string>;
-  modality: Modality;
-}
+export type { Modality, RegistrationCase } from '../../data/case.ts';
 
 export interface RegisterOptions {
   /** Fewer iterations and levels: for tests and smoke runs. */

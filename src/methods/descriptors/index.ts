@@ -10,7 +10,8 @@
  */
 import { F, cat, stack, tidy, type Tensor } from '../../engine/index.ts';
 import type { Volume } from '../../geometry/volume.ts';
-import { toNetworkInput, type Modality } from '../../models/index.ts';
+import type { Modality } from '../../data/case.ts';
+import { toNetworkInput } from '../../models/index.ts';
 import { integer, oneOf } from '../../util/is.ts';
 import type { ImageFeatures } from '../meddift/correspond.ts';
 

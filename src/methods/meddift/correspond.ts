@@ -24,7 +24,8 @@ import {
   type FeatureGrid,
   type SearchWindow,
 } from './match.ts';
-import { toNetworkInput, type Modality } from '../../models/index.ts';
+import type { Modality } from '../../data/case.ts';
+import { toNetworkInput } from '../../models/index.ts';
 
 /** Where each fixed point is expected in the moving image before matching (local search centre). */
 export type InitialTransform =

@@ -9,7 +9,7 @@
 import { F, nn, randnLike, Tensor, tidy, type Generator } from '../../engine/index.ts';
 import { fail } from '../../util/errors.ts';
 import { MonaiConvolution } from './blocks.ts';
-import { pipe } from './pipe.ts';
+import { pipe } from '../../engine/index.ts';
 import { checkAutoencoderConfig, MAISI_V1_AUTOENCODER, type AutoencoderMaisiConfig } from './config.ts';
 
 /** MAISI's convolution wrapper: a MONAI Convolution held under `conv` (keys `<name>.conv.conv.weight`). */

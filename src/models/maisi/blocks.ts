@@ -4,7 +4,7 @@
  * Each forward runs inside `tidy`, so intermediates are freed as soon as a block returns.
  */
 import { F, cat, nn, tidy, type Tensor } from '../../engine/index.ts';
-import { pipe } from './pipe.ts';
+import { pipe } from '../../engine/index.ts';
 
 /** MONAI's `Convolution(conv_only=True)`: a plain convolution held under the name `conv`. */
 export class MonaiConvolution extends nn.Module implements nn.Layer {

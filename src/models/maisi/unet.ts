@@ -8,8 +8,9 @@
  * up-block outputs (`up_block_0` … `up_block_3`, each after its upsampler) — and stops after the last
  * one requested.
  */
-import { arange, cat, nn, tensor, tidy, type Tensor } from '../../engine/index.ts';
+import { cat, nn, tensor, tidy, type Tensor } from '../../engine/index.ts';
 import { fail } from '../../util/errors.ts';
+import { timestepEmbedding } from '../blocks/embedding.ts';
 import { DownBlock, MidBlock, MonaiConvolution, UpBlock } from './blocks.ts';
 import { checkUNetConfig, MAISI_V1_UNET, type UNetMaisiConfig } from './config.ts';
 
@@ -63,17 +64,6 @@ export function maisiConditioning(
       .half()
       .float(),
   }));
-}
-
-/** Sinusoidal timestep embedding [cos(t·f_k), sin(t·f_k)], f_k = exp(−ln(10⁴)·k/half), in float32. */
-export function timestepEmbedding(timesteps: Tensor, dim: number, maxPeriod = 10000): Tensor {
-  return tidy(() => {
-    const half = Math.floor(dim / 2);
-    const freqs = arange(0, half, 1).mul(-Math.log(maxPeriod)).div(half).exp();
-    const args = timesteps.float().unsqueeze(1).mul(freqs.unsqueeze(0));
-    const emb = cat([args.cos(), args.sin()], -1);
-    return dim % 2 === 1 ? cat([emb, emb.narrow(1, 0, 1).mul(0)], -1) : emb;
-  });
 }
 
 function embeddingMlp(input: number, dim: number): nn.Sequential {

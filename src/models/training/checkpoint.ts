@@ -33,7 +33,7 @@ export function rawOf(t: Tensor): RawTensor {
 export interface TrainingState {
   step: number;
   model: nn.Module;
-  optimizer: optim.AdamW;
+  optimizer: optim.Optimizer<optim.AdamOptions>;
   scheduler: optim.LRScheduler;
   /** Anything else the loop wants back (JSON). */
   extra?: Record<string, unknown>;

@@ -1,14 +1,15 @@
 /**
- * The training loop shared by both stages: AdamW with a cosine schedule (linear warm-up), gradient
- * clipping, a held-out validation loss, JSON-lines logs, a loss-curve SVG and checkpoints next to
- * each other in the run folder, and exact resumption from the newest checkpoint.
+ * The training loop every recipe uses: an optimiser and a learning-rate schedule (by default AdamW
+ * with linear warm-up and cosine decay), gradient clipping, a held-out validation loss, JSON-lines
+ * logs, a loss-curve SVG and checkpoints next to each other in the run folder, and exact resumption
+ * from the newest checkpoint.
  *
  * Reproducibility: every random draw of step s comes from generators seeded with (seed, s), so a
  * resumed run makes the same draws as an uninterrupted one without storing generator states.
  */
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Generator, optim, type nn } from '../../engine/index.ts';
+import { Generator, optim, type nn, type Tensor } from '../../engine/index.ts';
 import { Random } from '../../geometry/random.ts';
 import { writeFileAtomic } from '../../util/atomic.ts';
 import type { ProgressFn } from '../../util/progress.ts';
@@ -31,7 +32,24 @@ export interface LoopOptions {
   validateEvery: number;
   /** Stop after this step (checkpointing it), as an interruption would; resume continues from there. */
   stopAfter?: number;
+  /** The optimiser over the model's parameters (default adamW). */
+  optimizer?: (params: Tensor[], o: LoopOptions) => optim.Optimizer<optim.AdamOptions>;
+  /** The learning-rate schedule (default cosineSchedule). */
+  schedule?: (optimizer: optim.Schedulable, o: LoopOptions) => optim.LRScheduler;
 }
+
+/** AdamW at `lr` with decoupled weight decay `weightDecay`. */
+export const adamW = (params: Tensor[], o: LoopOptions): optim.Optimizer<optim.AdamOptions> =>
+  new optim.AdamW(params, { lr: o.lr, weightDecay: o.weightDecay });
+/** Adam at `lr` (L2 weight decay `weightDecay`, usually 0). */
+export const adam = (params: Tensor[], o: LoopOptions): optim.Optimizer<optim.AdamOptions> =>
+  new optim.Adam(params, { lr: o.lr, weightDecay: o.weightDecay });
+/** Linear warm-up over `warmupSteps`, then cosine decay to `minLr` at the last step. */
+export const cosineSchedule = (optimizer: optim.Schedulable, o: LoopOptions): optim.LRScheduler =>
+  new optim.CosineSchedule(optimizer, { totalSteps: o.steps, warmupSteps: o.warmupSteps, minLr: o.minLr });
+/** A constant rate (`lr` throughout). */
+export const constantSchedule = (optimizer: optim.Schedulable, o: LoopOptions): optim.LRScheduler =>
+  new optim.LinearSchedule(optimizer, { totalSteps: o.steps, startFactor: 1, endFactor: 1 });
 
 export const DEFAULT_LOOP: Omit<LoopOptions, 'dir' | 'steps'> = {
   seed: 0,
@@ -129,14 +147,8 @@ export function runLoop(
 ): LoopResult {
   mkdirSync(o.dir, { recursive: true });
   model.train();
-  const optimizer = new optim.AdamW(model.parameters(), { lr: o.lr, weightDecay: o.weightDecay });
-  // AdamW's hyperparameter type is narrower than the schedulers' generic optimiser type.
-  const scheduled = optimizer as unknown as ConstructorParameters<typeof optim.CosineSchedule>[0];
-  const scheduler = new optim.CosineSchedule(scheduled, {
-    totalSteps: o.steps,
-    warmupSteps: o.warmupSteps,
-    minLr: o.minLr,
-  });
+  const optimizer = (o.optimizer ?? adamW)(model.parameters(), o);
+  const scheduler = (o.schedule ?? cosineSchedule)(optimizer, o);
   let step = 0;
   let seconds = 0;
   const logPath = join(o.dir, 'log.jsonl');

@@ -16,7 +16,8 @@ import type { Volume } from '../../geometry/volume.ts';
 import { readVolume } from '../../io/index.ts';
 import { fail } from '../../util/errors.ts';
 import type { BodyRegion } from '../maisi/unet.ts';
-import { networkGridSize, volumeToNetworkInput, type Modality } from '../preprocess.ts';
+import type { Modality } from '../../data/case.ts';
+import { networkGridSize, volumeToNetworkInput } from '../preprocess.ts';
 
 export type DataGroup = 'ct' | 'brain' | 'heart';
 

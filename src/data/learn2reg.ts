@@ -20,10 +20,10 @@ import {
   Volume,
   type DisplacementField,
   type Vec3,
-} from '../../geometry/index.ts';
-import { encodeNifti, readLandmarks, readVolume } from '../../io/index.ts';
-import { writeFileAtomic } from '../../util/atomic.ts';
-import { fail } from '../../util/errors.ts';
+} from '../geometry/index.ts';
+import { encodeNifti, readLandmarks, readVolume } from '../io/index.ts';
+import { writeFileAtomic } from '../util/atomic.ts';
+import { fail } from '../util/errors.ts';
 import { checkCaseId, requireDirectory, type RegistrationDataset } from './dataset.ts';
 
 interface Pair {

@@ -9,10 +9,10 @@
  * other, unseen deformations.
  */
 import { join } from 'node:path';
-import { makeBreathingPair, resampleVolume, Random, Volume, type Vec3 } from '../../geometry/index.ts';
-import { readVolume } from '../../io/index.ts';
-import { fail } from '../../util/errors.ts';
-import { integer, number } from '../../util/is.ts';
+import { makeBreathingPair, resampleVolume, Random, Volume, type Vec3 } from '../geometry/index.ts';
+import { readVolume } from '../io/index.ts';
+import { fail } from '../util/errors.ts';
+import { integer, number } from '../util/is.ts';
 import { checkCaseId, cropVolume, defaultDataRoot, nonzeroBox, type RegistrationDataset } from './dataset.ts';
 import { boxFilter, forstnerKeypoints } from './keypoints.ts';
 

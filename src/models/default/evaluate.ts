@@ -11,11 +11,11 @@ import { writeFileAtomic } from '../../util/atomic.ts';
 import { fail } from '../../util/errors.ts';
 import { encodePng } from '../../util/png.ts';
 import type { ProgressFn } from '../../util/progress.ts';
-import { loadDefaultModel, type LatentDiffusionModel } from '../default.ts';
+import { loadDefaultModel, type LatentDiffusionModel } from './model.ts';
 import { maisiConditioning, type BodyRegion } from '../maisi/unet.ts';
 import { DDPMScheduler } from '../schedulers/ddpm.ts';
 import type { DataGroup, LoadedCase } from './data.ts';
-import { readLog, type LogEntry } from './loop.ts';
+import { readLog, type LogEntry } from '../training/loop.ts';
 
 /** Peak signal-to-noise ratio (dB) of images with intensities in [0, 1]. */
 export function psnr(a: Tensor, b: Tensor): number {

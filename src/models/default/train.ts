@@ -8,7 +8,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { readSafetensors, writeSafetensors, type RawTensor } from '../../engine/checkpoint/index.ts';
-import { cat, F, Generator, manualSeed, noGrad, randn, randnLike, Tensor, tidy } from '../../engine/index.ts';
+import { cat, F, Generator, manualSeed, noGrad, randnLike, Tensor, tidy } from '../../engine/index.ts';
 import { Random } from '../../geometry/random.ts';
 import { writeFileAtomic } from '../../util/atomic.ts';
 import type { ProgressFn } from '../../util/progress.ts';
@@ -16,9 +16,10 @@ import { AutoencoderKlMaisi, type LatentDistribution } from '../maisi/autoencode
 import type { AutoencoderMaisiConfig, UNetMaisiConfig } from '../maisi/config.ts';
 import { DiffusionModelUNetMaisi, maisiConditioning, type UNetConditioning } from '../maisi/unet.ts';
 import { DDPMScheduler } from '../schedulers/ddpm.ts';
-import { rawOf } from './checkpoint.ts';
+import { rawOf } from '../training/checkpoint.ts';
 import { DEFAULT_AUGMENT, NO_AUGMENT, samplePatches, type LoadedCase } from './data.ts';
-import { DEFAULT_LOOP, runLoop, type LoopOptions, type LoopResult } from './loop.ts';
+import { DEFAULT_LOOP, runLoop, type LoopOptions, type LoopResult } from '../training/loop.ts';
+import { diffusionLoss } from '../training/diffusion-loss.ts';
 
 export interface AutoencoderTrainOptions extends LoopOptions {
   config: AutoencoderMaisiConfig;
@@ -230,6 +231,10 @@ export function trainDiffusion(
   manualSeed(opts.seed);
   const unet = new DiffusionModelUNetMaisi(opts.config);
   const T = scheduler.numTrainTimesteps;
+  const denoisingLoss = diffusionLoss<Required<UNetConditioning>>(
+    (x, t, c) => unet.forward(x, t, c),
+    scheduler,
+  );
 
   const loss = (
     entries: LatentPool,
@@ -245,13 +250,11 @@ export function trainDiffusion(
         return flips[k].length ? z.flip(flips[k]) : z;
       };
       const z = cat(picks.map(latent), 0).mul(scaleFactor);
-      const noise = randn(z.shape, { generator });
-      const noisy = scheduler.addNoise(z, noise, timesteps);
       const c = conditioning(
         cases,
         picks.map((i) => entries.caseIndex[i]),
       );
-      return F.mseLoss(unet.forward(noisy, scheduler.timestepTensor(timesteps), c), noise);
+      return denoisingLoss(z, timesteps, generator, c).loss;
     });
 
   const result = runLoop(

@@ -6,8 +6,8 @@
  */
 import { readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { readVolume } from '../../io/index.ts';
-import { fail } from '../../util/errors.ts';
+import { readVolume } from '../io/index.ts';
+import { fail } from '../util/errors.ts';
 import { checkCaseId, defaultDataRoot, requireDirectory, type RegistrationDataset } from './dataset.ts';
 
 export const LPBA40_ATLAS = 'S01';

@@ -3,7 +3,7 @@
  * Inside `tidy` intermediates would live until the block returns; for full-resolution activations of
  * 2 GB each that multiplies peak memory, so the long chains of the MAISI blocks go through here.
  */
-import type { Tensor } from '../../engine/index.ts';
+import type { Tensor } from './tensor.ts';
 
 export function pipe(x: Tensor, ...steps: ((t: Tensor) => Tensor)[]): Tensor {
   let current = x;

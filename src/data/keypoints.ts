@@ -6,9 +6,9 @@
  * high only when all three eigenvalues are. Keypoints are its local maxima (non-maximum suppression
  * in a box of ±minDistance), strongest first.
  */
-import { fail } from '../../util/errors.ts';
-import { integer, number } from '../../util/is.ts';
-import type { Vec3, Volume } from '../../geometry/index.ts';
+import { fail } from '../util/errors.ts';
+import { integer, number } from '../util/is.ts';
+import type { Vec3, Volume } from '../geometry/index.ts';
 
 export interface KeypointOptions {
   /** Only voxels where this volume (same grid) is nonzero can be keypoints. */

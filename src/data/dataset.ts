@@ -6,10 +6,10 @@
 import { existsSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Volume, type Vec3 } from '../../geometry/index.ts';
-import { allocateLike } from '../../geometry/sampling.ts';
-import type { RegistrationCase } from '../../methods/baselines/method.ts';
-import { fail } from '../../util/errors.ts';
+import { Volume, type Vec3 } from '../geometry/index.ts';
+import { allocateLike } from '../geometry/sampling.ts';
+import type { RegistrationCase } from './case.ts';
+import { fail } from '../util/errors.ts';
 
 export interface RegistrationDataset {
   name: string;
@@ -27,7 +27,7 @@ export interface RegistrationDataset {
 
 /** ../shared/data next to the repository, or DIFFREG_DATA when set. */
 export function defaultDataRoot(): string {
-  const repo = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+  const repo = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
   return process.env.DIFFREG_DATA ?? resolve(repo, '..', 'shared', 'data');
 }
 

@@ -1,4 +1,5 @@
-/** Registration datasets for the benchmark harness (see dataset.ts). */
+/** Data below the methods: registration cases and the datasets that load them (see dataset.ts). */
+export * from './case.ts';
 export * from './dataset.ts';
 export * from './lpba40.ts';
 export * from './acdc.ts';
@@ -6,3 +7,4 @@ export * from './lung.ts';
 export * from './keypoints.ts';
 export * from './dirlab.ts';
 export * from './learn2reg.ts';
+export * from './slices.ts';

@@ -18,7 +18,7 @@ import {
   readLearn2RegDisplacement,
   syntheticLungDataset,
   writeLearn2RegDisplacement,
-} from '../../src/eval/datasets/index.ts';
+} from '../../src/data/index.ts';
 import { requireShared } from '../helpers/shared.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'diffreg-datasets-'));

@@ -13,10 +13,10 @@ import { AutoencoderKlMaisi } from '../maisi/autoencoder.ts';
 import { MAISI_V1_AUTOENCODER, MAISI_V1_UNET } from '../maisi/config.ts';
 import { MAISI_SCHEDULE } from '../schedulers/schedule.ts';
 import { DiffusionModelUNetMaisi } from '../maisi/unet.ts';
-import { checkpointPath, latestCheckpointStep } from './checkpoint.ts';
+import { checkpointPath, latestCheckpointStep } from '../training/checkpoint.ts';
 import { CT_WINDOW, MR_PERCENTILES } from '../preprocess.ts';
 import { BRAIN_VALIDATION, defaultCases, HEART_VALIDATION } from './data.ts';
-import { DEFAULT_LOOP } from './loop.ts';
+import { DEFAULT_LOOP } from '../training/loop.ts';
 import type { AutoencoderTrainOptions, DiffusionTrainOptions } from './train.ts';
 
 export const DEFAULT_MODEL_PLAN: {

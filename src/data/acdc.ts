@@ -5,10 +5,10 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { readVolume } from '../../io/index.ts';
-import { fail } from '../../util/errors.ts';
-import type { Vec3, Volume } from '../../geometry/index.ts';
-import { number } from '../../util/is.ts';
+import { readVolume } from '../io/index.ts';
+import { fail } from '../util/errors.ts';
+import type { Vec3, Volume } from '../geometry/index.ts';
+import { number } from '../util/is.ts';
 import {
   checkCaseId,
   cropVolume,
@@ -19,6 +19,18 @@ import {
 } from './dataset.ts';
 
 export const ACDC_LABELS: Record<number, string> = { 1: 'RV', 2: 'myocardium', 3: 'LV' };
+
+/**
+ * The split of the learned methods (DiffuseReg, LDM-Morph), by patient id and stratified by ACDC's
+ * five diagnostic groups of 20 consecutive patients (DCM, HCM, MINF, NOR, RV): the last four of each
+ * group validate (017–020, 037–040, …, 097–100), the first sixteen train. It contains the default
+ * model's held-out patients (the last two of each group).
+ */
+export function acdcSplit(id: string): 'train' | 'validation' {
+  const n = Number(/^patient(\d{3})$/.exec(id)?.[1]);
+  if (!(n >= 1 && n <= 100)) fail(`ACDC case ${JSON.stringify(id)}`, 'not a training patient 001–100');
+  return (n - 1) % 20 >= 16 ? 'validation' : 'train';
+}
 
 export interface AcdcOptions {
   /** Folder with patientNNN/{ed,es,ed_gt,es_gt}.nii.gz (default <data>/cardiac-acdc). */

@@ -9,10 +9,10 @@
  */
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { dirLabGrid, readDirLabImage, readLandmarks } from '../../io/index.ts';
-import type { Vec3 } from '../../geometry/index.ts';
-import { fail } from '../../util/errors.ts';
-import { summarize, type Summary } from '../metrics.ts';
+import { dirLabGrid, readDirLabImage, readLandmarks } from '../io/index.ts';
+import type { Vec3 } from '../geometry/index.ts';
+import { fail } from '../util/errors.ts';
+import { summarize, type Summary } from '../util/stats.ts';
 import { checkCaseId, requireDirectory, type RegistrationDataset } from './dataset.ts';
 
 export type DirLabSuite = '4dct' | 'copdgene';

@@ -7,18 +7,18 @@ import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { fail } from '../util/errors.ts';
-import type { AutoencoderKlMaisi } from './maisi/autoencoder.ts';
-import { loadMaisiAutoencoder, loadMaisiUNet } from './maisi/checkpoint.ts';
+import { fail } from '../../util/errors.ts';
+import type { AutoencoderKlMaisi } from '../maisi/autoencoder.ts';
+import { loadMaisiAutoencoder, loadMaisiUNet } from '../maisi/checkpoint.ts';
 import {
   checkAutoencoderConfig,
   checkUNetConfig,
   type AutoencoderMaisiConfig,
   type UNetMaisiConfig,
-} from './maisi/config.ts';
-import type { DiffusionModelUNetMaisi } from './maisi/unet.ts';
-import { DDIMScheduler } from './schedulers/ddim.ts';
-import type { NoiseScheduler } from './schedulers/schedule.ts';
+} from '../maisi/config.ts';
+import type { DiffusionModelUNetMaisi } from '../maisi/unet.ts';
+import { DDIMScheduler } from '../schedulers/ddim.ts';
+import type { NoiseScheduler } from '../schedulers/schedule.ts';
 
 /** A latent diffusion model: the networks, the latent scale and a noise scheduler. */
 export interface LatentDiffusionModel {
@@ -37,6 +37,7 @@ export interface LatentDiffusionModel {
 
 export const DEFAULT_MODEL_DIR = resolve(
   dirname(fileURLToPath(import.meta.url)),
+  '..',
   '..',
   '..',
   'models',
