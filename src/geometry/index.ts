@@ -7,3 +7,4 @@ export * from './jacobian.ts';
 export * from './distance.ts';
 export * from './random.ts';
 export * from './synthetic.ts';
+export * from './field-tensor.ts';
