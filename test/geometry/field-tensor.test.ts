@@ -37,7 +37,7 @@ test('volumeToTensor puts voxel (i, j, k) at tensor [c, i, j, k]; tensorToVoxels
 test('gridPositions: a grid in its own voxels is the identity; in a shifted copy it is offset', () => {
   const p = gridPositions(fixed, fixed);
   assert.deepEqual(
-    [...p.select(0, 0).select(1, 1).select(1, 0).toTypedArray()].map(Math.round),
+    [...(p.select(0, 0).select(1, 1).select(1, 0).toTypedArray() as Float32Array)].map(Math.round),
     [0, 1, 2, 3],
   );
   // The same grid moved by one voxel along its axis 1 (3 mm along world −x): positions are 1 voxel lower.

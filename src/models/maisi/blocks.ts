@@ -136,7 +136,7 @@ export class Downsample extends nn.Module implements nn.Layer {
 }
 
 /** Nearest-neighbour ×2 then a 3×3×3 convolution (MONAI Upsample "nontrainable" with post_conv). */
-export class Upsample extends nn.Module implements nn.Layer {
+export class ConvUpsample extends nn.Module implements nn.Layer {
   readonly postconv: MonaiConvolution;
   constructor(channels: number) {
     super();
@@ -243,7 +243,7 @@ export class MidBlock extends nn.Module {
 export class UpBlock extends nn.Module {
   readonly resnets: nn.ModuleList<ResnetBlock>;
   readonly attentions: nn.ModuleList<SpatialAttentionBlock> | null;
-  readonly upsampler: Upsample | null;
+  readonly upsampler: ConvUpsample | null;
 
   constructor(
     inChannels: number,
@@ -269,7 +269,7 @@ export class UpBlock extends nn.Module {
             ),
           )
         : null;
-    this.upsampler = addUpsample ? this.register('upsampler', new Upsample(outChannels)) : null;
+    this.upsampler = addUpsample ? this.register('upsampler', new ConvUpsample(outChannels)) : null;
   }
 
   /** `skips` is consumed from its end (last in, first out). */

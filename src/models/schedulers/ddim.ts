@@ -7,7 +7,7 @@ import { tidy, type Tensor } from '../../engine/index.ts';
 import { fail } from '../../util/errors.ts';
 import { bool, integer } from '../../util/is.ts';
 import { NoiseScheduler, type ScheduleOptions } from './schedule.ts';
-import type { StepResult } from './ddpm.ts';
+import type { SchedulerStep } from './ddpm.ts';
 
 export interface DDIMOptions extends ScheduleOptions {
   /** ᾱ used past the last step: 1 when true, else ᾱ_0 (MONAI's set_alpha_to_one). */
@@ -40,7 +40,7 @@ export class DDIMScheduler extends NoiseScheduler {
   }
 
   /** x_t → x_{t−k}. */
-  step(modelOutput: Tensor, timestep: number, sample: Tensor): StepResult {
+  step(modelOutput: Tensor, timestep: number, sample: Tensor): SchedulerStep {
     const t = this.checkTimestep(timestep);
     const prev = t - this.stride;
     return this.move(
@@ -52,7 +52,7 @@ export class DDIMScheduler extends NoiseScheduler {
   }
 
   /** DDIM inversion x_t → x_{t+k}. */
-  reversedStep(modelOutput: Tensor, timestep: number, sample: Tensor): StepResult {
+  reversedStep(modelOutput: Tensor, timestep: number, sample: Tensor): SchedulerStep {
     const t = this.checkTimestep(timestep);
     const next = t + this.stride;
     if (next >= this.numTrainTimesteps) {
@@ -65,7 +65,7 @@ export class DDIMScheduler extends NoiseScheduler {
   }
 
   /** The deterministic DDIM update from ᾱ = a to ᾱ = aTarget. */
-  private move(modelOutput: Tensor, sample: Tensor, a: number, aTarget: number): StepResult {
+  private move(modelOutput: Tensor, sample: Tensor, a: number, aTarget: number): SchedulerStep {
     const { x0, eps } = this.predictOriginal(modelOutput, sample, a);
     const moved = tidy(() => x0.mul(f(Math.sqrt(aTarget))).add(eps.mul(f(Math.sqrt(f(1 - aTarget))))));
     eps.dispose();

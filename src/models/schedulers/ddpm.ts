@@ -13,7 +13,7 @@ export interface DDPMOptions extends ScheduleOptions {
   varianceType?: VarianceType;
 }
 
-export interface StepResult {
+export interface SchedulerStep {
   /** x_{t−1} (DDPM, DDIM step) or x_{t+k} (DDIM reversed step). */
   sample: Tensor;
   predOriginalSample: Tensor;
@@ -33,7 +33,7 @@ export class DDPMScheduler extends NoiseScheduler {
   }
 
   /** One reverse step x_t → x_{t−1}; the noise for t > 0 is drawn from `generator`. */
-  step(modelOutput: Tensor, timestep: number, sample: Tensor, generator?: Generator): StepResult {
+  step(modelOutput: Tensor, timestep: number, sample: Tensor, generator?: Generator): SchedulerStep {
     const t = this.checkTimestep(timestep);
     const { betas, alphas, alphasCumprod } = this.tables;
     const a = alphasCumprod[t];

@@ -63,7 +63,7 @@ export const DEFAULT_LOOP: Omit<LoopOptions, 'dir' | 'steps'> = {
 };
 
 /** What one step hands back: the loss that was back-propagated, plus named parts for the log. */
-export interface StepResult {
+export interface TrainingStep {
   loss: number;
   parts?: Record<string, number>;
 }
@@ -141,7 +141,7 @@ export function runLoop(
   title: string,
   model: nn.Module,
   o: LoopOptions,
-  trainStep: (step: number, r: StepRandom) => StepResult,
+  trainStep: (step: number, r: StepRandom) => TrainingStep,
   validate: () => number,
   progress?: ProgressFn,
 ): LoopResult {
