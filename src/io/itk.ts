@@ -6,18 +6,26 @@
  * (element [r·d + c] = row r, column c; columns are the axis directions — checked against NRRD
  * `space directions` in the tests), the same layout as Volume. Pixel components come interleaved
  * (component fastest) and are de-interleaved into Volume's planar layout.
+ *
+ * ITK reports most bad files as a bare failure, zero-fills truncated compressed MetaImage data and
+ * accepts degenerate geometry; so MetaImage and NRRD headers and DICOM files are checked first by our
+ * own parsers (metaimage.ts, nrrd.ts, dicom.ts) and the geometry ITK returns is checked for every format.
  */
 import { closeSync, existsSync, openSync, readSync, readdirSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { Volume, type Mat3, type Vec3, type VoxelArray } from '../geometry/volume.ts';
 import { fail } from '../util/errors.ts';
 import { integer } from '../util/is.ts';
-import { checkFinite } from './files.ts';
+import { checkSliceSpacing, readDicomSlice } from './dicom.ts';
+import { checkFinite, isSingular } from './files.ts';
+import { checkMetaImage } from './metaimage.ts';
+import { checkNrrd } from './nrrd.ts';
 
 export type ItkFormat = 'metaimage' | 'nrrd' | 'dicom';
 const FORMAT_NAMES: Record<ItkFormat, string> = { metaimage: 'MetaImage', nrrd: 'NRRD', dicom: 'DICOM' };
 
 export interface ItkReadOptions {
+  /** Accept NaN/Inf voxel values (rejected by default). */
   allowNonFinite?: boolean;
   /** Time point of a 4D image (required when the 4th size is > 1). */
   frame?: number;
@@ -65,6 +73,9 @@ async function captureItk<T>(subject: string, what: string, call: () => Promise<
 }
 
 async function readWithItk(path: string, format: ItkFormat): Promise<ItkImage> {
+  if (format === 'metaimage') checkMetaImage(path);
+  else if (format === 'nrrd') checkNrrd(path);
+  else if (isDicomFile(path)) readDicomSlice(path);
   const io = await import('@itk-wasm/image-io');
   const reader =
     format === 'metaimage'
@@ -72,7 +83,9 @@ async function readWithItk(path: string, format: ItkFormat): Promise<ItkImage> {
       : format === 'nrrd'
         ? io.nrrdReadImageNode
         : io.gdcmReadImageNode;
-  const result = await captureItk(path, FORMAT_NAMES[format], () => reader(path));
+  // itk-wasm mounts the file's folder into its own file system assuming an absolute path: a relative
+  // one ('img.mha', 'series/x.dcm') is looked for in the wrong folder.
+  const result = await captureItk(path, FORMAT_NAMES[format], () => reader(resolve(path)));
   if (!result.couldRead || !result.image) fail(path, `not a readable ${FORMAT_NAMES[format]} file`);
   return result.image as ItkImage;
 }
@@ -96,10 +109,11 @@ function isDicomFile(path: string): boolean {
 async function readDicomSeries(dir: string): Promise<ItkImage> {
   const files = readdirSync(dir)
     .filter((name) => !name.startsWith('.'))
-    .map((name) => join(dir, name))
+    .map((name) => join(resolve(dir), name))
     .filter((p) => statSync(p).isFile() && isDicomFile(p));
   if (files.length === 0)
     fail(dir, 'no DICOM files in this directory (none has the "DICM" marker at byte 128)');
+  const slices = files.map(readDicomSlice);
   const { readImageDicomFileSeriesNode } = await import('@itk-wasm/dicom');
   const { outputImage, sortedFilenames } = await captureItk(dir, 'DICOM series', () =>
     readImageDicomFileSeriesNode({ inputImages: files }),
@@ -112,10 +126,22 @@ async function readDicomSeries(dir: string): Promise<ItkImage> {
       `holds ${files.length} DICOM files but one series uses only ${used}; keep one series per directory`,
     );
   }
+  checkSliceSpacing(dir, slices);
   return outputImage as ItkImage;
 }
 
-function toVolume(path: string, image: ItkImage, options: ItkReadOptions): Volume {
+/** The header fields each format keeps its geometry in, for messages about what ITK returned. */
+const GEOMETRY_FIELDS: Record<ItkFormat, Record<'spacing' | 'origin' | 'direction', string>> = {
+  metaimage: { spacing: 'ElementSpacing', origin: 'Offset', direction: 'TransformMatrix' },
+  nrrd: { spacing: 'space directions', origin: 'space origin', direction: 'space directions' },
+  dicom: {
+    spacing: 'PixelSpacing / slice positions',
+    origin: 'ImagePositionPatient',
+    direction: 'ImageOrientationPatient',
+  },
+};
+
+function toVolume(path: string, format: ItkFormat, image: ItkImage, options: ItkReadOptions): Volume {
   const { dimension, componentType, pixelType, components } = image.imageType;
   const data = image.data;
   if (!data) fail(path, 'image has no pixel data');
@@ -130,7 +156,10 @@ function toVolume(path: string, image: ItkImage, options: ItkReadOptions): Volum
   let frame = 0;
   if (frames > 1) {
     if (options.frame === undefined)
-      fail(path, `4D image with ${frames} time frames; pass frame (0..${frames - 1}) to read one`);
+      fail(
+        path,
+        `4D image with ${frames} time frames; choose one (0..${frames - 1}) or save one time point as a 3D image`,
+      );
     frame = integer('frame', options.frame, { min: 0, max: frames - 1 });
   }
   const direction = [1, 0, 0, 0, 1, 0, 0, 0, 1] as Mat3;
@@ -151,15 +180,16 @@ function toVolume(path: string, image: ItkImage, options: ItkReadOptions): Volum
       for (let v = 0, src = base + c; v < n; v++, src += components) planar[offset + v] = values[src];
     }
   }
+  const spacing = [0, 1, 2].map((i) => at(image.spacing, i, 1)) as Vec3;
+  const origin = [0, 1, 2].map((i) => at(image.origin, i, 0)) as Vec3;
+  const names = GEOMETRY_FIELDS[format];
+  if (!spacing.every((s) => Number.isFinite(s) && s > 0))
+    fail(path, `${names.spacing}: voxel spacing ${spacing.join(' ')} is not positive and finite`);
+  if (!origin.every(Number.isFinite)) fail(path, `${names.origin}: origin ${origin.join(' ')} is not finite`);
+  if (!direction.every(Number.isFinite) || isSingular(direction, 3))
+    fail(path, `${names.direction}: direction matrix ${direction.join(' ')} is not finite and non-singular`);
   checkFinite(path, planar, options.allowNonFinite);
-  return new Volume({
-    data: planar,
-    dims,
-    components,
-    spacing: [0, 1, 2].map((i) => at(image.spacing, i, 1)) as Vec3,
-    origin: [0, 1, 2].map((i) => at(image.origin, i, 0)) as Vec3,
-    direction,
-  });
+  return new Volume({ data: planar, dims, components, spacing, origin, direction });
 }
 
 /** Reads a MetaImage, NRRD or DICOM file, or a DICOM series directory, as an LPS Volume. */
@@ -173,5 +203,5 @@ export async function readItkImage(
   if (isDirectory && format !== 'dicom')
     fail(path, `is a directory, expected a ${FORMAT_NAMES[format]} file`);
   const image = isDirectory ? await readDicomSeries(path) : await readWithItk(path, format);
-  return toVolume(path, image, options);
+  return toVolume(path, format, image, options);
 }

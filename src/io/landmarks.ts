@@ -15,7 +15,7 @@
  * written as elastix (`point`) unless `format: 'dirlab'` is given. `format` overrides detection.
  * "reference" is the image grid the voxel indices refer to: a Volume, or `dirLabGrid('case1')`.
  * When a reference is given, every point must lie inside it (within half a voxel of the outer voxel
- * centres) unless `allowOutside` is set.
+ * centres) unless the library option `allowOutside` is set.
  */
 import { readFileSync, statSync } from 'node:fs';
 import { Grid, type GridInit, type Vec3 } from '../geometry/volume.ts';
@@ -80,7 +80,7 @@ function detectFormat(path: string, firstWord: string | undefined): LandmarkForm
   }
   fail(
     path,
-    `cannot tell the landmark format from the extension; pass format (one of ${LANDMARK_FORMATS.join(', ')})`,
+    `cannot tell the landmark format from the extension; give it (--points-format on the command line): one of ${LANDMARK_FORMATS.join(', ')}`,
   );
 }
 
@@ -126,7 +126,9 @@ function csvFields(line: string): string[] {
 
 function numberAt(path: string, row: Row, field: string): number {
   if (!NUMBER.test(field)) fail(path, `line ${row.line}: ${JSON.stringify(field)} is not a number`);
-  return Number(field);
+  const value = Number(field);
+  if (!Number.isFinite(value)) fail(path, `line ${row.line}: ${field} is out of range`);
+  return value;
 }
 
 /** Three numbers from a row of exactly three fields. */
@@ -173,7 +175,7 @@ function parseCsv(path: string, rows: Row[], system: 'LPS' | 'RAS'): Parsed {
   if (cx < 0 || cy < 0 || cz < 0) {
     fail(
       path,
-      `line ${rows[0].line}: expected a header with columns x,y,z (for Learn2Reg voxel keypoints pass format 'learn2reg')`,
+      `line ${rows[0].line}: expected a header with columns x,y,z (Learn2Reg voxel keypoints have none: give the format learn2reg, --points-format learn2reg on the command line)`,
     );
   }
   const parsed: Parsed = { coords: [], lines: [], kind: system === 'LPS' ? 'lps' : 'ras' };
@@ -197,7 +199,7 @@ interface SlicerMarkup {
   type?: unknown;
   coordinateSystem?: unknown;
   coordinateUnits?: unknown;
-  controlPoints?: { label?: unknown; position?: unknown; positionStatus?: unknown }[];
+  controlPoints?: unknown;
 }
 
 function parseSlicer(path: string, text: string): Parsed {
@@ -205,7 +207,8 @@ function parseSlicer(path: string, text: string): Parsed {
   try {
     json = JSON.parse(text);
   } catch (e) {
-    fail(path, `invalid JSON (${(e as Error).message})`);
+    // V8 quotes the text around the error, line breaks included: keep the message on one line.
+    fail(path, `invalid JSON (${(e as Error).message.replace(/\s+/g, ' ')})`);
   }
   const markup = Array.isArray(json?.markups) ? json.markups.find((m) => m?.type === 'Fiducial') : undefined;
   if (!markup) fail(path, 'no Fiducial markup in this Slicer markups file');
@@ -218,9 +221,10 @@ function parseSlicer(path: string, text: string): Parsed {
   if (units !== 'mm' && units !== 'um') fail(path, `unsupported coordinateUnits ${JSON.stringify(units)}`);
   const scale = units === 'um' ? 1e-3 : 1;
   const points = markup.controlPoints ?? [];
+  if (!Array.isArray(points)) fail(path, 'controlPoints of the Fiducial markup is not a list');
   const parsed: Parsed = { coords: [], kind: system === 'LPS' ? 'lps' : 'ras' };
   const labels: string[] = [];
-  points.forEach((p, i) => {
+  points.forEach((p: { label?: unknown; position?: unknown; positionStatus?: unknown } | null, i) => {
     const pos = p?.position;
     if (p?.positionStatus === 'undefined')
       fail(path, `control point ${i} has no position (positionStatus "undefined")`);
@@ -232,7 +236,7 @@ function parseSlicer(path: string, text: string): Parsed {
       fail(path, `control point ${i}: position must be 3 finite numbers`);
     }
     parsed.coords.push(pos.map((v: number) => v * scale) as Vec3);
-    labels.push(typeof p.label === 'string' ? p.label : '');
+    labels.push(typeof p?.label === 'string' ? p.label : '');
   });
   if (labels.some((l) => l !== '')) parsed.labels = labels;
   return parsed;
@@ -269,7 +273,7 @@ function checkInside(path: string, reference: GridInit, landmarks: Landmarks, li
       const shown = index.map((v) => +v.toFixed(2)).join(', ');
       fail(
         path,
-        `point ${p}${where} lies outside the ${reference.dims.join('x')} image (voxel ${shown}); pass allowOutside to accept`,
+        `point ${p}${where} lies outside the ${reference.dims.join('x')} image (voxel ${shown}); points must lie inside the image`,
       );
     }
   }
@@ -317,7 +321,14 @@ export function readLandmarks(path: string, options: ReadLandmarksOptions = {}):
     const shift = parsed.kind === 'index1' ? 1 : 0;
     toWorld = (c) => grid.voxelToWorld([c[0] - shift, c[1] - shift, c[2] - shift]);
   }
-  const landmarks = new Landmarks(parsed.coords.map(toWorld), parsed.labels);
+  const world = parsed.coords.map(toWorld);
+  // Finite file values can still overflow on conversion (1e308 voxels × 2 mm).
+  const overflow = world.findIndex((p) => !p.every(Number.isFinite));
+  if (overflow >= 0) {
+    const where = parsed.lines ? `line ${parsed.lines[overflow]}` : `point ${overflow}`;
+    fail(path, `${where}: coordinates out of range`);
+  }
+  const landmarks = new Landmarks(world, parsed.labels);
   if (reference && !allowOutside) checkInside(path, reference, landmarks, parsed.lines);
   return landmarks;
 }

@@ -15,8 +15,12 @@
  *     pixdim and only the normalised direction from the sform.
  *  2. qform, when qform_code > 0 ("Method 2"): rotation from the quaternion (b, c, d; a derived),
  *     qfac = pixdim[0] (−1 flips the third axis; 0 is read as 1), spacing = |pixdim[1..3]|, origin = qoffset.
+ *     An unusable sform (non-finite or singular) falls back to the qform when there is one.
  *  3. otherwise "Method 1" (ANALYZE 7.5 style): RAS = diag(pixdim)·index, origin 0. This is the
  *     standard's formula and ITK's; nibabel instead centres the volume and flips x for such files.
+ * Geometry that cannot place the image is refused, naming the field: a non-finite or singular sform
+ * without a qform, a non-finite quaternion or qoffset, a voxel size (pixdim) of an axis the image has
+ * that is 0 or not finite (nifti1_io reads it as 1 mm: a silently wrong grid).
  * nifti1.h leaves the choice between sform and qform to the reader when both are set; sform first is
  * nibabel's order (`get_best_affine`) and it is the transform that tools write with full generality.
  *
@@ -33,7 +37,15 @@ import { Volume, type Mat3, type Vec3, type VoxelArray } from '../geometry/volum
 import { fail } from '../util/errors.ts';
 import { integer, invalid } from '../util/is.ts';
 import { writeFileAtomic } from '../util/atomic.ts';
-import { HOST_LITTLE, checkFinite, gunzipIfNeeded, readInputFile, swapBytes } from './files.ts';
+import {
+  HOST_LITTLE,
+  checkFinite,
+  gunzipBounded,
+  gunzipHead,
+  isSingular,
+  readInputFile,
+  swapBytes,
+} from './files.ts';
 
 export interface NiftiReadOptions {
   /** Accept NaN/Inf voxel values (rejected by default). */
@@ -188,6 +200,7 @@ class HeaderView {
 }
 
 interface NiftiHeader {
+  version: 1 | 2;
   little: boolean;
   dim: number[];
   pixdim: number[];
@@ -203,7 +216,7 @@ interface NiftiHeader {
   intentCode: number;
 }
 
-function parseHeader(path: string, bytes: Uint8Array): NiftiHeader {
+function parseHeader(path: string, bytes: Uint8Array, pair: boolean): NiftiHeader {
   if (bytes.length < 348) fail(path, `not a NIfTI file (only ${bytes.length} bytes, a header needs 348)`);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const le = view.getInt32(0, true);
@@ -217,11 +230,17 @@ function parseHeader(path: string, bytes: Uint8Array): NiftiHeader {
   const header = new HeaderView(bytes, little);
   const magic = String.fromCharCode(...bytes.subarray(layout.magic[0], layout.magic[0] + 3));
   // "n+1"/"n+2" single file, "ni1"/"ni2" header of a pair. NIfTI-1 without magic is ANALYZE 7.5,
-  // whose bytes at the transform and scaling offsets mean other things: those are ignored.
+  // whose bytes at the transform and scaling offsets mean other things: those are ignored. ANALYZE
+  // exists only as .hdr/.img pairs; a single file without the magic is a damaged NIfTI file, and
+  // reading it as ANALYZE would silently drop its geometry.
   const nifti = magic === `n+${version}` || magic === `ni${version}`;
-  if (!nifti && version === 2) fail(path, `bad NIfTI-2 magic ${JSON.stringify(magic)}`);
+  if (!nifti && (version === 2 || !pair)) {
+    const expected = version === 2 ? '"n+2" or "ni2"' : '"n+1" (or a .hdr/.img pair)';
+    fail(path, `bad NIfTI-${version} magic ${JSON.stringify(magic)} (expected ${expected})`);
+  }
   const field = (f: Field) => (nifti ? header.get(f) : 0);
   return {
+    version,
     little,
     dim: header.getAll(layout.dim, 8),
     pixdim: header.getAll(layout.pixdim, 8),
@@ -256,26 +275,36 @@ function toLps(direction: Mat3, origin: Vec3, spacing: Vec3): Geometry {
   return { spacing, origin: [-origin[0] + 0, -origin[1] + 0, origin[2] + 0], direction: d };
 }
 
-function validPixdim(v: number): boolean {
-  return Number.isFinite(v) && v > 0;
+/** Fails naming the first non-finite value of a header field (`names` label its elements). */
+function requireFinite(path: string, values: readonly number[], names: readonly string[]): void {
+  const bad = values.findIndex((v) => !Number.isFinite(v));
+  if (bad >= 0) fail(path, `${names[bad]} is not finite (${values[bad]})`);
 }
 
-function sformGeometry(h: NiftiHeader): Geometry | undefined {
+const SROW_NAMES = ['x', 'y', 'z'].flatMap((r) => [0, 1, 2, 3].map((c) => `srow_${r}[${c}]`));
+
+/** The sform geometry, or the reason it cannot be used (non-finite or singular matrix). */
+function sformGeometry(h: NiftiHeader, spacingOf: (axis: number) => number | undefined): Geometry | string {
   const s = h.srow;
+  const bad = s.findIndex((v) => !Number.isFinite(v));
+  if (bad >= 0) return `${SROW_NAMES[bad]} is not finite (${s[bad]})`;
   const m: Mat3 = [s[0], s[1], s[2], s[4], s[5], s[6], s[8], s[9], s[10]];
-  if (!s.every(Number.isFinite) || Math.abs(det3(m)) < 1e-12) return undefined;
+  if (isSingular(m, 3)) return 'the sform matrix (srow_x/y/z) is singular';
+  const norms = [0, 1, 2].map((c) => Math.hypot(m[c], m[3 + c], m[6 + c]));
   const spacing = [0, 0, 0] as Vec3;
   const direction = [...m] as Mat3;
   for (let c = 0; c < 3; c++) {
-    const norm = Math.hypot(m[c], m[3 + c], m[6 + c]);
+    const norm = norms[c];
     for (let r = 0; r < 3; r++) direction[r * 3 + c] = m[r * 3 + c] / norm;
-    const p = Math.abs(h.pixdim[c + 1]);
-    spacing[c] = validPixdim(p) && Math.abs(norm - p) > 1e-4 * Math.max(norm, p) ? p : norm;
+    const p = spacingOf(c);
+    spacing[c] = p !== undefined && Math.abs(norm - p) > 1e-4 * Math.max(norm, p) ? p : norm;
   }
   return toLps(direction, [s[3], s[7], s[11]], spacing);
 }
 
-function qformGeometry(h: NiftiHeader, spacing: Vec3): Geometry {
+function qformGeometry(path: string, h: NiftiHeader, spacing: Vec3): Geometry {
+  requireFinite(path, h.quatern, ['quatern_b', 'quatern_c', 'quatern_d']);
+  requireFinite(path, h.qoffset, ['qoffset_x', 'qoffset_y', 'qoffset_z']);
   let [b, c, d] = h.quatern;
   let a = 1 - (b * b + c * c + d * d);
   if (a < 1e-7) {
@@ -297,16 +326,28 @@ function qformGeometry(h: NiftiHeader, spacing: Vec3): Geometry {
   return toLps(r, h.qoffset, spacing);
 }
 
-function niftiGeometry(h: NiftiHeader): Geometry {
+/**
+ * The voxel size of axis 0..2 from pixdim[1..3] (sign ignored). Axes the image has must have a finite,
+ * non-zero size; axes beyond its rank (a 2-D image's third) are 1 mm when unset. With `lenient` an
+ * unusable value gives undefined instead of an error (the sform carries the size then).
+ */
+function pixdimSpacing(path: string, h: NiftiHeader, axis: number, lenient = false): number | undefined {
+  const p = Math.abs(h.pixdim[axis + 1]);
+  if (Number.isFinite(p) && p > 0) return p;
+  if (lenient) return undefined;
+  if (axis + 1 > h.dim[0]) return 1;
+  fail(path, `pixdim[${axis + 1}] (voxel size) is ${h.pixdim[axis + 1]}, expected a positive number`);
+}
+
+function niftiGeometry(path: string, h: NiftiHeader): Geometry {
   if (h.sformCode > 0) {
-    const g = sformGeometry(h);
-    if (g) return g;
+    const g = sformGeometry(h, (axis) => pixdimSpacing(path, h, axis, true));
+    if (typeof g !== 'string') return g;
+    // nifti1.h lets the qform stand in for an unusable sform; without one there is no geometry.
+    if (h.qformCode <= 0) fail(path, `${g} and there is no qform`);
   }
-  // Invalid pixdim (0, NaN) is read as 1 mm, as nifti1_io does for the qform.
-  const spacing = [1, 2, 3].map((i) =>
-    validPixdim(Math.abs(h.pixdim[i])) ? Math.abs(h.pixdim[i]) : 1,
-  ) as Vec3;
-  if (h.qformCode > 0) return qformGeometry(h, spacing);
+  const spacing = [0, 1, 2].map((axis) => pixdimSpacing(path, h, axis)) as Vec3;
+  if (h.qformCode > 0) return qformGeometry(path, h, spacing);
   return toLps([1, 0, 0, 0, 1, 0, 0, 0, 1], [0, 0, 0], spacing);
 }
 
@@ -321,9 +362,20 @@ function dimensions(path: string, h: NiftiHeader): { dims: Vec3; frames: number;
   return { dims: [size(1), size(2), size(3)], frames: size(4), components: size(5) };
 }
 
-/** Decodes a NIfTI header plus its voxel bytes (`data` is the same buffer for single-file `.nii`). */
-function decode(path: string, header: Uint8Array, data: Uint8Array, options: NiftiReadOptions): Volume {
-  const h = parseHeader(path, header);
+/** What a header says about its voxel data: where it starts, how many bytes, in which type. */
+interface DataLayout {
+  h: NiftiHeader;
+  Type: ArrayConstructor;
+  dims: Vec3;
+  frames: number;
+  components: number;
+  start: number;
+  needed: number;
+}
+
+/** Parses and checks a header (`pair`: it is the `.hdr` of a `.hdr`/`.img` pair). */
+function dataLayout(path: string, header: Uint8Array, pair: boolean): DataLayout {
+  const h = parseHeader(path, header, pair);
   const Type = DATATYPES.get(h.datatype);
   if (!Type) {
     const name = UNSUPPORTED_DATATYPES[h.datatype] ?? `code ${h.datatype}`;
@@ -333,25 +385,35 @@ function decode(path: string, header: Uint8Array, data: Uint8Array, options: Nif
     );
   }
   const { dims, frames, components } = dimensions(path, h);
+  const start = h.voxOffset;
+  const headerBytes = pair ? 0 : LAYOUTS[h.version].size; // a single file's data cannot start inside its header
+  if (!Number.isSafeInteger(start) || start < headerBytes) fail(path, `invalid vox_offset ${start}`);
+  const needed = dims[0] * dims[1] * dims[2] * frames * components * Type.BYTES_PER_ELEMENT;
+  return { h, Type, dims, frames, components, start, needed };
+}
+
+/** Decodes the voxel bytes `data` (the whole file for single-file `.nii`) described by `layout`. */
+function decode(path: string, layout: DataLayout, data: Uint8Array, options: NiftiReadOptions): Volume {
+  const { h, Type, dims, frames, components, start, needed } = layout;
   let frame = 0;
   if (frames > 1) {
     if (options.frame === undefined) {
-      fail(path, `4D image with ${frames} time frames; pass frame (0..${frames - 1}) to read one`);
+      fail(
+        path,
+        `4D image with ${frames} time frames; choose one (0..${frames - 1}) or save one time point as a 3D image`,
+      );
     }
     frame = integer('frame', options.frame, { min: 0, max: frames - 1 });
   }
-  const n = dims[0] * dims[1] * dims[2];
-  const size = Type.BYTES_PER_ELEMENT;
-  const start = h.voxOffset;
-  const headerBytes = header === data ? 348 : 0; // a single file's data cannot start inside its header
-  if (!Number.isSafeInteger(start) || start < headerBytes) fail(path, `invalid vox_offset ${start}`);
-  const needed = n * frames * components * size;
   if (data.length < start + needed) {
     fail(
       path,
       `truncated: voxel data needs ${needed} bytes from offset ${start}, file has ${Math.max(0, data.length - start)}`,
     );
   }
+  const geometry = niftiGeometry(path, h);
+  const n = dims[0] * dims[1] * dims[2];
+  const size = Type.BYTES_PER_ELEMENT;
   // Component c of the selected frame is the contiguous block (frame + frames·c) of n voxels.
   const out = new Uint8Array(n * components * size);
   for (let c = 0; c < components; c++) {
@@ -371,7 +433,7 @@ function decode(path: string, header: Uint8Array, data: Uint8Array, options: Nif
   }
   if (h.intentCode === INTENT_DISPVECT && components === 3) values = rasToLpsVectors(values, n);
   checkFinite(path, values, options.allowNonFinite);
-  return new Volume({ data: values, dims, components, ...niftiGeometry(h) });
+  return new Volume({ data: values, dims, components, ...geometry });
 }
 
 /** Negates the x and y components of a planar 3-vector field (RAS ↔ LPS). */
@@ -391,17 +453,19 @@ function pairedImage(path: string): string {
   fail(path, `header without its data file (${base}.img not found)`);
 }
 
-/** Reads a NIfTI-1/2 file (`.nii`, `.nii.gz`) or an ANALYZE/NIfTI pair (`.hdr` with `.img`). */
+/**
+ * Reads a NIfTI-1/2 file (`.nii`, `.nii.gz`) or an ANALYZE/NIfTI pair (`.hdr` with `.img`). gzip data
+ * is decompressed header first, then at most the bytes that header describes.
+ */
 export function readNifti(path: string, options: NiftiReadOptions = {}): Volume {
-  if (/\.(hdr|img|img\.gz)$/i.test(path)) {
-    const headerPath = /\.hdr$/i.test(path) ? path : path.replace(/\.img(\.gz)?$/i, '.hdr');
-    const imagePath = /\.hdr$/i.test(path) ? pairedImage(path) : path;
-    const header = gunzipIfNeeded(headerPath, readInputFile(headerPath));
-    const data = gunzipIfNeeded(imagePath, readInputFile(imagePath));
-    return decode(imagePath, header, data, options);
-  }
-  const bytes = gunzipIfNeeded(path, readInputFile(path));
-  return decode(path, bytes, bytes, options);
+  const pair = /\.(hdr|img|img\.gz)$/i.test(path);
+  const headerPath = !pair || /\.hdr$/i.test(path) ? path : path.replace(/\.img(\.gz)?$/i, '.hdr');
+  const imagePath = pair && /\.hdr$/i.test(path) ? pairedImage(path) : path;
+  const headerFile = readInputFile(headerPath);
+  const layout = dataLayout(imagePath, gunzipHead(headerPath, headerFile, LAYOUTS[2].size), pair);
+  const imageFile = pair ? readInputFile(imagePath) : headerFile;
+  const data = gunzipBounded(imagePath, imageFile, layout.start + layout.needed);
+  return decode(imagePath, layout, data, options);
 }
 
 function datatypeOf(data: VoxelArray): number {

@@ -53,12 +53,15 @@ export function detectVolumeFormat(path: string, dirLabCase?: string): VolumeFor
   if (/\.img(\.gz)?$/.test(lower)) {
     if (existsSync(path.replace(/\.img(\.gz)?$/i, '.hdr'))) return 'nifti';
     if (dirLabCase !== undefined) return 'dirlab';
-    fail(path, 'raw .img without a .hdr header: pass dirLabCase for a DIR-Lab image');
+    fail(path, 'raw .img without a .hdr header (a DIR-Lab .img is read with its case, e.g. case1)');
   }
   if (/\.(mha|mhd)$/.test(lower)) return 'metaimage';
   if (/\.(nrrd|nhdr)$/.test(lower)) return 'nrrd';
   if (/\.(dcm|dicom|ima)$/.test(lower)) return 'dicom';
-  fail(path, `unknown image extension; pass format (one of ${VOLUME_FORMATS.join(', ')})`);
+  fail(
+    path,
+    'unknown image extension (expected .nii, .nii.gz, .hdr/.img, .mha, .mhd, .nrrd, .nhdr, .dcm or a DICOM series folder)',
+  );
 }
 
 /** Reads an image file (or DICOM series directory) as an LPS Volume. */

@@ -121,7 +121,7 @@ test('4D MetaImage needs frame; components, frames and 2D images map onto Volume
   writeFileSync(file('cine.mha'), Buffer.concat([Buffer.from(header), Buffer.from(values.buffer)]));
   await assert.rejects(
     readItkImage(file('cine.mha'), 'metaimage'),
-    /cine\.mha: 4D image with 3 time frames; pass frame \(0\.\.2\)/,
+    /cine\.mha: 4D image with 3 time frames; choose one \(0\.\.2\)/,
   );
   const frame = await readItkImage(file('cine.mha'), 'metaimage', { frame: 1 });
   assert.deepEqual(
@@ -147,16 +147,13 @@ test('4D MetaImage needs frame; components, frames and 2D images map onto Volume
   );
 });
 
-test('corrupt and missing files: one-line DiffregError naming the file and ITK reason', async () => {
+test('corrupt and missing files: one-line DiffregError naming the file and the reason', async () => {
   const header =
     'ObjectType = Image\nNDims = 3\nDimSize = 10 10 10\nElementType = MET_SHORT\nElementDataFile = LOCAL\n';
   writeFileSync(file('cut.mha'), header + 'x'.repeat(50));
   await assert.rejects(readItkImage(file('cut.mha'), 'metaimage'), (e: Error) => {
     assert.ok(e instanceof DiffregError);
-    assert.equal(
-      e.message,
-      `${file('cut.mha')}: cannot read MetaImage (MetaImage: M_ReadElementsData: data not read completely)`,
-    );
+    assert.equal(e.message, `${file('cut.mha')}: truncated: voxel data need 2000 bytes, the file has 50`);
     return true;
   });
   mkdirSync(file('empty-series'));
@@ -308,5 +305,175 @@ test('a directory with two DICOM series is refused instead of silently reading o
   await assert.rejects(
     readItkImage(mixed, 'dicom'),
     /mixed: holds 5 DICOM files but one series uses only [23]; keep one series per directory$/,
+  );
+});
+
+/** Runs `body` with the working directory set to `folder`, restoring it afterwards. */
+async function inFolder<T>(folder: string, body: () => Promise<T>): Promise<T> {
+  const saved = process.cwd();
+  process.chdir(folder);
+  try {
+    return await body();
+  } finally {
+    process.chdir(saved);
+  }
+}
+
+/**
+ * A sagittal series (dicomSlice's orientation: slice normal −x) with slice k at x = xs[k], written as
+ * `<folder>/s<k>.dcm`; returns the stored pixels of each slice. `cut` drops bytes from slice 1's end.
+ */
+function writeSeries(folder: string, xs: number[], options: { cut?: number } = {}): Int16Array[] {
+  mkdirSync(folder, { recursive: true });
+  return xs.map((x, k) => {
+    const pixels = Int16Array.from({ length: 6 }, (_, i) => 1024 + 100 * k + i);
+    let bytes = dicomSlice({ position: [x, 0, 0], instance: k + 1, pixels, rows: 2, columns: 3 });
+    if (options.cut !== undefined && k === 1) bytes = bytes.subarray(0, bytes.length - options.cut);
+    writeFileSync(join(folder, `s${k}.dcm`), bytes);
+    return pixels;
+  });
+}
+
+test('relative paths: MetaImage, NRRD, a DICOM file and a DICOM series read from their own folder', async () => {
+  const folder = file('relative');
+  mkdirSync(join(folder, 'sub'), { recursive: true });
+  const volume = new Volume({ data: Int16Array.from({ length: 24 }, (_, i) => i - 7), dims: [4, 3, 2] });
+  writeMetaImage(join(folder, 'img.mha'), volume);
+  writeMetaImage(join(folder, 'sub', 'img.mhd'), volume, { compress: false });
+  const nrrd = writeNrrd(join(folder, 'img.nrrd'), 'left-posterior-superior');
+  const slices = writeSeries(join(folder, 'series'), [0, 2, 4]);
+  await inFolder(folder, async () => {
+    for (const path of ['img.mha', './img.mha', 'sub/img.mhd', 'sub/../img.mha']) {
+      assert.deepEqual(
+        Array.from((await readItkImage(path, 'metaimage')).data),
+        Array.from(volume.data),
+        path,
+      );
+    }
+    assert.deepEqual(Array.from((await readItkImage('img.nrrd', 'nrrd')).data), Array.from(nrrd));
+    const one = await readItkImage('series/s1.dcm', 'dicom');
+    assert.deepEqual(
+      Array.from(one.data),
+      Array.from(slices[1], (v) => v - 1024),
+    );
+    for (const path of ['series', './series', 'series/']) {
+      const series = await readItkImage(path, 'dicom');
+      assert.deepEqual(series.dims, [3, 2, 3], path);
+      // Sorted along the normal −x: the slice at the largest x comes first.
+      const expected = [...slices].reverse().flatMap((s) => Array.from(s, (v) => v - 1024));
+      assert.deepEqual(Array.from(series.data), expected, path);
+    }
+  });
+});
+
+test('compressed MetaImage cut at 60 % or corrupted: one-line error instead of zero-filled voxels', async () => {
+  const volume = new Volume({
+    data: Int16Array.from({ length: 32768 }, (_, i) => (i * 7919) % 3001),
+    dims: [32, 32, 32],
+  });
+  writeMetaImage(file('whole.mha'), volume);
+  const bytes = readFileSync(file('whole.mha'));
+  const start = bytes.indexOf('ElementDataFile = LOCAL\n') + 'ElementDataFile = LOCAL\n'.length;
+  const payload = bytes.length - start;
+  writeFileSync(file('cut60.mha'), bytes.subarray(0, start + Math.round(0.6 * payload)));
+  const corrupt = Buffer.from(bytes);
+  for (let i = start + 20; i < corrupt.length; i += 5) corrupt[i] ^= 0x5a;
+  writeFileSync(file('corrupt.mha'), corrupt);
+  for (const name of ['cut60.mha', 'corrupt.mha']) {
+    await assert.rejects(readItkImage(file(name), 'metaimage'), (e: Error) => {
+      assert.ok(e instanceof DiffregError, `${name}: ${e.stack}`);
+      assert.match(
+        e.message,
+        new RegExp(`^${file(name)}: corrupt or truncated compressed data \\([^\\n]+\\)$`),
+      );
+      return true;
+    });
+  }
+});
+
+/** A MetaImage header with the given fields over 4x4x4 short voxels. */
+function metaHeader(fields: Record<string, string>): string {
+  const all: Record<string, string> = {
+    ObjectType: 'Image',
+    NDims: '3',
+    DimSize: '4 4 4',
+    ElementSpacing: '1 1 1',
+    ElementType: 'MET_SHORT',
+    ...fields,
+  };
+  const data = all.ElementDataFile ?? 'LOCAL';
+  delete all.ElementDataFile;
+  return (
+    Object.entries(all)
+      .map(([k, v]) => `${k} = ${v}\n`)
+      .join('') + `ElementDataFile = ${data}\n`
+  );
+}
+
+test('bad MetaImage headers and data: the message names the field or what is missing', async () => {
+  const voxels = Buffer.alloc(128, 1);
+  const cases: [string, Record<string, string>, Buffer, string][] = [
+    ['zero.mha', { ElementSpacing: '0 1 1' }, voxels, 'ElementSpacing "0 1 1": expected 3 positive numbers'],
+    [
+      'singular.mha',
+      { TransformMatrix: '1 0 0 1 0 0 0 0 1' },
+      voxels,
+      'TransformMatrix "1 0 0 1 0 0 0 0 1": the direction matrix is singular',
+    ],
+    ['nanoffset.mha', { Offset: '0 nan 0' }, voxels, 'Offset "0 nan 0": expected 3 finite numbers'],
+    ['dims.mha', { DimSize: '4 -4 4' }, voxels, 'DimSize "4 -4 4": expected 3 positive integers'],
+    [
+      'type.mha',
+      { ElementType: 'MET_FOO' },
+      voxels,
+      'unknown ElementType "MET_FOO" (expected one of MET_CHAR, MET_UCHAR, MET_SHORT, MET_USHORT, MET_INT, MET_UINT, MET_LONG, MET_ULONG, MET_LONG_LONG, MET_ULONG_LONG, MET_FLOAT, MET_DOUBLE)',
+    ],
+    ['short.mha', {}, voxels.subarray(0, 100), 'truncated: voxel data need 128 bytes, the file has 100'],
+    [
+      'huge.mha',
+      { DimSize: '100000 100000 1000' },
+      voxels,
+      'truncated: voxel data need 20000000000000 bytes, the file has 128',
+    ],
+    [
+      'nodata.mhd',
+      { ElementDataFile: 'nodata.raw' },
+      Buffer.alloc(0),
+      'data file nodata.raw (ElementDataFile) not found',
+    ],
+  ];
+  for (const [name, fields, data, message] of cases) {
+    writeFileSync(file(name), Buffer.concat([Buffer.from(metaHeader(fields), 'latin1'), data]));
+    await assert.rejects(readItkImage(file(name), 'metaimage'), (e: Error) => {
+      assert.ok(e instanceof DiffregError, `${name}: ${e.stack}`);
+      assert.equal(e.message, `${file(name)}: ${message}`);
+      return true;
+    });
+  }
+});
+
+test('DICOM series with a missing slice, uneven positions or truncated pixel data is refused', async () => {
+  writeSeries(file('gap'), [0, 8, 16, 32, 40]);
+  await assert.rejects(readItkImage(file('gap'), 'dicom'), {
+    name: 'DiffregError',
+    message: `${file('gap')}: slice positions are not evenly spaced: 16 mm between s3.dcm and s2.dcm, 8 mm between the other slices (a missing or duplicate slice?)`,
+  });
+  writeSeries(file('uneven'), [0, 2, 4.5, 6.5]);
+  await assert.rejects(
+    readItkImage(file('uneven'), 'dicom'),
+    /uneven: slice positions are not evenly spaced: 2\.5 mm between s2\.dcm and s1\.dcm, 2 mm/,
+  );
+  // Within the tolerance (max(1e-3 × gap, 0.02 mm)): a 0.625 mm series printed with two decimals.
+  writeSeries(file('rounded'), [0, 0.63, 1.25, 1.88]);
+  const even = await readItkImage(file('rounded'), 'dicom');
+  assert.deepEqual(even.dims, [3, 2, 4]);
+  writeSeries(file('cut'), [0, 2, 4], { cut: 4 });
+  await assert.rejects(readItkImage(file('cut'), 'dicom'), {
+    name: 'DiffregError',
+    message: `${join(file('cut'), 's1.dcm')}: truncated pixel data: 8 of the 12 bytes Rows × Columns × BitsAllocated need`,
+  });
+  await assert.rejects(
+    readItkImage(join(file('cut'), 's1.dcm'), 'dicom'),
+    /s1\.dcm: truncated pixel data: 8 of the 12 bytes/,
   );
 });

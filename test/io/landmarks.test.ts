@@ -177,7 +177,7 @@ test('format detection: .txt by content, unknown extension needs format', () => 
   writeFileSync(file('points.xyz'), '1 2 3\n');
   assert.throws(
     () => readLandmarks(file('points.xyz')),
-    /points\.xyz: cannot tell the landmark format from the extension; pass format/,
+    /points\.xyz: cannot tell the landmark format from the extension; give it \(--points-format on the command line\): one of dirlab, popi, elastix, csv, learn2reg, slicer$/,
   );
   assert.deepEqual(readLandmarks(file('points.xyz'), { format: 'popi' }).point(0), [1, 2, 3]);
   assert.throws(
@@ -195,13 +195,13 @@ test('bad landmark files: one-line errors naming file, line or point', () => {
     [
       'outside.txt',
       '1 1 1\n10 20 30\n300 1 1\n',
-      /outside\.txt: point 2 \(line 3\) lies outside the 256x256x94 image \(voxel 299, 0, 0\)/,
+      /outside\.txt: point 2 \(line 3\) lies outside the 256x256x94 image \(voxel 299, 0, 0\); points must lie inside the image$/,
     ],
     ['count.txt', 'point\n3\n1 2 3\n4 5 6\n', /count\.txt: header says 3 points, found 2$/],
     [
       'noheader.csv',
       '1,2,3\n',
-      /noheader\.csv: line 1: expected a header with columns x,y,z \(for Learn2Reg voxel keypoints pass format 'learn2reg'\)$/,
+      /noheader\.csv: line 1: expected a header with columns x,y,z \(Learn2Reg voxel keypoints have none: give the format learn2reg, --points-format learn2reg on the command line\)$/,
     ],
     ['bad.mrk.json', '{"markups": [', /bad\.mrk\.json: invalid JSON/],
   ];
@@ -232,4 +232,32 @@ test('bad landmark files: one-line errors naming file, line or point', () => {
       ),
     /out\.txt: point 1 lies outside the 256x256x94 image/,
   );
+});
+
+test('values that overflow and markups whose controlPoints is not a list: one line naming the file', () => {
+  const reference = { dims: [10, 10, 10], spacing: [2, 2, 2] };
+  const cases: [string, string, RegExp][] = [
+    ['huge.csv', 'x,y,z\n1,2,3\n1e999,2,3\n', /huge\.csv: line 3: 1e999 is out of range$/],
+    ['huge.txt', 'point\n1\n1 -1e999 3\n', /huge\.txt: line 3: -1e999 is out of range$/],
+    // Finite in the file, infinite once multiplied by the 2 mm spacing.
+    ['overflow.txt', 'index\n1\n1e308 1 1\n', /overflow\.txt: line 3: coordinates out of range$/],
+    [
+      'points.mrk.json',
+      JSON.stringify({ markups: [{ type: 'Fiducial', controlPoints: { position: [1, 2, 3] } }] }),
+      /points\.mrk\.json: controlPoints of the Fiducial markup is not a list$/,
+    ],
+    [
+      'nullpoint.mrk.json',
+      JSON.stringify({ markups: [{ type: 'Fiducial', controlPoints: [null] }] }),
+      /nullpoint\.mrk\.json: control point 0: position must be 3 finite numbers$/,
+    ],
+  ];
+  for (const [name, content, message] of cases) {
+    writeFileSync(file(name), content);
+    assert.throws(
+      () => readLandmarks(file(name), { reference, allowOutside: true }),
+      (e: Error) => e.name === 'DiffregError' && message.test(e.message),
+      name,
+    );
+  }
 });

@@ -316,7 +316,7 @@ test('4D images need frame; frame k reads the k-th time point', () => {
   );
   assert.throws(() => readNifti(file('cine.nii')), {
     name: 'DiffregError',
-    message: `${file('cine.nii')}: 4D image with 3 time frames; pass frame (0..2) to read one`,
+    message: `${file('cine.nii')}: 4D image with 3 time frames; choose one (0..2) or save one time point as a 3D image`,
   });
   assert.deepEqual(Array.from(readNifti(file('cine.nii'), { frame: 2 }).data), [80, 90, 100, 110]);
   assert.throws(
@@ -340,7 +340,7 @@ test('bad input: one-line DiffregError naming the file', () => {
   writeFileSync(file('badsize.nii'), badSize);
   const cases: [string, RegExp][] = [
     ['missing.nii', /missing\.nii: file not found$/],
-    ['half.nii.gz', /half\.nii\.gz: corrupt or truncated gzip data/],
+    ['half.nii.gz', /half\.nii\.gz: corrupt or truncated compressed data/],
     ['short.nii', /short\.nii: truncated: voxel data needs 16384 bytes from offset 352, file has 648$/],
     ['badsize.nii', /badsize\.nii: not a NIfTI file \(sizeof_hdr is 123, expected 348 or 540\)$/],
   ];
@@ -377,7 +377,7 @@ test('NaN/Inf voxels are rejected with their count unless allowNonFinite', () =>
   const data = Float32Array.from([0, NaN, 1, Infinity, -Infinity, 2, 3, 4]);
   writeNifti(file('nan.nii'), new Volume({ data, dims: [2, 2, 2] }));
   assert.throws(() => readNifti(file('nan.nii')), {
-    message: `${file('nan.nii')}: 3 non-finite voxel values (NaN or Inf); pass allowNonFinite to accept`,
+    message: `${file('nan.nii')}: 3 non-finite voxel values (NaN or Inf voxels are not accepted)`,
   });
   assert.ok(Number.isNaN(readNifti(file('nan.nii'), { allowNonFinite: true }).data[1]));
 });
@@ -388,4 +388,104 @@ test('gzip output is a plain gzip stream of the .nii bytes', () => {
   assert.ok(gunzipSync(readFileSync(file('plain.nii.gz'))).equals(encodeNifti(volume)));
   writeFileSync(file('renamed.nii'), gzipSync(encodeNifti(volume))); // gzip detected by content
   assert.deepEqual(Array.from(readNifti(file('renamed.nii')).data), [0, 1, 2, 3, 4, 5, 6, 7]);
+});
+
+test('non-finite or degenerate geometry: one line naming the file and the field', () => {
+  const base = { dim: [3, 2, 2, 2, 1, 1, 1, 1], datatype: 2, bitpix: 8, pixdim: [1, 2, 3, 4, 1, 1, 1, 1] };
+  const rotation = { qformCode: 1, quatern: [0, 0, 0] };
+  const cases: [string, Parameters<typeof rawNifti1>[0], string][] = [
+    ['qinf.nii', { ...base, ...rotation, qoffset: [Infinity, 0, 0] }, 'qoffset_x is not finite (Infinity)'],
+    ['qnan.nii', { ...base, qformCode: 1, quatern: [0, NaN, 0] }, 'quatern_c is not finite (NaN)'],
+    [
+      'pixnan.nii',
+      { ...base, ...rotation, pixdim: [1, 2, NaN, 4, 1, 1, 1, 1] },
+      'pixdim[2] (voxel size) is NaN, expected a positive number',
+    ],
+    [
+      'pixzero.nii',
+      { ...base, pixdim: [1, 2, 3, 0, 1, 1, 1, 1] },
+      'pixdim[3] (voxel size) is 0, expected a positive number',
+    ],
+    [
+      'singular.nii',
+      { ...base, sformCode: 1, srow: [1, 0, 0, 0, 2, 0, 0, 0, 0, 0, 1, 0] },
+      'the sform matrix (srow_x/y/z) is singular and there is no qform',
+    ],
+    [
+      'snan.nii',
+      { ...base, sformCode: 1, srow: [1, 0, 0, 0, 0, 1, 0, NaN, 0, 0, 1, 0] },
+      'srow_y[3] is not finite (NaN) and there is no qform',
+    ],
+  ];
+  for (const [name, fields, message] of cases) {
+    writeFileSync(file(name), rawNifti1(fields, new Uint8Array(8)));
+    assert.throws(
+      () => readNifti(file(name)),
+      { name: 'DiffregError', message: `${file(name)}: ${message}` },
+      name,
+    );
+  }
+  // An unusable sform with a qform: the qform places the image (nifti1.h's fallback).
+  writeFileSync(
+    file('sform-nan-qform.nii'),
+    rawNifti1(
+      { ...base, ...rotation, qoffset: [1, 2, 3], sformCode: 1, srow: new Array(12).fill(NaN) },
+      new Uint8Array(8),
+    ),
+  );
+  const v = readNifti(file('sform-nan-qform.nii'));
+  assert.deepEqual(
+    [v.spacing, v.origin],
+    [
+      [2, 3, 4],
+      [-1, -2, 3],
+    ],
+  );
+  // A 2-D image has no third voxel size: pixdim[3] = 0 is read as 1 mm.
+  writeFileSync(
+    file('flat.nii'),
+    rawNifti1(
+      { ...base, dim: [2, 4, 2, 1, 1, 1, 1, 1], pixdim: [1, 2, 3, 0, 0, 0, 0, 0] },
+      new Uint8Array(8),
+    ),
+  );
+  assert.deepEqual(readNifti(file('flat.nii')).spacing, [2, 3, 1]);
+});
+
+test('a single file whose magic is not "n+1"/"n+2" is refused; a .hdr/.img pair without it is ANALYZE 7.5', () => {
+  const fields = { dim: [3, 2, 2, 2, 1, 1, 1, 1], datatype: 2, bitpix: 8, pixdim: [1, 2, 3, 4, 1, 1, 1, 1] };
+  const voxels = Uint8Array.from({ length: 8 }, (_, i) => i * 3);
+  for (const magic of ['\0\0\0\0', 'n+3\0', 'xyz\0']) {
+    writeFileSync(file('nomagic.nii'), rawNifti1({ ...fields, magic }, voxels));
+    assert.throws(() => readNifti(file('nomagic.nii')), {
+      name: 'DiffregError',
+      message: `${file('nomagic.nii')}: bad NIfTI-1 magic ${JSON.stringify(magic.slice(0, 3))} (expected "n+1" (or a .hdr/.img pair))`,
+    });
+  }
+  const pair = rawNifti1({ ...fields, magic: '\0\0\0\0', qformCode: 1, qoffset: [5, 6, 7] }, voxels);
+  pair.writeFloatLE(0, 108); // vox_offset 0: the voxels start the .img
+  writeFileSync(file('analyze.hdr'), pair.subarray(0, 348));
+  writeFileSync(file('analyze.img'), voxels);
+  const analyze = readNifti(file('analyze.hdr'));
+  assert.deepEqual(Array.from(analyze.data), Array.from(voxels));
+  // ANALYZE has no qform: its bytes are ignored, Method 1 (origin 0, RAS = diag(pixdim)) applies.
+  assert.deepEqual(
+    [analyze.spacing, analyze.origin],
+    [
+      [2, 3, 4],
+      [0, 0, 0],
+    ],
+  );
+});
+
+test('gzip decompression is bounded by the header: a stream longer than the header says is refused', () => {
+  const volume = new Volume({ data: Uint8Array.from({ length: 8 }, (_, i) => i), dims: [2, 2, 2] });
+  const bytes = encodeNifti(volume);
+  writeFileSync(file('long.nii.gz'), gzipSync(Buffer.concat([bytes, Buffer.alloc(1 << 20)])));
+  assert.throws(() => readNifti(file('long.nii.gz')), {
+    name: 'DiffregError',
+    message: `${file('long.nii.gz')}: compressed data decompress to more than the 360 bytes the header describes`,
+  });
+  writeFileSync(file('exact.nii.gz'), gzipSync(bytes));
+  assert.deepEqual(Array.from(readNifti(file('exact.nii.gz')).data), [0, 1, 2, 3, 4, 5, 6, 7]);
 });

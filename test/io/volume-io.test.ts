@@ -51,11 +51,11 @@ test('format detection by extension; a directory is a DICOM series', () => {
   assert.equal(detectVolumeFormat('case1_T00.img', 'case1'), 'dirlab');
   assert.throws(
     () => detectVolumeFormat('case1_T00.img'),
-    /case1_T00\.img: raw \.img without a \.hdr header: pass dirLabCase/,
+    /case1_T00\.img: raw \.img without a \.hdr header \(a DIR-Lab \.img is read with its case, e\.g\. case1\)$/,
   );
   assert.throws(
     () => detectVolumeFormat('x.png'),
-    /x\.png: unknown image extension; pass format \(one of nifti, metaimage, nrrd, dicom, dirlab\)/,
+    /x\.png: unknown image extension \(expected \.nii, \.nii\.gz, \.hdr\/\.img, \.mha, \.mhd, \.nrrd, \.nhdr, \.dcm or a DICOM series folder\)$/,
   );
 });
 
