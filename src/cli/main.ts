@@ -1,6 +1,7 @@
 /**
- * The `diffreg` command. User errors (DiffregError) print one line and exit 1; anything else is a bug:
- * one line and exit 2 (set DIFFREG_DEBUG=1 for the stack).
+ * The `diffreg` command. User errors (DiffregError, and file-system failures such as a folder without
+ * write permission) print one line and exit 1; anything else is a bug: one line and exit 2 (set
+ * DIFFREG_DEBUG=1 for the stack).
  */
 import { DiffregError } from '../util/errors.ts';
 import { helpText, parse, type Command } from './args.ts';
@@ -9,6 +10,7 @@ import { demoCommand } from './commands/demo.ts';
 import { matchCommand } from './commands/match.ts';
 import { registerCommand } from './commands/register.ts';
 import { trainCommand } from './commands/train.ts';
+import { systemError } from './outputs.ts';
 
 const COMMANDS: Command[] = [matchCommand, registerCommand, benchCommand, trainCommand, demoCommand];
 
@@ -46,7 +48,7 @@ export async function runCli(argv: string[]): Promise<void> {
   try {
     process.exitCode = await main(argv);
   } catch (e) {
-    const err = e as Error;
+    const err = (systemError(e) ?? e) as Error;
     if (err instanceof DiffregError) {
       process.stderr.write(`diffreg: ${err.message}\n`);
       process.exitCode = 1;

@@ -2,10 +2,10 @@
  * The diffreg command as a user meets it: help, exit codes, one-line errors without stack traces for
  * bad input, no partial output files, and a real `match` run with the fixture networks.
  */
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
@@ -101,7 +101,7 @@ test('bad input gives one line, exit 1, and no output file', () => {
     ],
     [
       ['train', '--data', dir, '--run', run, '--unet-steps', '0'],
-      /^diffreg: --unet-steps: expected a positive integer, got "0"$/,
+      /^diffreg: --unet-steps: expected an integer >= 1, got 0$/,
     ],
     [
       ['train', '--data', dir, '--run', run],
@@ -153,15 +153,41 @@ test('bad input gives one line, exit 1, and no output file', () => {
   );
 });
 
-test('match with the fixture networks writes CSV and a JSON summary', (t) => {
+/** The fixture MAISI networks as model options (tiny widths, so a match takes seconds). */
+function fixtureModel(t: TestContext): string[] | undefined {
   const root = requireShared(t, 'fixtures');
-  if (!root) return;
+  if (!root) return undefined;
   const config = join(dir, 'tiny-config.json');
   const info = JSON.parse(readFileSync(join(root, 'meddift-tiny', 'meddift_tiny.json'), 'utf8'));
   writeFileSync(
     config,
     JSON.stringify({ diffusion_unet_def: info.models.unet_args, autoencoder_def: info.models.vae_args }),
   );
+  return [
+    '--unet',
+    join(root, 'maisi-unet-tiny', 'unet.pt'),
+    '--autoencoder',
+    join(root, 'maisi-vae-tiny', 'autoencoder.pt'),
+    '--model-config',
+    config,
+  ];
+}
+
+/** The moving points of a CSV written by match, and their distances from the fixed points (mm). */
+function matchDistances(out: string): number[] {
+  return readFileSync(out, 'utf8')
+    .trim()
+    .split('\n')
+    .slice(2)
+    .map((line) => {
+      const row = line.split(',').map(Number);
+      return Math.hypot(row[4] - row[1], row[5] - row[2], row[6] - row[3]);
+    });
+}
+
+test('match with the fixture networks writes CSV and a JSON summary', (t) => {
+  const model = fixtureModel(t);
+  if (!model) return;
   const out = join(dir, 'matches.csv');
   const r = diffreg(
     'match',
@@ -175,12 +201,7 @@ test('match with the fixture networks writes CSV and a JSON summary', (t) => {
     out,
     '--json',
     '--no-consistency',
-    '--unet',
-    join(root, 'maisi-unet-tiny', 'unet.pt'),
-    '--autoencoder',
-    join(root, 'maisi-vae-tiny', 'autoencoder.pt'),
-    '--model-config',
-    config,
+    ...model,
     '--search',
     'local',
     '--radius',
@@ -189,9 +210,133 @@ test('match with the fixture networks writes CSV and a JSON summary', (t) => {
   assert.equal(r.status, 0, r.stderr);
   const summary = JSON.parse(r.stdout);
   assert.equal(summary.points, 2);
-  const lines = readFileSync(out, 'utf8').trim().split('\n');
-  assert.equal(lines.length, 4, 'comment, header and one row per point');
-  const row = lines[2].split(',').map(Number);
+  assert.equal(
+    readFileSync(out, 'utf8').trim().split('\n').length,
+    4,
+    'comment, header and one row per point',
+  );
   // The moving point lies within the 12 mm window around the query (same image: identity start).
-  assert.ok(Math.hypot(row[4] - row[1], row[5] - row[2], row[6] - row[3]) <= 12 + 1e-6);
+  assert.ok(matchDistances(out)[0] <= 12 + 1e-6);
+});
+
+test('--search local without --radius searches within the documented default, 20 mm', (t) => {
+  const model = fixtureModel(t);
+  if (!model) return;
+  assert.match(
+    diffreg('match', '--help').stdout,
+    /--radius MM +local search radius in mm, with --search local \(default 20\)/,
+  );
+  const out = join(dir, 'matches-default-radius.csv');
+  const base = ['match', '--fixed', image, '--moving', image, '--points', points, '--out', out, ...model];
+  const r = diffreg(...base, '--no-consistency', '--search', 'local');
+  assert.equal(r.status, 0, r.stderr);
+  for (const d of matchDistances(out)) assert.ok(d <= 20 + 1e-6, `${d} mm`);
+  // Options whose bounds depend on the model are checked once it is loaded, in the CLI's names.
+  assertOneLineError(
+    diffreg(...base, '--timestep', '5000'),
+    /^diffreg: --timestep: expected an integer in \[0, 999\], got 5000$/,
+  );
+  assertOneLineError(
+    diffreg(...base, '--levels', '7'),
+    /^diffreg: --levels: expected levels 0 to \d \(the model has \d\), got "7"$/,
+  );
+  assertOneLineError(
+    diffreg(...base, '--level-weights', '1,1,1,1,1,1,1'),
+    /^diffreg: --level-weights: expected \d weights, one per level \([\d,]+\), got 7$/,
+  );
+});
+
+test('issue 19: options, outputs and images are checked before any input is read or model loaded', async () => {
+  // Missing checkpoints: a check that comes too late answers "checkpoint file not found" instead.
+  const nope = ['--unet', join(dir, 'nope.pt'), '--autoencoder', join(dir, 'nope.pt')];
+  const matchInputs = ['match', '--fixed', image, '--moving', image, '--points', points];
+  const match = [...matchInputs, ...nope];
+  const register = ['register', '--fixed', image, '--moving', image, ...nope];
+  const field = join(dir, 'field.nii.gz');
+  const link = join(dir, 'link-to-image.nii.gz');
+  symlinkSync(image, link);
+  const aFile = join(dir, 'a-file');
+  writeFileSync(aFile, 'not a folder');
+  const flat = join(dir, 'flat.nii.gz');
+  const badConfig = join(dir, 'bad-config.json');
+  writeFileSync(badConfig, JSON.stringify({ diffusion_unet_def: { num_channels: 64 }, autoencoder_def: {} }));
+  const cases: [string[], RegExp][] = [
+    // 1. outputs colliding with each other or with an input (also through ./ and a symlink)
+    [
+      [...register, '--out-field', field, '--out-warped', field],
+      /^diffreg: --out-warped: .*field\.nii\.gz is also --out-field; give each output its own name$/,
+    ],
+    [
+      [...register, '--out-field', field, '--out-warped', link],
+      /^diffreg: --out-warped: .*link-to-image\.nii\.gz is the input given as --moving; choose another name$/,
+    ],
+    [
+      [...match, '--out', join(dir, '.', 'points.csv')],
+      /^diffreg: --out: .*points\.csv is the input given as --points; choose another name$/,
+    ],
+    [
+      ['train', '--data', dir, '--run', join(dir, 'run'), '--out', join(dir, 'run')],
+      /^diffreg: --out: .*run is also --run; give each output its own name$/,
+    ],
+    // 2. a negative number as a separate argument reaches the option's own check
+    [
+      [...match, '--out', join(dir, 'm.csv'), '--search', 'local', '--radius', '-5'],
+      /^diffreg: --radius: expected a finite number > 0, got -5$/,
+    ],
+    // 3. a model config with wrong types; an output whose parent is a file
+    [
+      [...match, '--out', join(dir, 'm.csv'), '--model-config', badConfig],
+      /^diffreg: .*bad-config\.json: diffusion_unet_def\.num_channels: wrong type of value 64$/,
+    ],
+    [
+      [...register, '--out-field', join(aFile, 'field.nii.gz')],
+      /^diffreg: --out-field: cannot create .*a-file\/field\.nii\.gz: .*a-file is a file, not a folder$/,
+    ],
+    [['demo', '--out', aFile], /^diffreg: --out: .*a-file is a file, not a folder$/],
+    // 4. output formats and register's options before any computation
+    [
+      [...register, '--out-field', field, '--out-warped', join(dir, 'warped.png')],
+      /^diffreg: --out-warped: expected a file name ending in \.nii, \.nii\.gz, \.mha, \.mhd, got ".*warped\.png"$/,
+    ],
+    [[...match, '--out', join(dir, 'm.xml')], /^diffreg: --out: expected a file name ending in \.csv, /],
+    [
+      [...register, '--out-field', field, '--lattice-voxels', '5'],
+      /^diffreg: --lattice-voxels: expected an integer in \[512, 16777216\], got 5$/,
+    ],
+    [
+      [...register, '--out-field', field, '--search-radius', '0'],
+      /^diffreg: --search-radius: expected an integer in \[1, 12\], got 0$/,
+    ],
+    [
+      [...register, '--out-field', field, '--channels', '2.5'],
+      /^diffreg: --channels: expected an integer in \[1, 1024\], got 2\.5$/,
+    ],
+    // 5. options that would be ignored
+    [
+      [...match, '--out', join(dir, 'm.csv'), '--radius', '5'],
+      /^diffreg: --radius: only with --search local$/,
+    ],
+    [
+      [...matchInputs, '--out', join(dir, 'm.csv'), '--model-config', badConfig],
+      /^diffreg: --model-config: only with --unet and --autoencoder \(MAISI checkpoints\)$/,
+    ],
+    [
+      [...register, '--out-field', field, '--moving-labels', image],
+      /^diffreg: --moving-labels: needs --out-labels/,
+    ],
+    // 7. a 2-D image
+    [
+      ['register', '--fixed', flat, '--moving', image, '--out-field', field, ...nope],
+      /^diffreg: .*flat\.nii\.gz: a 2-D image \(24×24×1\); match and register need 3-D volumes$/,
+    ],
+  ];
+  await writeVolume(
+    flat,
+    new Volume({ data: new Int16Array(24 * 24), dims: [24, 24, 1], spacing: [1, 1, 3] }),
+  );
+  for (const [args, pattern] of cases) assertOneLineError(diffreg(...args), pattern);
+  assert.deepEqual(
+    readdirSync(dir).filter((f) => /^(field|m|warped)\.|\.tmp$/.test(f)),
+    [],
+  );
 });

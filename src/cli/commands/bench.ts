@@ -1,8 +1,9 @@
 /** `diffreg bench`: run methods on a dataset and write per-case results, tables and an HTML report. */
 import { BENCH_DATASETS, runBenchCommand } from '../../eval/bench/command.ts';
 import { featureMethods } from '../../methods/meddift/method.ts';
-import { optionalNumber, required, type Command } from '../args.ts';
-import { MODEL_HELP, MODEL_OPTIONS, loadModel } from '../model.ts';
+import { optionalInteger, required, type Command } from '../args.ts';
+import { MODEL_HELP, MODEL_INPUTS, MODEL_OPTIONS, modelLoader } from '../model.ts';
+import { checkOutputs } from '../outputs.ts';
 import { terminalProgress } from '../progress.ts';
 import { applyThreads, printJson } from './common.ts';
 
@@ -48,21 +49,26 @@ export const benchCommand: Command = {
   ],
   async run(values) {
     applyThreads(values);
+    const seed = optionalInteger(values, 'seed', { min: 0 });
+    const count = optionalInteger(values, 'count');
+    const outDir = required(values, 'out');
+    const loadModel = modelLoader(values);
+    checkOutputs([{ option: 'out', path: outDir }], values, ['data', 'images', 'landmarks', ...MODEL_INPUTS]);
     const report = await runBenchCommand(
       {
         dataset: required(values, 'dataset'),
         methods: required(values, 'methods'),
         cases: values.cases as string | undefined,
-        outDir: required(values, 'out'),
+        outDir,
         quick: Boolean(values.quick),
-        seed: optionalNumber(values, 'seed'),
+        seed,
         dataRoot: values.data as string | undefined,
         images: values.images as string | undefined,
         landmarks: values.landmarks as string | undefined,
-        count: optionalNumber(values, 'count'),
+        count,
         resume: Boolean(values.resume),
         commandLine: process.argv.slice(1),
-        extraMethods: featureMethods(() => loadModel(values)),
+        extraMethods: featureMethods(loadModel),
       },
       terminalProgress(),
     );

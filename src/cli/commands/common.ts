@@ -4,13 +4,22 @@ import { readVolume } from '../../io/index.ts';
 import { checkField } from '../../geometry/field.ts';
 import type { Volume } from '../../geometry/volume.ts';
 import type { InitialTransform } from '../../methods/meddift/index.ts';
-import { DiffregError, fail } from '../../util/errors.ts';
+import { fail } from '../../util/errors.ts';
 import { setNumThreads } from '../../engine/index.ts';
-import { optionalNumber } from '../args.ts';
+import { optionalInteger } from '../args.ts';
 
+/**
+ * An image for `match` or `register`. The networks and the registration are 3-D: a 2-D image or a
+ * single slice would be stretched to a volume and give answers without meaning, so it is refused here,
+ * before any model is loaded.
+ */
 export async function readImage(path: string, role: string): Promise<Volume> {
   if (!existsSync(path)) fail(path, `${role} image not found`);
-  return readVolume(path);
+  const volume = await readVolume(path);
+  const flat = volume.dims.filter((d) => d === 1).length;
+  if (flat > 0)
+    fail(path, `a ${3 - flat}-D image (${volume.dims.join('×')}); match and register need 3-D volumes`);
+  return volume;
 }
 
 /** `--initial`: a 4×4 world (LPS) matrix in a text file, or a displacement-field image. */
@@ -39,12 +48,8 @@ export async function readInitialTransform(path: string): Promise<InitialTransfo
 }
 
 export function applyThreads(values: Record<string, unknown>): void {
-  const threads = optionalNumber(values, 'threads');
-  if (threads !== undefined) {
-    if (!Number.isInteger(threads) || threads < 1)
-      throw new DiffregError(`--threads: expected a positive integer, got ${threads}`);
-    setNumThreads(threads);
-  }
+  const threads = optionalInteger(values, 'threads');
+  if (threads !== undefined) setNumThreads(threads);
 }
 
 export function printJson(value: unknown): void {

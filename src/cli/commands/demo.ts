@@ -23,8 +23,9 @@ import {
   type ImageFeatures,
 } from '../../methods/meddift/index.ts';
 import { writeFileAtomic } from '../../util/atomic.ts';
-import { optionalNumber, type Command } from '../args.ts';
-import { MODEL_HELP, MODEL_OPTIONS, defaultModelInstalled, loadModel } from '../model.ts';
+import { optionalInteger, optionalNumber, type Command } from '../args.ts';
+import { MODEL_HELP, MODEL_INPUTS, MODEL_OPTIONS, defaultModelInstalled, modelLoader } from '../model.ts';
+import { checkOutputs } from '../outputs.ts';
 import { formatSeconds, terminalProgress } from '../progress.ts';
 import { applyThreads, printJson } from './common.ts';
 
@@ -53,8 +54,10 @@ export const demoCommand: Command = {
     applyThreads(values);
     const started = performance.now();
     const out = resolve((values.out as string | undefined) ?? 'diffreg-demo');
-    const seed = optionalNumber(values, 'seed') ?? 1;
-    const amplitude = optionalNumber(values, 'amplitude') ?? 15;
+    const seed = optionalInteger(values, 'seed', { min: 0 }) ?? 1;
+    const amplitude = optionalNumber(values, 'amplitude', { min: 0 }) ?? 15;
+    const loadModel = modelLoader(values);
+    checkOutputs([{ option: 'out', path: out }], values, MODEL_INPUTS);
     const progress = terminalProgress();
     const say = (s: string) => {
       if (!values.json) process.stderr.write(`${s}\n`);
@@ -83,7 +86,7 @@ export const demoCommand: Command = {
     let f: ImageFeatures;
     let m: ImageFeatures;
     if (useModel) {
-      const model = loadModel(values);
+      const model = loadModel();
       f = imageFeatures(model, fixed, { generator: new Generator(0) }, 'fixed image');
       m = imageFeatures(model, pair.moving, { generator: new Generator(1) }, 'moving image');
     } else {

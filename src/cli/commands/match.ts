@@ -7,12 +7,20 @@ import {
   LANDMARK_FORMATS,
   type LandmarkFormat,
 } from '../../io/index.ts';
-import { medDiftMatch, type MedDiftMatchResult, type PointMatch } from '../../methods/meddift/index.ts';
+import {
+  checkLevels,
+  medDiftMatch,
+  type DiffusionFeatureModel,
+  type MedDiftMatchResult,
+  type PointMatch,
+} from '../../methods/meddift/index.ts';
 import { BODY_REGIONS, type BodyRegion } from '../../models/index.ts';
 import { writeFileAtomic } from '../../util/atomic.ts';
-import { oneOf } from '../../util/is.ts';
-import { levelList, numberList, optionalNumber, required, type Command } from '../args.ts';
-import { MODEL_HELP, MODEL_OPTIONS, loadModel } from '../model.ts';
+import { DiffregError, fail } from '../../util/errors.ts';
+import { integer, invalid, oneOf } from '../../util/is.ts';
+import { levelList, numberList, optionalInteger, optionalNumber, required, type Command } from '../args.ts';
+import { MODEL_HELP, MODEL_INPUTS, MODEL_OPTIONS, modelLoader } from '../model.ts';
+import { checkOutputs } from '../outputs.ts';
 import { terminalProgress } from '../progress.ts';
 import { applyThreads, printJson, readImage, readInitialTransform } from './common.ts';
 
@@ -47,18 +55,50 @@ export const FEATURE_HELP: [string, string][] = [
   ['--json', 'print a JSON summary on stdout'],
 ];
 
+/** The feature options, checked as far as they do not depend on the model (see checkFeatureOptions). */
 export function featureOptions(values: Record<string, unknown>) {
   const region = (name: string) => oneOf(`--${name}`, values[name] ?? 'chest', BODY_REGIONS) as BodyRegion;
+  const levelWeights = numberList(values, 'level-weights');
+  if (levelWeights && (levelWeights.some((w) => w < 0) || levelWeights.every((w) => w === 0)))
+    throw invalid('--level-weights', 'weights >= 0, at least one positive', values['level-weights']);
   return {
-    timestep: optionalNumber(values, 'timestep'),
-    noiseDraws: optionalNumber(values, 'noise-draws'),
+    timestep: optionalInteger(values, 'timestep', { min: 0 }),
+    noiseDraws: optionalInteger(values, 'noise-draws', { min: 1, max: 64 }),
     levels: levelList(values, 'levels'),
-    levelWeights: numberList(values, 'level-weights'),
-    seed: optionalNumber(values, 'seed'),
+    levelWeights,
+    seed: optionalInteger(values, 'seed', { min: 0 }),
     modality: oneOf('--modality', values.modality ?? 'auto', ['ct', 'mr', 'auto'] as const),
     region: { top: region('region-top'), bottom: region('region-bottom') },
   };
 }
+
+/**
+ * The feature options whose bounds depend on the model (its number of timesteps and of decoder
+ * levels), checked once it is loaded and before any computation, in the CLI's option names.
+ */
+export function checkFeatureOptions(
+  model: DiffusionFeatureModel,
+  options: ReturnType<typeof featureOptions>,
+): void {
+  if (options.timestep !== undefined)
+    integer('--timestep', options.timestep, { min: 0, max: model.scheduler.numTrainTimesteps - 1 });
+  const n = model.unet.config.numChannels.length;
+  if (options.levels?.some((l) => l >= n))
+    throw invalid('--levels', `levels 0 to ${n - 1} (the model has ${n})`, options.levels.join(','));
+  const levels = checkLevels(model, options.levels);
+  if (options.levelWeights && options.levelWeights.length !== levels.length) {
+    fail(
+      '--level-weights',
+      `expected ${levels.length} weights, one per level (${levels.join(',')}), got ${options.levelWeights.length}`,
+    );
+  }
+}
+
+/** The default of --radius with --search local (mm): about the largest motion of a breathing lung. */
+const DEFAULT_RADIUS_MM = 20;
+
+/** What --out can be: the matches as CSV or JSON, or the matched points as a landmark file. */
+const MATCH_EXTENSIONS = ['.csv', '.json', '.pts', '.txt'];
 
 function csv(matches: PointMatch[]): string {
   const header =
@@ -112,9 +152,12 @@ export const matchCommand: Command = {
     ['--moving IMAGE', 'moving image'],
     ['--points FILE', `query points on the fixed image (${LANDMARK_FORMATS.join(', ')})`],
     ['--points-format F', 'landmark format when the extension is ambiguous'],
-    ['--out FILE', 'matches: .csv, .json, or any landmark format (.mrk.json opens in 3D Slicer)'],
+    [
+      '--out FILE',
+      'matches: .csv or .json; or the matched points: .mrk.json (3D Slicer), .pts (POPI), .txt (elastix)',
+    ],
     ['--search global|local', 'search the whole image (default) or a window around the initial estimate'],
-    ['--radius MM', 'local search radius in mm'],
+    ['--radius MM', `local search radius in mm, with --search local (default ${DEFAULT_RADIUS_MM})`],
     ['--initial FILE', 'initial transform: 4x4 LPS matrix (.txt) or displacement field image'],
     ['--no-subvoxel', 'integer voxel matches (no parabolic refinement)'],
     ['--no-consistency', 'skip the backward match (faster; no back_error_mm)'],
@@ -123,21 +166,34 @@ export const matchCommand: Command = {
   ],
   async run(values) {
     applyThreads(values);
-    // Every option is checked before any file is read or any model is loaded.
+    // Every option and output is checked before any file is read or any model is loaded.
     const out = required(values, 'out');
     const features = featureOptions(values);
     const search = oneOf('--search', values.search ?? 'global', ['global', 'local'] as const);
-    const radiusMm = optionalNumber(values, 'radius');
+    const radius = optionalNumber(values, 'radius', { min: 0, exclusiveMin: true });
+    if (radius !== undefined && search !== 'local')
+      throw new DiffregError('--radius: only with --search local');
+    const radiusMm = search === 'local' ? (radius ?? DEFAULT_RADIUS_MM) : undefined;
     const format =
       values['points-format'] === undefined
         ? undefined
         : (oneOf('--points-format', values['points-format'], LANDMARK_FORMATS) as LandmarkFormat);
-    const fixed = await readImage(required(values, 'fixed'), 'fixed');
-    const moving = await readImage(required(values, 'moving'), 'moving');
-    const points = readLandmarks(required(values, 'points'), { format, reference: fixed });
+    const [fixedPath, movingPath, pointsPath] = ['fixed', 'moving', 'points'].map((o) => required(values, o));
+    const loadModel = modelLoader(values);
+    checkOutputs([{ option: 'out', path: out, extensions: MATCH_EXTENSIONS }], values, [
+      'fixed',
+      'moving',
+      'points',
+      'initial',
+      ...MODEL_INPUTS,
+    ]);
+    const fixed = await readImage(fixedPath, 'fixed');
+    const moving = await readImage(movingPath, 'moving');
+    const points = readLandmarks(pointsPath, { format, reference: fixed });
     const initial =
       typeof values.initial === 'string' ? await readInitialTransform(values.initial) : undefined;
-    const model = loadModel(values);
+    const model = loadModel();
+    checkFeatureOptions(model, features);
     const result = medDiftMatch(
       model,
       fixed,

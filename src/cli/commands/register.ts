@@ -5,11 +5,14 @@ import { warpVolume } from '../../geometry/warp.ts';
 import { jacobianStats } from '../../eval/metrics.ts';
 import { medDiftRegister } from '../../methods/meddift/index.ts';
 import { DiffregError } from '../../util/errors.ts';
-import { optionalNumber, required, type Command } from '../args.ts';
-import { MODEL_HELP, MODEL_OPTIONS, loadModel } from '../model.ts';
+import { optionalInteger, optionalNumber, required, type Command } from '../args.ts';
+import { MODEL_HELP, MODEL_INPUTS, MODEL_OPTIONS, modelLoader } from '../model.ts';
+import { VOLUME_EXTENSIONS, checkOutputs } from '../outputs.ts';
 import { terminalProgress } from '../progress.ts';
 import { applyThreads, printJson, readImage } from './common.ts';
-import { FEATURE_HELP, FEATURE_OPTIONS, featureOptions } from './match.ts';
+import { FEATURE_HELP, FEATURE_OPTIONS, checkFeatureOptions, featureOptions } from './match.ts';
+
+const OUTPUTS = ['out-field', 'out-learn2reg', 'out-warped', 'out-labels'];
 
 export const registerCommand: Command = {
   name: 'register',
@@ -52,26 +55,39 @@ export const registerCommand: Command = {
   ],
   async run(values) {
     applyThreads(values);
-    // Every option is checked before any file is read or any model is loaded.
+    // Every option and output is checked before any file is read or any model is loaded; the bounds
+    // are ConvexAdam's and the lattice's (methods/dense/convex-adam.ts, methods/meddift/register.ts).
     const outField = required(values, 'out-field');
     if (values['out-labels'] && !values['moving-labels'])
       throw new DiffregError('--out-labels: needs --moving-labels');
+    if (values['moving-labels'] && !values['out-labels'])
+      throw new DiffregError('--moving-labels: needs --out-labels (where to write them warped)');
+    const features = featureOptions(values);
     const options = {
-      ...featureOptions(values),
-      searchRadius: optionalNumber(values, 'search-radius'),
-      smoothness: optionalNumber(values, 'smoothness'),
-      iterations: optionalNumber(values, 'iterations'),
-      maxLatticeVoxels: optionalNumber(values, 'lattice-voxels'),
-      channels: optionalNumber(values, 'channels'),
+      ...features,
+      searchRadius: optionalInteger(values, 'search-radius', { min: 1, max: 12 }),
+      smoothness: optionalNumber(values, 'smoothness', { min: 0 }),
+      iterations: optionalInteger(values, 'iterations', { min: 0, max: 10000 }),
+      maxLatticeVoxels: optionalInteger(values, 'lattice-voxels', { min: 512, max: 256 ** 3 }),
+      channels: optionalInteger(values, 'channels', { min: 1, max: 1024 }),
       diffeomorphic: !values['no-diffeomorphic'],
     };
-    const fixed = await readImage(required(values, 'fixed'), 'fixed');
-    const moving = await readImage(required(values, 'moving'), 'moving');
+    const [fixedPath, movingPath] = ['fixed', 'moving'].map((o) => required(values, o));
+    const loadModel = modelLoader(values);
+    const outputs = OUTPUTS.filter((o) => typeof values[o] === 'string').map((option) => ({
+      option,
+      path: values[option] as string,
+      extensions: VOLUME_EXTENSIONS,
+    }));
+    checkOutputs(outputs, values, ['fixed', 'moving', 'moving-labels', ...MODEL_INPUTS]);
+    const fixed = await readImage(fixedPath, 'fixed');
+    const moving = await readImage(movingPath, 'moving');
     const labels =
       typeof values['moving-labels'] === 'string'
         ? await readImage(values['moving-labels'], 'moving label')
         : undefined;
-    const model = loadModel(values);
+    const model = loadModel();
+    checkFeatureOptions(model, features);
     const result = medDiftRegister(model, fixed, moving, { ...options, progress: terminalProgress() });
     await writeVolume(outField, result.field);
     if (typeof values['out-learn2reg'] === 'string')

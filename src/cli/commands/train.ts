@@ -4,6 +4,7 @@ import { DEFAULT_MODEL_PLAN } from '../../models/default/plan.ts';
 import { runTraining, TRAINING_STAGES, type TrainingStage } from '../../models/default/run.ts';
 import { oneOf } from '../../util/is.ts';
 import { optionalInteger, required, type Command } from '../args.ts';
+import { checkOutputs } from '../outputs.ts';
 import { lineProgress, terminalProgress } from '../progress.ts';
 import { applyThreads, printJson } from './common.ts';
 
@@ -53,6 +54,14 @@ export const trainCommand: Command = {
       // A bar on a terminal; a line every 10 steps when stderr goes to a log file.
       progress: process.stderr.isTTY ? terminalProgress() : lineProgress(10),
     };
+    checkOutputs(
+      [
+        { option: 'run', path: runDir },
+        { option: 'out', path: options.modelDir },
+      ],
+      values,
+      ['data'],
+    );
     const result = await runTraining(options);
     if (values.json) {
       printJson(result);
