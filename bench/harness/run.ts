@@ -13,7 +13,6 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { runBenchCommand } from '../../src/eval/bench/index.ts';
-import { featureMethods } from '../../src/methods/meddift/method.ts';
 import { loadDefaultModel } from '../../src/models/index.ts';
 
 const { values, positionals } = parseArgs({
@@ -30,7 +29,6 @@ const methodsFor = (dataset: string) =>
     'meddift-register',
     ...(dataset === 'lung-synthetic' ? ['meddift-match'] : []),
   ];
-const extraMethods = featureMethods(loadDefaultModel);
 const here = dirname(fileURLToPath(import.meta.url));
 /** ACDC patients spread over the five groups of 20 (DCM, HCM, MINF, NOR, RV): `perGroup` from each. */
 const acdcSpread = (perGroup: number) =>
@@ -59,7 +57,7 @@ for (const [dataset, cases] of schedule) {
     {
       dataset,
       methods: methodsFor(dataset),
-      extraMethods,
+      model: loadDefaultModel,
       cases: cases || undefined,
       // the default engine writes bench/harness/<dataset>; another (e.g. the wasm cross-check) its own folder
       outDir: join(here, elastix === 'elastix-native-bspline' ? dataset : `${dataset}-${elastix}`),

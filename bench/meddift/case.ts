@@ -7,15 +7,11 @@ import { makeSyntheticPair } from '../../src/geometry/synthetic.ts';
 import { resampleVolume } from '../../src/geometry/warp.ts';
 import { Volume, type Vec3 } from '../../src/geometry/volume.ts';
 import { readVolume } from '../../src/io/index.ts';
-import {
-  medDiftMatch,
-  medDiftRegister,
-  type DiffusionFeatureModel,
-} from '../../src/methods/meddift/index.ts';
+import { medDiftMatch, medDiftRegister } from '../../src/methods/meddift/index.ts';
 import {
   AutoencoderKlMaisi,
-  DDIMScheduler,
   DiffusionModelUNetMaisi,
+  MaisiLatentDiffusion,
   MAISI_V1_AUTOENCODER,
   MAISI_V1_UNET,
   loadDefaultModel,
@@ -62,11 +58,11 @@ async function loadPair(): Promise<{ fixed: Volume; moving: Volume; points: Vec3
   return { fixed: clinical, moving: pair.moving, points: pair.fixedPoints };
 }
 
-function loadModel(): DiffusionFeatureModel {
+function loadModel(): MaisiLatentDiffusion {
   if (modelName === 'default') return loadDefaultModel();
   const unet = new DiffusionModelUNetMaisi(MAISI_V1_UNET).eval();
   const autoencoder = new AutoencoderKlMaisi(MAISI_V1_AUTOENCODER).eval();
-  return { name: 'maisi-random', unet, autoencoder, scaleFactor: 1, scheduler: new DDIMScheduler() };
+  return new MaisiLatentDiffusion({ name: 'maisi-random', unet, autoencoder, scaleFactor: 1 });
 }
 
 const { fixed, moving, points } = await loadPair();

@@ -12,6 +12,8 @@ export interface Command {
   options: OptionSpec;
   /** One line per option: [flag text, description]. */
   help: [string, string][];
+  /** How many positional arguments the command takes (default none). */
+  positionals?: number;
   run(
     values: Record<string, string | boolean | (string | boolean)[] | undefined>,
     positionals: string[],

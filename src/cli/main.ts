@@ -39,8 +39,8 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write(`${helpText(command)}\n`);
     return 0;
   }
-  if (positionals.length > 0)
-    throw new DiffregError(`${command.name}: unexpected argument "${positionals[0]}"`);
+  if (positionals.length > (command.positionals ?? 0))
+    throw new DiffregError(`${command.name}: unexpected argument "${positionals[command.positionals ?? 0]}"`);
   return command.run(values, positionals);
 }
 

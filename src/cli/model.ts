@@ -6,7 +6,8 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { DiffregError, fail } from '../util/errors.ts';
 import { readJsonFile } from '../util/json.ts';
-import { loadMaisiModel, type DiffusionFeatureModel } from '../methods/meddift/index.ts';
+import type { DiffusionFeatureModel } from '../methods/meddift/index.ts';
+import { loadMaisiModel } from '../models/index.ts';
 import {
   DEFAULT_MODEL_DIR,
   MAISI_V1_AUTOENCODER,

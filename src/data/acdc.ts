@@ -71,7 +71,6 @@ export function acdcDataset(options: AcdcOptions = {}): RegistrationDataset {
     name: 'acdc',
     description: `ACDC cine MR, end-systole (moving) → end-diastole (fixed) per patient; RV, myocardium, LV${margin > 0 ? `; cropped in-plane to the heart labels + ${margin} mm` : ''}`,
     caseIds,
-    bsplineGridSpacing: 8,
     citation: 'Bernard et al., IEEE TMI 37(11):2514–2525, 2018',
     async load(id) {
       checkCaseId('ACDC', caseIds, id);

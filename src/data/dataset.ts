@@ -1,7 +1,7 @@
 /**
  * Registration datasets for the benchmark harness: a list of case ids plus a loader, so a run over
  * many cases holds one case in memory at a time. Every loader returns a RegistrationCase (see
- * methods/baselines/method.ts): volumes and labels as read, points in LPS world mm.
+ * data/case.ts): volumes and labels as read, points in LPS world mm.
  */
 import { existsSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
@@ -17,8 +17,6 @@ export interface RegistrationDataset {
   description: string;
   caseIds: string[];
   load(id: string): Promise<RegistrationCase>;
-  /** Final B-spline control-point spacing (mm) used for elastix on this data. */
-  bsplineGridSpacing: number;
   /** Voxel axis normal to the overlay slices (2 axial by default; 1 coronal shows breathing best). */
   overlayAxis?: 0 | 1 | 2;
   /** The citation its licence asks for. */

@@ -115,7 +115,6 @@ export function dirLabDataset(options: DirLabOptions): RegistrationDataset {
     name: suite === '4dct' ? 'dirlab-4dct' : 'dirlab-copdgene',
     description: `DIR-Lab ${suite === '4dct' ? '4DCT' : 'COPDgene'}: ${fixedPhase} (fixed) ↔ ${movingPhase} (moving), 300 landmark pairs per case`,
     caseIds,
-    bsplineGridSpacing: 10,
     overlayAxis: 1,
     citation:
       suite === '4dct'

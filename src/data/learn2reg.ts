@@ -89,7 +89,6 @@ export function learn2regDataset(options: Learn2RegOptions): RegistrationDataset
     name: `learn2reg-${task}`.toLowerCase(),
     description: `Learn2Reg ${task}, split ${split} (${caseIds.length} pairs)`,
     caseIds,
-    bsplineGridSpacing: 8,
     citation: 'Hering et al., IEEE TMI 42(3):697–712, 2023, and the task data citation',
     async load(id) {
       checkCaseId(`Learn2Reg ${task}`, caseIds, id);

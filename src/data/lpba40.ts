@@ -38,7 +38,6 @@ export function lpba40Dataset(options: Lpba40Options = {}): RegistrationDataset 
     name: 'lpba40',
     description: `LPBA40 T1 MR, atlas ${LPBA40_ATLAS} (moving) → subject (fixed), ${labelSet.length} labels`,
     caseIds,
-    bsplineGridSpacing: 8,
     citation: 'Shattuck et al., NeuroImage 39(3):1064–1080, 2008',
     async load(id) {
       checkCaseId('LPBA40', caseIds, id);

@@ -187,7 +187,6 @@ export function syntheticLungDataset(options: SyntheticLungOptions = {}): Regist
     name: 'lung-synthetic',
     description: `thoracic CT cropped to the lungs + 15 mm (fixed, inhale) → synthetic breathing deformation of ${lowest}–${highest} mm (moving), Förstner keypoints, seed ${seed}`,
     caseIds,
-    bsplineGridSpacing: 10,
     overlayAxis: 1,
     citation:
       'thoracic CT from InsightSoftwareConsortium/ITKElastix examples (probably POPI, Vandemeulebroucke et al. 2007)',

@@ -9,7 +9,7 @@
  * images) or the index is clamped too (`outside: null`, for displacement fields: edge replication).
  */
 import { fail } from '../util/errors.ts';
-import { type Mat3, type Vec3, type Volume, type VoxelArray } from './volume.ts';
+import { type Grid, type Mat3, type Vec3, type Volume, type VoxelArray } from './volume.ts';
 
 export type Interpolation = 'linear' | 'nearest';
 
@@ -34,7 +34,7 @@ export function checkAffine(name: string, affine: readonly number[]): number[] {
  * Index map from target voxels to source voxels through an optional world affine T (target world →
  * source world): source index = W2I_source(T(p + d)), p the target voxel centre, d a displacement.
  */
-export function indexMap(source: Volume, target: Volume, affine?: readonly number[]): IndexMap {
+export function indexMap(source: Volume, target: Grid, affine?: readonly number[]): IndexMap {
   const t = affine ?? [1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1];
   const inv = source.worldToIndexMatrix;
   const p = target.indexToWorld;

@@ -143,6 +143,18 @@ export class Grid {
     return undefined;
   }
 
+  /** A volume on the same grid with other data (and optionally another component count). */
+  withData<U extends VoxelArray>(data: U, components = 1): Volume<U> {
+    return new Volume({
+      data,
+      dims: this.dims,
+      spacing: this.spacing,
+      origin: this.origin,
+      direction: this.direction,
+      components,
+    });
+  }
+
   /** True when the other grid agrees (dims, spacing, origin, direction) within `tolerance` mm. */
   sameGrid(other: GridInit, tolerance = 1e-4): boolean {
     return this.gridDifference(other, tolerance) === undefined;
@@ -164,18 +176,6 @@ export class Volume<T extends VoxelArray = VoxelArray> extends Grid {
     }
     this.data = init.data;
     this.components = components;
-  }
-
-  /** A volume on the same grid with other data (and optionally another component count). */
-  withData<U extends VoxelArray>(data: U, components = 1): Volume<U> {
-    return new Volume({
-      data,
-      dims: this.dims,
-      spacing: this.spacing,
-      origin: this.origin,
-      direction: this.direction,
-      components,
-    });
   }
 }
 

@@ -8,7 +8,7 @@ import { fail } from '../util/errors.ts';
 import { integer, number, oneOf } from '../util/is.ts';
 import { checkField, sampleField, type DisplacementField } from './field.ts';
 import { allocateLike, checkAffine, indexMap, resampleInto, type Interpolation } from './sampling.ts';
-import type { Vec3, Volume, VoxelArray } from './volume.ts';
+import type { Grid, Vec3, Volume, VoxelArray } from './volume.ts';
 
 export type { Interpolation } from './sampling.ts';
 
@@ -24,7 +24,7 @@ export interface WarpOptions {
   affine?: readonly number[];
 }
 
-function transform(moving: Volume, grid: Volume, shift: Float32Array | null, options: WarpOptions): Volume {
+function transform(moving: Volume, grid: Grid, shift: Float32Array | null, options: WarpOptions): Volume {
   const interpolation = oneOf('interpolation', options.interpolation ?? 'linear', [
     'linear',
     'nearest',
@@ -45,7 +45,7 @@ export function warpVolume(moving: Volume, field: DisplacementField, options: Wa
 }
 
 /** moving resampled onto `grid` (the geometry of `grid` only): warped(p) = moving(T·p), T = identity by default. */
-export function resampleVolume(moving: Volume, grid: Volume, options: WarpOptions = {}): Volume {
+export function resampleVolume(moving: Volume, grid: Grid, options: WarpOptions = {}): Volume {
   return transform(moving, grid, null, options);
 }
 

@@ -9,3 +9,5 @@ export * from './preprocess.ts';
 export * from './maisi/streaming.ts';
 export * from './default/model.ts';
 export * from './blocks/index.ts';
+export * from './latent-diffusion.ts';
+export * from './maisi/latent-diffusion.ts';

@@ -111,6 +111,19 @@ test('bad input gives one line, exit 1, and no output file', () => {
       ['train', '--data', dir, '--run', run, '--stage', 'export'],
       /run\/autoencoder: no training checkpoint$/,
     ],
+    // The recipe by name: the same checks as without one; unknown names list the recipes.
+    [
+      ['train', 'default', '--data', dir, '--run', run, '--stage', 'export'],
+      /run\/autoencoder: no training checkpoint$/,
+    ],
+    [
+      ['train', 'polish', '--data', dir, '--run', run],
+      /^diffreg: recipe "polish": unknown \(recipes: default/,
+    ],
+    [
+      ['train', 'default', 'extra', '--data', dir, '--run', run],
+      /^diffreg: train: unexpected argument "extra"$/,
+    ],
   );
   if (!defaultModelInstalled()) {
     cases.push([
@@ -299,6 +312,35 @@ test('issue 19: options, outputs and images are checked before any input is read
       /^diffreg: --out-warped: expected a file name ending in \.nii, \.nii\.gz, \.mha, \.mhd, got ".*warped\.png"$/,
     ],
     [[...match, '--out', join(dir, 'm.xml')], /^diffreg: --out: expected a file name ending in \.csv, /],
+    // register --method resolves names through the registry; each method takes only its own options
+    [
+      [...register, '--out-field', field, '--method', 'nope'],
+      /^diffreg: method "nope": unknown \(methods: identity, elastix-affine, .*meddift-register/,
+    ],
+    [
+      [...register, '--out-field', field, '--method', 'meddift-match'],
+      /^diffreg: --method: meddift-match matches points; use diffreg match$/,
+    ],
+    [
+      [
+        'register',
+        '--fixed',
+        image,
+        '--moving',
+        image,
+        '--out-field',
+        field,
+        '--method',
+        'elastix-bspline',
+        '--smoothness',
+        '2',
+      ],
+      /^diffreg: --smoothness: not an option of method elastix-bspline$/,
+    ],
+    [
+      [...register, '--out-field', field, '--method', 'mind-register'],
+      /^diffreg: --unet: method mind-register uses no diffusion model$/,
+    ],
     [
       [...register, '--out-field', field, '--lattice-voxels', '5'],
       /^diffreg: --lattice-voxels: expected an integer in \[512, 16777216\], got 5$/,
@@ -327,7 +369,7 @@ test('issue 19: options, outputs and images are checked before any input is read
     // 7. a 2-D image
     [
       ['register', '--fixed', flat, '--moving', image, '--out-field', field, ...nope],
-      /^diffreg: .*flat\.nii\.gz: a 2-D image \(24×24×1\); match and register need 3-D volumes$/,
+      /^diffreg: .*flat\.nii\.gz: 24x24x1 voxels is not a 3-D volume: at least 8 voxels along every axis/,
     ],
   ];
   await writeVolume(

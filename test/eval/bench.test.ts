@@ -4,11 +4,8 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fieldFromFunction, Volume, type Vec3 } from '../../src/geometry/index.ts';
-import {
-  identityMethod,
-  type RegistrationCase,
-  type RegistrationMethod,
-} from '../../src/methods/baselines/index.ts';
+import { identityMethod } from '../../src/methods/baselines/index.ts';
+import type { RegistrationCase, RegistrationMethod } from '../../src/methods/method.ts';
 import type { RegistrationDataset } from '../../src/data/index.ts';
 import {
   openBenchDataset,
@@ -70,7 +67,6 @@ const dataset: RegistrationDataset = {
   description: 'two label boxes shifted by 4 mm',
   caseIds: ['a', 'b'],
   load: async (id) => makeCase(id),
-  bsplineGridSpacing: 8,
   citation: 'none',
 };
 

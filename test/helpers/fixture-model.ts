@@ -1,11 +1,10 @@
 /** The tiny random-weight MAISI networks of ../shared/fixtures as a MedDIFT model. */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { loadMaisiModel } from '../../src/methods/meddift/index.ts';
-import type { LatentDiffusionModel } from '../../src/models/index.ts';
+import { loadMaisiModel, type MaisiLatentDiffusion } from '../../src/models/index.ts';
 
 /** `root` is ../shared/fixtures. */
-export function tinyFixtureModel(root: string): LatentDiffusionModel {
+export function tinyFixtureModel(root: string): MaisiLatentDiffusion {
   const info = JSON.parse(readFileSync(join(root, 'meddift-tiny', 'meddift_tiny.json'), 'utf8'));
   return loadMaisiModel({
     unet: join(root, 'maisi-unet-tiny', 'unet.pt'),

@@ -5,11 +5,11 @@ import {
   elastixMethod,
   elastixParameterMaps,
   identityMethod,
-  measured,
   nativeElastixVersion,
   parameterFileText,
-  type RegistrationCase,
 } from '../../src/methods/baselines/index.ts';
+import type { RegistrationCase } from '../../src/methods/method.ts';
+import { measured } from '../../src/util/measure.ts';
 
 const dims: Vec3 = [40, 36, 30];
 const spacing: Vec3 = [1.5, 1.25, 2];

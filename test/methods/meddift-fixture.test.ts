@@ -9,7 +9,6 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { noGrad, tidy, type Tensor } from '../../src/engine/index.ts';
 import {
-  decoderLevels,
   descriptorsAt,
   featureLevelsForDraw,
   matchDescriptors,
@@ -67,16 +66,14 @@ test('MedDIFT feature path reproduces the reference stage by stage and end to en
         assertClose(distribution.mu, get(ref, `${img}_z_mu`), `${img} z_mu`);
         assertClose(distribution.sigma, get(ref, `${img}_z_sigma`), `${img} z_sigma`);
         // Each stage from its stored input: the latent and noise steps are bit for bit.
-        const latent = model.autoencoder
-          .sample(
-            { mu: get(ref, `${img}_z_mu`), sigma: get(ref, `${img}_z_sigma`) },
-            get(ref, `${img}_eps_vae`),
-          )
-          .mul(model.scaleFactor);
+        const latent = model.sampleLatent(
+          { mu: get(ref, `${img}_z_mu`), sigma: get(ref, `${img}_z_sigma`) },
+          get(ref, `${img}_eps_vae`),
+        );
         assertBitExact(latent, get(ref, `${img}_latent`), `${img} latent`);
         const noisy = model.scheduler.addNoise(get(ref, `${img}_latent`), get(ref, `${img}_noise`), 20);
         assertBitExact(noisy, get(ref, `${img}_noisy_latent`), `${img} noisy latent`);
-        const levels = decoderLevels(model, get(ref, `${img}_noisy_latent`), 20, SPACING, LEVELS);
+        const levels = model.decoderTaps(get(ref, `${img}_noisy_latent`), 20, { spacingMm: SPACING }, LEVELS);
         levels.forEach((l, i) =>
           assertClose(l.unsqueeze(0), get(ref, `${img}_up_block_${i}`), `${img} up_block_${i}`),
         );

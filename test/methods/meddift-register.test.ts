@@ -8,7 +8,13 @@ import { Generator, randn, tensor, tidy, zeros } from '../../src/engine/index.ts
 import { makeThoraxPhantom } from '../../src/eval/phantom.ts';
 import { reorient } from '../../src/geometry/orient.ts';
 import { Volume } from '../../src/geometry/volume.ts';
-import { latticeDims, medDiftRegister, pcaBasis, toWorldField } from '../../src/methods/meddift/index.ts';
+import {
+  latticeDims,
+  medDiftMatch,
+  medDiftRegister,
+  pcaBasis,
+  toWorldField,
+} from '../../src/methods/meddift/index.ts';
 import { tinyFixtureModel } from '../helpers/fixture-model.ts';
 import { requireShared } from '../helpers/shared.ts';
 
@@ -71,4 +77,30 @@ test('medDiftRegister end to end with the tiny networks: field on the fixed grid
   for (const v of result.field.data) worst = Math.max(worst, Math.abs(v));
   console.log(`# identical pair: max |u| ${worst.toFixed(2)} mm (lattice ${result.lattice.dims.join('x')})`);
   assert.ok(worst < 7, 'displacements stay below one voxel for an identical pair');
+});
+
+test('medDiftRegister and medDiftMatch refuse 2-D images, single slices and thin slabs, naming the image', (t) => {
+  const root = requireShared(t, 'fixtures');
+  if (!root) return;
+  const model = tinyFixtureModel(root);
+  const volume = (dims: [number, number, number]) =>
+    new Volume({ data: Float32Array.from({ length: dims[0] * dims[1] * dims[2] }, (_, i) => i % 17), dims });
+  const good = volume([32, 32, 32]);
+  for (const dims of [
+    [32, 32, 1],
+    [1, 32, 32],
+    [32, 32, 7],
+  ] as [number, number, number][]) {
+    const flat = volume(dims);
+    const message = (subject: string) =>
+      new RegExp(
+        `^${subject}: ${dims.join('x')} voxels is not a 3-D volume: at least 8 voxels along every axis are needed`,
+      );
+    assert.throws(() => medDiftRegister(model, flat, good), {
+      name: 'DiffregError',
+      message: message('fixed image'),
+    });
+    assert.throws(() => medDiftRegister(model, good, flat), { message: message('moving image') });
+    assert.throws(() => medDiftMatch(model, good, flat, [[10, 10, 0]]), { message: message('moving image') });
+  }
 });

@@ -1,7 +1,8 @@
 /**
  * Shared transformer blocks against hand-worked values and naive loops: window partition order and
  * its inverse, the shifted-window mask, the relative-position index, and multi-head attention (self
- * and cross, with per-head bias and per-window masks) against a loop over sequences and heads.
+ * and cross, with per-head bias and per-window masks, queries from the last tokens only) against a
+ * loop over sequences and heads.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -181,4 +182,23 @@ test('multi-head cross-attention: queries from x, keys and values from a context
     ),
   );
   assert.throws(() => attn.forward(x), /cross-attention needs a context/);
+});
+
+test('multi-head attention with queries from the last L tokens equals those rows of full attention', () => {
+  manualSeed(7);
+  const g = new Generator(8);
+  const attn = new MultiHeadAttention(8, 2);
+  // 2 images × 3 windows of 7 tokens; queries from the last 3.
+  const x = randn([6, 7, 8], { generator: g });
+  const bias = randn([2, 7, 7], { generator: g });
+  const mask = randn([3, 7, 7], { generator: g }).gt(0.5).float().mul(MASKED);
+  noGrad(() =>
+    assertClose(
+      attn.forward(x, { bias: bias.narrow(1, 4, 3), mask: mask.narrow(1, 4, 3), queryTokens: 3 }),
+      naiveAttention(attn, x, x, bias, mask).narrow(1, 4, 3),
+      'last 3 queries',
+      1e-5,
+    ),
+  );
+  assert.throws(() => attn.forward(x, { queryTokens: 8 }), /queryTokens: expected an integer in \[1, 7\]/);
 });

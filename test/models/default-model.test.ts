@@ -6,6 +6,7 @@ import { test, type TestContext } from 'node:test';
 import { tidy } from '../../src/engine/index.ts';
 import { checkLevels } from '../../src/methods/meddift/features.ts';
 import { DEFAULT_MODEL_DIR, loadDefaultModel } from '../../src/models/default/model.ts';
+import { MaisiLatentDiffusion } from '../../src/models/maisi/latent-diffusion.ts';
 import { defaultCases, loadCases } from '../../src/models/default/data.ts';
 import { networkGridImage, psnr, reconstruct } from '../../src/models/default/evaluate.ts';
 import { DiffregError } from '../../src/util/errors.ts';
@@ -33,13 +34,14 @@ test('loadDefaultModel loads the shipped networks with the recorded configuratio
   assert.equal(model.scheduler.numTrainTimesteps, 1000);
   // float16 on disk, float32 in memory.
   assert.ok([...model.unet.stateDict().values()].every((p) => p.dtype === 'float32'));
-  // MedDIFT takes the model's own levels unless levels are given; a model without them uses all four.
-  assert.deepEqual(model.featureLevels, [2]);
+  // MedDIFT takes the model card's levels unless levels are given; a model without them uses all four.
+  assert.deepEqual(model.recommendedLevels, [2]);
+  assert.equal(model.decoderLevels, 4);
   assert.deepEqual(checkLevels(model, undefined), [2]);
   assert.deepEqual(checkLevels(model, [0, 3]), [0, 3]);
-  assert.deepEqual(checkLevels({ ...model, featureLevels: undefined }, undefined), [0, 1, 2, 3]);
-  model.unet.dispose();
-  model.autoencoder.dispose();
+  const withoutCard = new MaisiLatentDiffusion({ ...model, recommendedLevels: undefined });
+  assert.deepEqual(checkLevels(withoutCard, undefined), [0, 1, 2, 3]);
+  model.dispose();
 });
 
 test('invalid featureLevels in model.json give a one-line error', (t) => {

@@ -1,6 +1,6 @@
 /** `diffreg bench`: run methods on a dataset and write per-case results, tables and an HTML report. */
 import { BENCH_DATASETS, runBenchCommand } from '../../eval/bench/command.ts';
-import { featureMethods } from '../../methods/meddift/method.ts';
+import { METHODS } from '../../methods/method.ts';
 import { optionalInteger, required, type Command } from '../args.ts';
 import { MODEL_HELP, MODEL_INPUTS, MODEL_OPTIONS, modelLoader } from '../model.ts';
 import { checkOutputs } from '../outputs.ts';
@@ -30,10 +30,8 @@ export const benchCommand: Command = {
   },
   help: [
     ['--dataset NAME', `one of ${BENCH_DATASETS.join(', ')}`],
-    [
-      '--methods A,B',
-      'identity, elastix-affine, elastix-bspline, elastix-native-*, meddift-match, meddift-register, mind-*, patches-*',
-    ],
+    ['--methods A,B', 'methods of the registry, comma-separated:'],
+    ...METHODS.map((m): [string, string] => [`  ${m.name}`, m.summary]),
     ['--cases SPEC', 'case ids, ranges a..b or a count N (default all; --quick: two)'],
     ['--out DIR', 'results folder (JSON/CSV per case, summary.md, report.html, overlays)'],
     ['--quick', 'few cases, small settings (smoke test)'],
@@ -68,7 +66,7 @@ export const benchCommand: Command = {
         count,
         resume: Boolean(values.resume),
         commandLine: process.argv.slice(1),
-        extraMethods: featureMethods(loadModel),
+        model: loadModel,
       },
       terminalProgress(),
     );

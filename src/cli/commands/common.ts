@@ -3,22 +3,20 @@ import { existsSync, readFileSync } from 'node:fs';
 import { readVolume } from '../../io/index.ts';
 import { checkField } from '../../geometry/field.ts';
 import type { Volume } from '../../geometry/volume.ts';
-import type { InitialTransform } from '../../methods/meddift/index.ts';
+import { checkVolumeAxes, type InitialTransform } from '../../methods/meddift/index.ts';
 import { fail } from '../../util/errors.ts';
 import { setNumThreads } from '../../engine/index.ts';
 import { optionalInteger } from '../args.ts';
 
 /**
  * An image for `match` or `register`. The networks and the registration are 3-D: a 2-D image or a
- * single slice would be stretched to a volume and give answers without meaning, so it is refused here,
- * before any model is loaded.
+ * single slice would be stretched to a volume and give answers without meaning, so it is refused here
+ * with the method's own rule, before any model is loaded.
  */
 export async function readImage(path: string, role: string): Promise<Volume> {
   if (!existsSync(path)) fail(path, `${role} image not found`);
   const volume = await readVolume(path);
-  const flat = volume.dims.filter((d) => d === 1).length;
-  if (flat > 0)
-    fail(path, `a ${3 - flat}-D image (${volume.dims.join('×')}); match and register need 3-D volumes`);
+  checkVolumeAxes(volume, path);
   return volume;
 }
 

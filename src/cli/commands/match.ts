@@ -10,6 +10,7 @@ import {
 import {
   checkLevels,
   medDiftMatch,
+  MEDDIFT_TIMESTEP,
   type DiffusionFeatureModel,
   type MedDiftMatchResult,
   type PointMatch,
@@ -38,7 +39,7 @@ export const FEATURE_OPTIONS = {
 } as const;
 
 export const FEATURE_HELP: [string, string][] = [
-  ['--timestep T', 'diffusion timestep of the features, 0–999 (default 20)'],
+  ['--timestep T', `diffusion timestep of the features, 0–999 (default ${MEDDIFT_TIMESTEP})`],
   ['--noise-draws N', 'average features over N noise draws (default 1)'],
   [
     '--levels 0123',
@@ -82,7 +83,7 @@ export function checkFeatureOptions(
 ): void {
   if (options.timestep !== undefined)
     integer('--timestep', options.timestep, { min: 0, max: model.scheduler.numTrainTimesteps - 1 });
-  const n = model.unet.config.numChannels.length;
+  const n = model.decoderLevels;
   if (options.levels?.some((l) => l >= n))
     throw invalid('--levels', `levels 0 to ${n - 1} (the model has ${n})`, options.levels.join(','));
   const levels = checkLevels(model, options.levels);

@@ -1,9 +1,13 @@
-/** `diffreg register`: dense deformable registration from diffusion descriptors (MedDIFT + ConvexAdam). */
+/**
+ * `diffreg register`: dense deformable registration by any method of the registry (src/methods/method.ts);
+ * MedDIFT's diffusion descriptors + ConvexAdam by default.
+ */
 import { writeVolume } from '../../io/index.ts';
 import { fieldToVoxelUnits } from '../../geometry/field.ts';
 import { warpVolume } from '../../geometry/warp.ts';
 import { jacobianStats } from '../../eval/metrics.ts';
-import { medDiftRegister } from '../../methods/meddift/index.ts';
+import { METHODS, methodEntry } from '../../methods/method.ts';
+import { guessModality } from '../../models/index.ts';
 import { DiffregError } from '../../util/errors.ts';
 import { optionalInteger, optionalNumber, required, type Command } from '../args.ts';
 import { MODEL_HELP, MODEL_INPUTS, MODEL_OPTIONS, modelLoader } from '../model.ts';
@@ -14,11 +18,19 @@ import { FEATURE_HELP, FEATURE_OPTIONS, checkFeatureOptions, featureOptions } fr
 
 const OUTPUTS = ['out-field', 'out-learn2reg', 'out-warped', 'out-labels'];
 
+/** The method when --method is not given. */
+const DEFAULT_METHOD = 'meddift-register';
+/** The registry's methods that give a displacement field. */
+const DENSE_METHODS = METHODS.filter((m) => m.dense);
+/** Flags that belong to some method; each method accepts only its own. */
+const METHOD_FLAGS = [...new Set(METHODS.flatMap((m) => m.options))];
+
 export const registerCommand: Command = {
   name: 'register',
   summary: 'dense deformable registration of the moving image onto the fixed image',
   usage: 'diffreg register --fixed IMAGE --moving IMAGE --out-field FILE [--out-warped FILE] [options]',
   options: {
+    method: { type: 'string' },
     fixed: { type: 'string' },
     moving: { type: 'string' },
     'moving-labels': { type: 'string' },
@@ -37,6 +49,8 @@ export const registerCommand: Command = {
     ...MODEL_OPTIONS,
   },
   help: [
+    ['--method NAME', `registration method (default ${DEFAULT_METHOD}):`],
+    ...DENSE_METHODS.map((m): [string, string] => [`  ${m.name}`, m.summary]),
     ['--fixed IMAGE', 'fixed image'],
     ['--moving IMAGE', 'moving image'],
     ['--moving-labels IMAGE', 'label map on the moving image, warped with nearest neighbour'],
@@ -62,8 +76,15 @@ export const registerCommand: Command = {
       throw new DiffregError('--out-labels: needs --moving-labels');
     if (values['moving-labels'] && !values['out-labels'])
       throw new DiffregError('--moving-labels: needs --out-labels (where to write them warped)');
+    const entry = methodEntry(typeof values.method === 'string' ? values.method : DEFAULT_METHOD);
+    if (!entry.dense) throw new DiffregError(`--method: ${entry.name} matches points; use diffreg match`);
+    const foreign = METHOD_FLAGS.find((f) => values[f] !== undefined && !entry.options.includes(f));
+    if (foreign) throw new DiffregError(`--${foreign}: not an option of method ${entry.name}`);
+    const modelGiven = MODEL_INPUTS.find((o) => values[o] !== undefined);
+    if (modelGiven && !entry.usesModel)
+      throw new DiffregError(`--${modelGiven}: method ${entry.name} uses no diffusion model`);
     const features = featureOptions(values);
-    const options = {
+    const settings = {
       ...features,
       searchRadius: optionalInteger(values, 'search-radius', { min: 1, max: 12 }),
       smoothness: optionalNumber(values, 'smoothness', { min: 0 }),
@@ -73,7 +94,7 @@ export const registerCommand: Command = {
       diffeomorphic: !values['no-diffeomorphic'],
     };
     const [fixedPath, movingPath] = ['fixed', 'moving'].map((o) => required(values, o));
-    const loadModel = modelLoader(values);
+    const loadModel = entry.usesModel ? modelLoader(values) : undefined;
     const outputs = OUTPUTS.filter((o) => typeof values[o] === 'string').map((option) => ({
       option,
       path: values[option] as string,
@@ -86,9 +107,17 @@ export const registerCommand: Command = {
       typeof values['moving-labels'] === 'string'
         ? await readImage(values['moving-labels'], 'moving label')
         : undefined;
-    const model = loadModel();
-    checkFeatureOptions(model, features);
-    const result = medDiftRegister(model, fixed, moving, { ...options, progress: terminalProgress() });
+    const model = loadModel?.();
+    if (model) checkFeatureOptions(model, features);
+    const method = entry.create({ model: model && (() => model), settings });
+    const item = {
+      id: 'register',
+      fixed,
+      moving,
+      modality: features.modality === 'auto' ? guessModality(fixed) : features.modality,
+    };
+    const result = await method.register(item, { seed: features.seed, progress: terminalProgress() });
+    if (!result.field) throw new Error(`method ${entry.name} returned no field`);
     await writeVolume(outField, result.field);
     if (typeof values['out-learn2reg'] === 'string')
       await writeVolume(values['out-learn2reg'], fieldToVoxelUnits(result.field));
@@ -100,7 +129,8 @@ export const registerCommand: Command = {
     const jac = jacobianStats(result.field);
     const summary = {
       field: outField,
-      lattice: result.lattice,
+      method: entry.name,
+      ...result.details,
       jacobian: {
         percentNonPositive: jac.percentNonPositive,
         sdLogJ: jac.sdLogJ,

@@ -1,15 +1,12 @@
 /**
- * `diffreg bench --dataset … --methods … --cases …`: resolves names to a dataset and methods and
- * runs the harness. Datasets: lpba40, acdc, lung-synthetic (from the data folder), dirlab-4dct,
- * dirlab-copdgene (need `images`, the folder holding the DIR-Lab .img files) and learn2reg (needs
- * `images`, the task folder). Methods: identity, elastix-affine, elastix-bspline (@itk-wasm/elastix),
- * elastix-native-affine, elastix-native-bspline (Debian's elastix command), plus any the caller adds
- * in `extraMethods` (e.g. MedDIFT).
+ * `diffreg bench --dataset … --methods … --cases …`: resolves names to a dataset and to methods of the
+ * registry (src/methods/method.ts) and runs the harness. Datasets: lpba40, acdc, lung-synthetic (from
+ * the data folder), dirlab-4dct, dirlab-copdgene (need `images`, the folder holding the DIR-Lab .img
+ * files) and learn2reg (needs `images`, the task folder).
  */
 import { join } from 'node:path';
-import type { RegistrationMethod } from '../../methods/baselines/method.ts';
-import { elastixMethod } from '../../methods/baselines/elastix.ts';
-import { identityMethod } from '../../methods/baselines/identity.ts';
+import { methodEntry } from '../../methods/method.ts';
+import type { LatentDiffusionModel } from '../../models/index.ts';
 import { fail } from '../../util/errors.ts';
 import { oneOf } from '../../util/is.ts';
 import type { ProgressFn } from '../../util/progress.ts';
@@ -32,18 +29,6 @@ export const BENCH_DATASETS = [
 ] as const;
 export type BenchDatasetName = (typeof BENCH_DATASETS)[number];
 
-/** Makes a method for a dataset (the dataset carries e.g. the B-spline grid spacing). */
-export type MethodFactory = (dataset: RegistrationDataset) => RegistrationMethod;
-
-export const BASELINE_METHODS: Record<string, MethodFactory> = {
-  identity: () => identityMethod,
-  'elastix-affine': () => elastixMethod({ transform: 'affine' }),
-  'elastix-bspline': (d) => elastixMethod({ transform: 'bspline', gridSpacing: d.bsplineGridSpacing }),
-  'elastix-native-affine': () => elastixMethod({ transform: 'affine', engine: 'native' }),
-  'elastix-native-bspline': (d) =>
-    elastixMethod({ transform: 'bspline', gridSpacing: d.bsplineGridSpacing, engine: 'native' }),
-};
-
 export interface BenchCommandOptions {
   dataset: string;
   /** Method names, as a list or comma-separated. */
@@ -65,8 +50,8 @@ export interface BenchCommandOptions {
   overlays?: number;
   resume?: boolean;
   commandLine?: string[];
-  /** More methods by name, e.g. { meddift: (d) => meddiftMethod(...) }. */
-  extraMethods?: Record<string, MethodFactory>;
+  /** The latent diffusion model of the methods that use one (loaded once, on first use). */
+  model?: () => LatentDiffusionModel;
 }
 
 /**
@@ -132,16 +117,13 @@ export async function runBenchCommand(
   progress?: ProgressFn,
 ): Promise<BenchmarkReport> {
   const dataset = openBenchDataset(options);
-  const factories = { ...BASELINE_METHODS, ...options.extraMethods };
   const names = (Array.isArray(options.methods) ? options.methods : options.methods.split(','))
     .map((s) => s.trim())
     .filter(Boolean);
-  const methods = names.map((n) => {
-    const factory = factories[n];
-    if (!factory)
-      fail(`method ${JSON.stringify(n)}`, `unknown (one of ${Object.keys(factories).join(', ')})`);
-    return factory(dataset);
-  });
+  let loaded: LatentDiffusionModel | undefined;
+  const load = options.model;
+  const model = load ? () => (loaded ??= load()) : undefined;
+  const methods = names.map(methodEntry).map((entry) => entry.create({ dataset: dataset.name, model }));
   const cases = options.cases
     ? selectCases(dataset.caseIds, options.cases)
     : options.quick

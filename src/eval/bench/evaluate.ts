@@ -4,7 +4,7 @@
  * with nearest neighbour onto the fixed grid, and Jacobian statistics of the field.
  */
 import { warpVolume, type Vec3, type Volume } from '../../geometry/index.ts';
-import type { RegistrationCase, RegistrationResult } from '../../methods/baselines/method.ts';
+import type { RegistrationCase, RegistrationResult } from '../../methods/method.ts';
 import { dice, hausdorff95, jacobianStats, targetRegistrationError, type LabelScores } from '../metrics.ts';
 import { summarize } from '../../util/stats.ts';
 

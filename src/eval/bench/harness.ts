@@ -9,7 +9,7 @@ import { cpus, loadavg, platform, release, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { engineInfo } from '../../engine/index.ts';
-import type { RegistrationMethod, RegistrationResult } from '../../methods/baselines/method.ts';
+import type { RegistrationMethod, RegistrationResult } from '../../methods/method.ts';
 import { nativeElastixVersion } from '../../methods/baselines/elastix.ts';
 import { writeFileAtomic } from '../../util/atomic.ts';
 import { fail } from '../../util/errors.ts';

@@ -7,7 +7,7 @@
  * views; grey values are windowed to the fixed slice's 1st–99th percentiles.
  */
 import { resampleVolume, warpPoints, warpVolume, type Vec3, type Volume } from '../../geometry/index.ts';
-import type { RegistrationCase, RegistrationResult } from '../../methods/baselines/method.ts';
+import type { RegistrationCase, RegistrationResult } from '../../methods/method.ts';
 import { encodePng } from '../../util/png.ts';
 import { percentile } from '../../util/stats.ts';
 

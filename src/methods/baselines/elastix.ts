@@ -29,7 +29,8 @@ import { Volume, type DisplacementField } from '../../geometry/index.ts';
 import { readVolume, writeVolume } from '../../io/index.ts';
 import { fail } from '../../util/errors.ts';
 import { integer, number, oneOf } from '../../util/is.ts';
-import { measured, type RegistrationCase, type RegistrationMethod, type RegisterOptions } from './method.ts';
+import { measured } from '../../util/measure.ts';
+import type { MethodEntry, RegistrationCase, RegistrationMethod, RegisterOptions } from '../method.ts';
 
 const run = promisify(execFile);
 
@@ -327,3 +328,35 @@ export function elastixMethod(options: ElastixOptions = {}): RegistrationMethod 
     },
   };
 }
+
+/**
+ * Final B-spline control-point spacing (mm) per benchmark dataset: 10 mm on lung CT (DIR-Lab's
+ * published elastix settings), 8 mm elsewhere (brain and heart structures are smaller).
+ */
+const BSPLINE_GRID_SPACING: Record<string, number> = {
+  'lung-synthetic': 10,
+  'dirlab-4dct': 10,
+  'dirlab-copdgene': 10,
+};
+
+/** The B-spline grid for a dataset (8 mm when the dataset has no entry or none is given). */
+export function bsplineGridSpacing(dataset: string | undefined): number {
+  return (dataset && BSPLINE_GRID_SPACING[dataset]) || 8;
+}
+
+/** elastix-affine, elastix-bspline (@itk-wasm/elastix) and their native-command twins. */
+export const elastixEntries: MethodEntry[] = (['wasm', 'native'] as const).flatMap((engine) =>
+  (['affine', 'bspline'] as const).map((transform): MethodEntry => ({
+    name: `elastix-${engine === 'native' ? 'native-' : ''}${transform}`,
+    summary: `elastix ${transform === 'bspline' ? 'affine + B-spline' : 'affine'} (${engine === 'native' ? "Debian's elastix command" : '@itk-wasm/elastix'})`,
+    dense: true,
+    options: [],
+    usesModel: false,
+    create: ({ dataset }) =>
+      elastixMethod({
+        transform,
+        engine,
+        gridSpacing: transform === 'bspline' ? bsplineGridSpacing(dataset) : undefined,
+      }),
+  })),
+);

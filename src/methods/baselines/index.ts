@@ -1,4 +1,3 @@
-/** Baseline registration methods and the method interface of the benchmark harness. */
-export * from './method.ts';
+/** Baseline registration methods: identity and elastix. */
 export * from './identity.ts';
 export * from './elastix.ts';

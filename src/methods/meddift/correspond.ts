@@ -6,6 +6,7 @@
  */
 import { Generator, dispose } from '../../engine/index.ts';
 import { sampleField, type DisplacementField } from '../../geometry/field.ts';
+import { alignAxes } from '../../geometry/orient.ts';
 import { transformPoints } from '../../geometry/warp.ts';
 import type { Vec3, Volume } from '../../geometry/volume.ts';
 import { DiffregError, fail } from '../../util/errors.ts';
@@ -14,6 +15,7 @@ import type { ProgressFn } from '../../util/progress.ts';
 import {
   checkLevels,
   extractFeatureLevels,
+  MEDDIFT_TIMESTEP,
   type DiffusionFeatureModel,
   type FeatureOptions,
 } from './features.ts';
@@ -103,8 +105,48 @@ export function imageFeatures(
   }
 }
 
+/**
+ * Fewest voxels along any axis of an image the features are computed from. Fewer make a slice or a thin
+ * slab, not a volume: the 3-D networks stretch every axis to at least 128 voxels, so such an axis would
+ * be stretched more than 16-fold into features of the interpolation rather than of the anatomy.
+ */
+export const MIN_AXIS_VOXELS = 8;
+
+/** Refuses a 2-D image, a single slice or a thin slab (see MIN_AXIS_VOXELS). */
+export function checkVolumeAxes(volume: Volume, subject: string): void {
+  if (volume.dims.some((n) => n < MIN_AXIS_VOXELS))
+    fail(
+      subject,
+      `${volume.dims.join('x')} voxels is not a 3-D volume: at least ${MIN_AXIS_VOXELS} voxels along every ` +
+        'axis are needed (2-D images and single slices are not supported)',
+    );
+}
+
+/**
+ * Features of a pair, computed by `describe` (side 0 fixed, 1 moving) on grids with the same world
+ * orientation: neither the networks nor classical descriptors are rotation invariant, so a moving image
+ * rotated against the fixed one is first resampled onto axes parallel to the fixed image's (alignAxes;
+ * a flip or permutation alone is left to reorientation). Positions on either grid are related through
+ * world coordinates, so the moving side's answers are mapped back to the moving image as stored.
+ */
+export function pairFeatures(
+  fixed: Volume,
+  moving: Volume,
+  describe: (volume: Volume, subject: string, side: 0 | 1) => ImageFeatures,
+): [ImageFeatures, ImageFeatures] {
+  checkVolumeAxes(fixed, 'fixed image');
+  checkVolumeAxes(moving, 'moving image');
+  const f = describe(fixed, 'fixed image', 0);
+  try {
+    return [f, describe(alignAxes(moving, fixed.direction), 'moving image', 1)];
+  } catch (error) {
+    dispose(f.grid.levels);
+    throw error;
+  }
+}
+
 function checkOptions(model: DiffusionFeatureModel, o: MedDiftMatchOptions): void {
-  integer('timestep', o.timestep ?? 20, { min: 0, max: model.scheduler.numTrainTimesteps - 1 });
+  integer('timestep', o.timestep ?? MEDDIFT_TIMESTEP, { min: 0, max: model.scheduler.numTrainTimesteps - 1 });
   const levels = checkLevels(model, o.levels);
   integer('noiseDraws', o.noiseDraws ?? 1, { min: 1, max: 64 });
   oneOf('search', o.search ?? 'global', ['global', 'local'] as const);
@@ -249,10 +291,10 @@ export function medDiftMatch(
   voxelsOf(fixed, fixedPoints, 'fixed points');
   const seed = options.seed ?? 0;
   const t0 = performance.now();
-  const f = imageFeatures(model, fixed, { ...options, generator: new Generator(seed) }, 'fixed image');
-  let m: ImageFeatures | undefined;
+  const [f, m] = pairFeatures(fixed, moving, (volume, subject, side) =>
+    imageFeatures(model, volume, { ...options, generator: new Generator(seed + side) }, subject),
+  );
   try {
-    m = imageFeatures(model, moving, { ...options, generator: new Generator(seed + 1) }, 'moving image');
     const t1 = performance.now();
     const matches = matchFeatures(f, m, fixedPoints, moving, options);
     return {
@@ -261,7 +303,6 @@ export function medDiftMatch(
       seconds: { features: (t1 - t0) / 1000, matching: (performance.now() - t1) / 1000 },
     };
   } finally {
-    dispose(f.grid.levels);
-    if (m) dispose(m.grid.levels);
+    dispose([...f.grid.levels, ...m.grid.levels]);
   }
 }

@@ -4,32 +4,32 @@
  *      axis is the nearest multiple of 128 (at least 128, Python's round-half-to-even);
  *   2. the autoencoder encodes it and a latent is SAMPLED, z = μ + ε·σ, then multiplied by the U-Net
  *      checkpoint's scale_factor;
- *   3. noise is added at a small timestep t (default 20 of 1000);
+ *   3. noise is added at a small timestep t (MEDDIFT_TIMESTEP = 20 of 1000);
  *   4. one U-Net forward, conditioned on body region and the ORIGINAL image spacing, and the decoder
  *      up-block outputs are the feature levels (coarse to fine).
  * The levels stay at their own (latent-derived) resolution here; matching samples them at the original
  * grid's voxels on demand instead of upsampling whole volumes (see match.ts).
  */
-import { F, Generator, noGrad, randn, Tensor, tensor, tidy } from '../../engine/index.ts';
+import { F, Generator, noGrad, randn, Tensor, tidy } from '../../engine/index.ts';
 import {
-  encodeImage,
-  maisiConditioning,
   networkGridSize,
   type BodyRegion,
   type LatentDiffusionModel,
   type LatentDistribution,
-  type UNetTap,
 } from '../../models/index.ts';
 import { fail } from '../../util/errors.ts';
 import { integer } from '../../util/is.ts';
 
-/** A latent diffusion model as MedDIFT uses it (the networks, latent scale and scheduler). */
+/** A latent diffusion model as MedDIFT uses it (any LatentDiffusionModel). */
 export type DiffusionFeatureModel = LatentDiffusionModel;
 
+/** MedDIFT's timestep: a small noise level (√(1 − ᾱ₂₀) ≈ 0.18 under MAISI's schedule), as the authors. */
+export const MEDDIFT_TIMESTEP = 20;
+
 export interface FeatureOptions {
-  /** Diffusion timestep at which features are taken (default 20). */
+  /** Diffusion timestep at which features are taken (default MEDDIFT_TIMESTEP). */
   timestep?: number;
-  /** Decoder levels to return, 0 = coarsest (default: the model's `featureLevels`, else all). */
+  /** Decoder levels to return, 0 = coarsest (default: the model card's recommendation, else all). */
   levels?: readonly number[];
   /** Number of (latent sample, noise) draws whose features are averaged (default 1). */
   noiseDraws?: number;
@@ -45,36 +45,15 @@ export function resizeForEncoder(image: Tensor): Tensor {
   return F.interpolate(image, { size, mode: 'trilinear', alignCorners: false });
 }
 
-/** The decoder levels to use: the given ones, else the model's own setting, else all (MedDIFT's choice). */
+/** The decoder levels to use: the given ones, else the model card's recommendation, else all (the paper's). */
 export function checkLevels(model: DiffusionFeatureModel, given: readonly number[] | undefined): number[] {
-  const n = model.unet.config.numChannels.length;
-  const levels = given ?? model.featureLevels ?? Array.from({ length: n }, (_, i) => i);
+  const n = model.decoderLevels;
+  const levels = given ?? model.recommendedLevels ?? Array.from({ length: n }, (_, i) => i);
   if (levels.length === 0) fail('levels', 'expected at least one level');
   for (const l of levels) integer('level', l, { min: 0, max: n - 1 });
   if (new Set(levels).size !== levels.length)
     fail('levels', `each level at most once, got ${levels.join(',')}`);
   return [...levels];
-}
-
-/** Decoder up-block outputs (C, w, h, d) for a noisy latent (1, 4, x, y, z). */
-export function decoderLevels(
-  model: DiffusionFeatureModel,
-  noisyLatent: Tensor,
-  timestep: number,
-  spacingMm: readonly [number, number, number],
-  levels: readonly number[],
-  region: { top: BodyRegion; bottom: BodyRegion } = { top: 'chest', bottom: 'chest' },
-): Tensor[] {
-  return tidy(() => {
-    const taps = levels.map((l) => `up_block_${l}` as UNetTap);
-    const out = model.unet.forwardWithTaps(
-      noisyLatent,
-      tensor([timestep], { dtype: 'int64' }),
-      maisiConditioning(region.top, region.bottom, spacingMm),
-      taps,
-    );
-    return taps.map((name) => (out.get(name) as Tensor).squeeze(0));
-  });
 }
 
 /** Where one draw's randomness comes from: given tensors (to reproduce a reference) or a generator. */
@@ -94,10 +73,10 @@ export function featureLevelsForDraw(
   options: { timestep: number; levels: readonly number[]; region?: { top: BodyRegion; bottom: BodyRegion } },
 ): Tensor[] {
   return tidy(() => {
-    const latent = model.autoencoder.sample(distribution, draw.eps).mul(model.scaleFactor);
+    const latent = model.sampleLatent(distribution, draw.eps);
     const noise = draw.noise instanceof Tensor ? draw.noise : randn(latent.shape, { generator: draw.noise });
     const noisy = model.scheduler.addNoise(latent, noise, options.timestep);
-    return decoderLevels(model, noisy, options.timestep, spacingMm, options.levels, options.region);
+    return model.decoderTaps(noisy, options.timestep, { spacingMm, region: options.region }, options.levels);
   });
 }
 
@@ -111,7 +90,7 @@ export function extractFeatureLevels(
   spacingMm: readonly [number, number, number],
   options: FeatureOptions = {},
 ): Tensor[] {
-  const timestep = integer('timestep', options.timestep ?? 20, {
+  const timestep = integer('timestep', options.timestep ?? MEDDIFT_TIMESTEP, {
     min: 0,
     max: model.scheduler.numTrainTimesteps - 1,
   });
@@ -123,7 +102,7 @@ export function extractFeatureLevels(
   }
   return noGrad(() =>
     tidy(() => {
-      const distribution = encodeImage(model.autoencoder, resizeForEncoder(image));
+      const distribution = model.encode(resizeForEncoder(image));
       let sum: Tensor[] | undefined;
       for (let d = 0; d < draws; d++) {
         const features = featureLevelsForDraw(

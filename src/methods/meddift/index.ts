@@ -2,4 +2,3 @@ export * from './features.ts';
 export * from './match.ts';
 export * from './correspond.ts';
 export * from './register.ts';
-export * from './model.ts';

@@ -1,20 +1,21 @@
 /**
- * MedDIFT as the benchmark harness runs it (the RegistrationMethod interface of methods/baselines):
- * point matching of the case's fixed landmarks, and dense registration, from diffusion features or,
- * for the ablation, from classical descriptors through exactly the same matching and optimisation.
+ * MedDIFT in the method registry (src/methods/method.ts): point matching of a case's fixed landmarks,
+ * and dense registration (ConvexAdam), from diffusion features or, for the ablation, from classical
+ * descriptors through exactly the same matching and optimisation.
  */
 import { Generator, dispose } from '../../engine/index.ts';
-import {
-  measured,
-  type RegisterOptions,
-  type RegistrationCase,
-  type RegistrationMethod,
-  type RegistrationResult,
-} from '../baselines/method.ts';
+import { measured } from '../../util/measure.ts';
+import type {
+  MethodEntry,
+  RegisterOptions,
+  RegistrationCase,
+  RegistrationMethod,
+  RegistrationResult,
+} from '../method.ts';
 import { descriptorFeatures, type DescriptorKind } from '../descriptors/index.ts';
-import { imageFeatures, matchFeatures, type ImageFeatures } from './correspond.ts';
+import { imageFeatures, matchFeatures, pairFeatures, type ImageFeatures } from './correspond.ts';
 import type { DiffusionFeatureModel } from './features.ts';
-import { registerFeatures } from './register.ts';
+import { registerFeatures, type MedDiftRegisterOptions } from './register.ts';
 
 /** Where the features of a case come from: a diffusion model or a classical descriptor. */
 export type FeatureSource =
@@ -24,29 +25,14 @@ function features(
   source: FeatureSource,
   item: RegistrationCase,
   seed: number,
+  settings: MedDiftRegisterOptions,
 ): [ImageFeatures, ImageFeatures] {
-  if (source.kind === 'descriptor') {
-    const options = { modality: item.modality };
-    return [
-      descriptorFeatures(item.fixed, source.descriptor, options, 'fixed image'),
-      descriptorFeatures(item.moving, source.descriptor, options, 'moving image'),
-    ];
-  }
-  const f = imageFeatures(
-    source.model,
-    item.fixed,
-    { modality: item.modality, generator: new Generator(seed) },
-    'fixed image',
+  const options = { ...settings, modality: settings.modality ?? item.modality };
+  return pairFeatures(item.fixed, item.moving, (volume, subject, side) =>
+    source.kind === 'descriptor'
+      ? descriptorFeatures(volume, source.descriptor, options, subject)
+      : imageFeatures(source.model, volume, { ...options, generator: new Generator(seed + side) }, subject),
   );
-  return [
-    f,
-    imageFeatures(
-      source.model,
-      item.moving,
-      { modality: item.modality, generator: new Generator(seed + 1) },
-      'moving image',
-    ),
-  ];
 }
 
 export interface FeatureMethodOptions {
@@ -58,16 +44,21 @@ export interface FeatureMethodOptions {
   match: boolean;
   /** Local search radius in mm for matching (global search when absent). */
   radiusMm?: number;
+  /** Feature and ConvexAdam settings (`diffreg register`'s options); the defaults otherwise. */
+  settings?: MedDiftRegisterOptions;
 }
 
 export function featureMethod(o: FeatureMethodOptions): RegistrationMethod {
+  const settings = o.settings ?? {};
   return {
     name: o.name,
     description: o.description,
     async register(item: RegistrationCase, options: RegisterOptions = {}): Promise<RegistrationResult> {
-      const seed = options.seed ?? 0;
+      const seed = settings.seed ?? options.seed ?? 0;
       const { value, seconds, peakRssMb } = await measured(async () => {
-        const [f, m] = features(o.source, item, seed);
+        const t0 = performance.now();
+        const [f, m] = features(o.source, item, seed, settings);
+        const t1 = performance.now();
         try {
           const result: Omit<RegistrationResult, 'seconds' | 'peakRssMb'> = {};
           if (o.match && item.fixedPoints && item.fixedPoints.length > 0) {
@@ -80,12 +71,16 @@ export function featureMethod(o: FeatureMethodOptions): RegistrationMethod {
             result.movingPointsPredicted = matches.map((x) => x.moving);
           }
           if (o.dense) {
-            result.field = registerFeatures(f, m, item.fixed, {
-              seed,
+            const registration = registerFeatures(f, m, item.fixed, {
               iterations: options.quick ? 10 : undefined,
               maxLatticeVoxels: options.quick ? 24 ** 3 : undefined,
+              ...settings,
+              seed,
               progress: options.progress,
-            }).field;
+            });
+            result.field = registration.field;
+            const stages = { features: (t1 - t0) / 1000, registration: (performance.now() - t1) / 1000 };
+            result.details = { lattice: registration.lattice, stageSeconds: stages };
           }
           return result;
         } finally {
@@ -97,39 +92,65 @@ export function featureMethod(o: FeatureMethodOptions): RegistrationMethod {
   };
 }
 
+/** The options of `diffreg register` that MedDIFT's dense registration reads (MedDiftRegisterOptions). */
+const REGISTER_OPTIONS = [
+  'search-radius',
+  'smoothness',
+  'iterations',
+  'lattice-voxels',
+  'channels',
+  'no-diffeomorphic',
+  'modality',
+  'seed',
+];
+const DIFFUSION_OPTIONS = [
+  'timestep',
+  'noise-draws',
+  'levels',
+  'level-weights',
+  'region-top',
+  'region-bottom',
+];
+
 /**
- * The harness's feature methods by name: `<source>-match` (global point matching of the case's
- * landmarks) and `<source>-register` (ConvexAdam) for MedDIFT's diffusion features (`meddift`, the
- * model loaded on first use) and, for the ablation, MIND-SSC (`mind`) and intensity patches (`patches`).
+ * The feature methods by name: `<source>-match` (global point matching of the case's landmarks) and
+ * `<source>-register` (ConvexAdam) for MedDIFT's diffusion features (`meddift`, the model loaded on
+ * first use) and, for the ablation, MIND-SSC (`mind`) and intensity patches (`patches`). Settings
+ * (MedDiftRegisterOptions) apply to the registering ones.
  */
-export function featureMethods(model: () => DiffusionFeatureModel): Record<string, () => RegistrationMethod> {
-  let loaded: DiffusionFeatureModel | undefined;
-  const sources: Record<string, { source: () => FeatureSource; what: string }> = {
-    meddift: {
-      source: () => ({ kind: 'diffusion', model: (loaded ??= model()) }),
-      what: "MedDIFT diffusion features (t=20, the model's feature levels)",
-    },
-    mind: { source: () => ({ kind: 'descriptor', descriptor: 'mind' }), what: 'MIND-SSC descriptors' },
-    patches: {
-      source: () => ({ kind: 'descriptor', descriptor: 'patches' }),
-      what: 'intensity patches (NCC)',
-    },
-  };
-  const methods: Record<string, () => RegistrationMethod> = {};
-  for (const [prefix, { source, what }] of Object.entries(sources)) {
-    for (const dense of [false, true]) {
-      const name = `${prefix}-${dense ? 'register' : 'match'}`;
-      methods[name] = () =>
-        featureMethod({
+export const featureMethodEntries: MethodEntry[] = (
+  [
+    ['meddift', "MedDIFT diffusion features (t=20, the model's feature levels)"],
+    ['mind', 'MIND-SSC descriptors'],
+    ['patches', 'intensity patches (NCC)'],
+  ] as const
+).flatMap(([prefix, what]) =>
+  [false, true].map((dense): MethodEntry => {
+    const name = `${prefix}-${dense ? 'register' : 'match'}`;
+    const description = dense
+      ? `ConvexAdam (PCA 24, diffeomorphic) on ${what}`
+      : `point matching (global search) on ${what}`;
+    return {
+      name,
+      summary: description,
+      dense,
+      options: dense ? [...REGISTER_OPTIONS, ...(prefix === 'meddift' ? DIFFUSION_OPTIONS : [])] : [],
+      usesModel: prefix === 'meddift',
+      create({ model, settings }) {
+        let source: FeatureSource = { kind: 'descriptor', descriptor: prefix as DescriptorKind };
+        if (prefix === 'meddift') {
+          if (!model) throw new Error(`${name}: the method context has no model`);
+          source = { kind: 'diffusion', model: model() };
+        }
+        return featureMethod({
           name,
-          description: dense
-            ? `ConvexAdam (PCA 24, diffeomorphic) on ${what}`
-            : `point matching (global search) on ${what}`,
-          source: source(),
+          description,
+          source,
           dense,
           match: !dense,
+          settings: dense ? (settings as MedDiftRegisterOptions | undefined) : undefined,
         });
-    }
-  }
-  return methods;
-}
+      },
+    };
+  }),
+);

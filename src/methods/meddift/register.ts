@@ -24,7 +24,7 @@ import { Volume, type Vec3 } from '../../geometry/volume.ts';
 import { integer } from '../../util/is.ts';
 import type { ProgressFn } from '../../util/progress.ts';
 import { convexAdam, type ConvexAdamOptions } from '../dense/convex-adam.ts';
-import { imageFeatures, type ImageFeatures, type MedDiftMatchOptions } from './correspond.ts';
+import { imageFeatures, pairFeatures, type ImageFeatures, type MedDiftMatchOptions } from './correspond.ts';
 import type { DiffusionFeatureModel, FeatureOptions } from './features.ts';
 
 export interface MedDiftRegisterOptions
@@ -277,10 +277,10 @@ export function medDiftRegister(
   const t0 = performance.now();
   const report = options.progress;
   report?.({ stage: 'diffusion features', done: 0, total: 2 });
-  const f = imageFeatures(model, fixed, { ...options, generator: new Generator(seed) }, 'fixed image');
-  let m: ImageFeatures | undefined;
+  const [f, m] = pairFeatures(fixed, moving, (volume, subject, side) =>
+    imageFeatures(model, volume, { ...options, generator: new Generator(seed + side) }, subject),
+  );
   try {
-    m = imageFeatures(model, moving, { ...options, generator: new Generator(seed + 1) }, 'moving image');
     report?.({ stage: 'diffusion features', done: 2, total: 2 });
     const t1 = performance.now();
     const registration = registerFeatures(f, m, fixed, options);
@@ -289,7 +289,6 @@ export function medDiftRegister(
       seconds: { features: (t1 - t0) / 1000, registration: (performance.now() - t1) / 1000 },
     };
   } finally {
-    dispose(f.grid.levels);
-    if (m) dispose(m.grid.levels);
+    dispose([...f.grid.levels, ...m.grid.levels]);
   }
 }

@@ -18,6 +18,11 @@ export interface AttentionInputs {
    * partitioning orders windows (batch slowest).
    */
   mask?: Tensor;
+  /**
+   * Queries from the last `queryTokens` tokens only (all tokens still give keys and values); the
+   * output has those rows. The same as attending with all and keeping those rows, at L/S the cost.
+   */
+  queryTokens?: number;
 }
 
 export class MultiHeadAttention extends nn.Module {
@@ -42,18 +47,27 @@ export class MultiHeadAttention extends nn.Module {
     this.proj = this.register('proj', new nn.Linear(dim, dim));
   }
 
-  /** (B, L, C) → (B, L, C). */
+  /** (B, S, C) → (B, L, C), L = queryTokens or S. */
   forward(x: Tensor, inputs: AttentionInputs = {}): Tensor {
     return tidy(() => {
-      const [b, l] = x.shape;
+      const [b, s] = x.shape;
+      const l = integer('attention queryTokens', inputs.queryTokens ?? s, { min: 1, max: s });
+      const xq = l === s ? x : x.narrow(1, s - l, l);
       const heads = (t: Tensor, parts: number) =>
         t.reshape(b, t.shape[1], parts, this.heads, this.headDim).permute(2, 0, 3, 1, 4);
       let q: Tensor, k: Tensor, v: Tensor;
-      if (this.qkv) {
+      if (this.qkv && l === s) {
         [q, k, v] = heads(this.qkv.forward(x), 3).unbind(0);
+      } else if (this.qkv) {
+        // qkv's rows are [q | k | v]: project the query rows of the last L tokens only.
+        const { weight, bias } = this.qkv;
+        const dim = this.heads * this.headDim;
+        q = heads(F.linear(xq, weight.narrow(0, 0, dim), bias?.narrow(0, 0, dim)), 1).squeeze(0);
+        const kv = F.linear(x, weight.narrow(0, dim, 2 * dim), bias?.narrow(0, dim, 2 * dim));
+        [k, v] = heads(kv, 2).unbind(0);
       } else {
         if (!inputs.context) fail('attention', 'cross-attention needs a context');
-        q = heads((this.q as nn.Linear).forward(x), 1).squeeze(0);
+        q = heads((this.q as nn.Linear).forward(xq), 1).squeeze(0);
         [k, v] = heads((this.kv as nn.Linear).forward(inputs.context), 2).unbind(0);
       }
       const out = F.scaledDotProductAttention(q, k, v, { attnMask: additiveMask(b, inputs) });

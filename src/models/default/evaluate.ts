@@ -11,7 +11,8 @@ import { writeFileAtomic } from '../../util/atomic.ts';
 import { fail } from '../../util/errors.ts';
 import { encodePng } from '../../util/png.ts';
 import type { ProgressFn } from '../../util/progress.ts';
-import { loadDefaultModel, type LatentDiffusionModel } from './model.ts';
+import type { MaisiLatentDiffusion } from '../maisi/latent-diffusion.ts';
+import { loadDefaultModel } from './model.ts';
 import { maisiConditioning, type BodyRegion } from '../maisi/unet.ts';
 import { DDPMScheduler } from '../schedulers/ddpm.ts';
 import type { DataGroup, LoadedCase } from './data.ts';
@@ -73,7 +74,7 @@ export interface ReconstructionScore {
 }
 
 /** decode(encode(x).μ), clipped to [0, 1]. */
-export function reconstruct(model: LatentDiffusionModel, x: Tensor): Tensor {
+export function reconstruct(model: MaisiLatentDiffusion, x: Tensor): Tensor {
   return noGrad(() => tidy(() => model.autoencoder.reconstruct(x).clamp(0, 1)));
 }
 
@@ -134,7 +135,7 @@ export interface SampleSpec {
 
 /** DDPM ancestral sampling (all 1000 steps) of latents (B, 4, s, s, s), decoded to images in [0, 1]. */
 export function sampleImages(
-  model: LatentDiffusionModel,
+  model: MaisiLatentDiffusion,
   specs: readonly SampleSpec[],
   latentSize: number,
   seed: number,

@@ -8,7 +8,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { fail } from '../../util/errors.ts';
-import type { AutoencoderKlMaisi } from '../maisi/autoencoder.ts';
+import { readJsonFile } from '../../util/json.ts';
 import { loadMaisiAutoencoder, loadMaisiUNet } from '../maisi/checkpoint.ts';
 import {
   checkAutoencoderConfig,
@@ -16,24 +16,7 @@ import {
   type AutoencoderMaisiConfig,
   type UNetMaisiConfig,
 } from '../maisi/config.ts';
-import type { DiffusionModelUNetMaisi } from '../maisi/unet.ts';
-import { DDIMScheduler } from '../schedulers/ddim.ts';
-import type { NoiseScheduler } from '../schedulers/schedule.ts';
-
-/** A latent diffusion model: the networks, the latent scale and a noise scheduler. */
-export interface LatentDiffusionModel {
-  name: string;
-  unet: DiffusionModelUNetMaisi;
-  autoencoder: AutoencoderKlMaisi;
-  /** Latent scale (MAISI's `scale_factor`). */
-  scaleFactor: number;
-  scheduler: NoiseScheduler;
-  /**
-   * Decoder levels MedDIFT uses with this model when none are given (MAISI checkpoints: unset, all four
-   * as in the paper; the default model: the level its ablation found best, see its model card).
-   */
-  featureLevels?: readonly number[];
-}
+import { MaisiLatentDiffusion } from '../maisi/latent-diffusion.ts';
 
 export const DEFAULT_MODEL_DIR = resolve(
   dirname(fileURLToPath(import.meta.url)),
@@ -68,15 +51,9 @@ function verified(dir: string, file: string, expected: string | undefined): stri
 }
 
 /** Loads the default model from `dir` (models/default of this repository unless given). */
-export function loadDefaultModel(dir: string = DEFAULT_MODEL_DIR): LatentDiffusionModel {
+export function loadDefaultModel(dir: string = DEFAULT_MODEL_DIR): MaisiLatentDiffusion {
   const jsonPath = join(dir, 'model.json');
-  if (!existsSync(jsonPath)) fail(jsonPath, 'default model description not found');
-  let meta: ModelJson;
-  try {
-    meta = JSON.parse(readFileSync(jsonPath, 'utf8')) as ModelJson;
-  } catch (e) {
-    fail(jsonPath, `not valid JSON (${(e as Error).message})`);
-  }
+  const meta = readJsonFile(jsonPath, 'default model description') as ModelJson;
   const aePath = verified(dir, 'autoencoder.safetensors', meta.sha256?.['autoencoder.safetensors']);
   const unetPath = verified(dir, 'unet.safetensors', meta.sha256?.['unet.safetensors']);
   const unetConfig = checkUNetConfig(meta.unet);
@@ -93,12 +70,11 @@ export function loadDefaultModel(dir: string = DEFAULT_MODEL_DIR): LatentDiffusi
     fail(jsonPath, `featureLevels must list decoder levels 0-${n - 1}, got ${JSON.stringify(levels)}`);
   const autoencoder = loadMaisiAutoencoder(aePath, checkAutoencoderConfig(meta.autoencoder));
   const { unet, scaleFactor } = loadMaisiUNet(unetPath, unetConfig);
-  return {
+  return new MaisiLatentDiffusion({
     name: meta.name,
     unet,
     autoencoder,
     scaleFactor,
-    scheduler: new DDIMScheduler(),
-    featureLevels: levels,
-  };
+    recommendedLevels: levels,
+  });
 }

@@ -14,6 +14,7 @@ import { defaultCases, loadCases, type LoadedCase } from './data.ts';
 import { evaluateReconstructions, evaluateSamples } from './evaluate.ts';
 import { DEFAULT_MODEL_PLAN, exportDefaultModel, loadStageAutoencoder, loadStageUNet } from './plan.ts';
 import { trainAutoencoder, trainDiffusion } from './train.ts';
+import type { TrainingRecipe } from '../training/recipe.ts';
 
 export const TRAINING_STAGES = [
   'all',
@@ -138,3 +139,46 @@ export async function runTraining(o: TrainingRunOptions): Promise<TrainingRunRes
   }
   return result;
 }
+
+/** `diffreg train default`: the default model's recipe. */
+export const DEFAULT_MODEL_RECIPE: TrainingRecipe = {
+  name: 'default',
+  summary: 'the default model (MAISI architecture, small width) on CT, brain and cardiac volumes',
+  stages: TRAINING_STAGES,
+  settings: [
+    {
+      name: 'autoencoder-steps',
+      help: `autoencoder optimisation steps (default ${DEFAULT_MODEL_PLAN.autoencoder.steps})`,
+    },
+    {
+      name: 'unet-steps',
+      help: `diffusion U-Net optimisation steps (default ${DEFAULT_MODEL_PLAN.diffusion.steps})`,
+    },
+  ],
+  async run(o) {
+    const result = await runTraining({
+      stage: oneOf('stage', o.stage, TRAINING_STAGES),
+      dataDir: o.dataDir,
+      runDir: o.runDir,
+      modelDir: o.modelDir,
+      autoencoderSteps: o.settings['autoencoder-steps'],
+      unetSteps: o.settings['unet-steps'],
+      stopAfter: o.stopAfter,
+      progress: o.progress,
+    });
+    const { autoencoder: ae, diffusion: unet } = result;
+    const lines = [
+      ae &&
+        `autoencoder: step ${ae.step}${ae.finished ? ' (finished)' : ''}, validation L1 ${ae.finalValidation?.toFixed(4) ?? '-'}`,
+      unet &&
+        `diffusion U-Net: step ${unet.step}${unet.finished ? ' (finished)' : ''}, validation MSE ${unet.finalValidation?.toFixed(4) ?? '-'}, scale factor ${unet.scaleFactor.toFixed(4)}`,
+      result.exported && `model written to ${result.exported}`,
+      (result.reconstructions || result.samples) && `evaluation and figures written to ${o.modelDir}`,
+    ];
+    return {
+      finished: result.finished,
+      lines: lines.filter((l): l is string => typeof l === 'string'),
+      summary: { ...result },
+    };
+  },
+};

@@ -3,3 +3,4 @@ export * from './loop.ts';
 export * from './checkpoint.ts';
 export * from './diffusion-loss.ts';
 export { lossPlotSvg } from './plot.ts';
+export * from './recipe.ts';
