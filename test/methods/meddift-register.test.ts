@@ -7,14 +7,9 @@ import assert from 'node:assert/strict';
 import { Generator, randn, tensor, tidy, zeros } from '../../src/engine/index.ts';
 import { makeThoraxPhantom } from '../../src/eval/phantom.ts';
 import { reorient } from '../../src/geometry/orient.ts';
+import { latticeOver, tensorToField } from '../../src/geometry/field-tensor.ts';
 import { Volume } from '../../src/geometry/volume.ts';
-import {
-  latticeDims,
-  medDiftMatch,
-  medDiftRegister,
-  pcaBasis,
-  toWorldField,
-} from '../../src/methods/meddift/index.ts';
+import { latticeDims, medDiftMatch, medDiftRegister, pcaBasis } from '../../src/methods/meddift/index.ts';
 import { tinyFixtureModel } from '../helpers/fixture-model.ts';
 import { requireShared } from '../helpers/shared.ts';
 
@@ -30,7 +25,7 @@ test('lattice displacement → world-mm field on an LPS-ordered, anisotropic fix
   // One lattice voxel of displacement along RAS axis 0 on a lattice of half the size: 2 fixed voxels
   // along RAS axis 0 = toward patient right = −x in LPS, 2 × 1.5 mm.
   const u = tidy(() => zeros([3, 4, 3, 2]).add(tensor([1, 0, 0]).reshape(3, 1, 1, 1)));
-  const field = toWorldField(u, ras, fixed);
+  const field = tensorToField(u, latticeOver(ras, [4, 3, 2]), fixed);
   assert.deepEqual(field.dims, fixed.dims);
   const n = fixed.size;
   for (let i = 0; i < n; i++) {

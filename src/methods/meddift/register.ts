@@ -6,20 +6,18 @@
  * the fixed image's grid: warped(p) = moving(p + u(p)).
  */
 import {
-  F,
   Generator,
   cat,
   dispose,
   noGrad,
   randn,
   sampleTrilinear,
-  stack,
   tensor,
   tidy,
   type Tensor,
 } from '../../engine/index.ts';
 import type { DisplacementField } from '../../geometry/field.ts';
-import { axisCodes, reorient } from '../../geometry/orient.ts';
+import { gridPositions, latticeOver, tensorToField } from '../../geometry/field-tensor.ts';
 import { Volume, type Vec3 } from '../../geometry/volume.ts';
 import { integer } from '../../util/is.ts';
 import type { ProgressFn } from '../../util/progress.ts';
@@ -163,70 +161,6 @@ function orthonormalColumns(m: Tensor): Tensor {
     .contiguous();
 }
 
-/**
- * Positions (3, w, h, d) of the lattice voxels in voxels of a RAS grid (`targetRas`). The lattice spans
- * the fixed RAS grid: lattice voxel k sits at fixed voxel (k + 0.5)·n/l − 0.5.
- */
-function latticePositions(fixedRas: Volume, targetRas: Volume, lattice: Vec3): Tensor {
-  const n = fixedRas.dims;
-  // The map lattice → target voxel is affine.
-  const toTarget = (k: Vec3) =>
-    targetRas.worldToVoxel(
-      fixedRas.voxelToWorld(k.map((v, a) => ((v + 0.5) * n[a]) / lattice[a] - 0.5) as Vec3),
-    );
-  const q0 = toTarget([0, 0, 0]);
-  const steps = [0, 1, 2].map((a) => {
-    const e: Vec3 = [0, 0, 0];
-    e[a] = 1;
-    const q = toTarget(e);
-    return q.map((v, b) => v - q0[b]);
-  });
-  return tidy(() => {
-    const index = [0, 1, 2].map((a) => {
-      const view = [1, 1, 1];
-      view[a] = lattice[a];
-      return tensor(Array.from({ length: lattice[a] }, (_, i) => i)).reshape(view);
-    });
-    const coord = (b: number) =>
-      index[0]
-        .mul(steps[0][b])
-        .add(index[1].mul(steps[1][b]))
-        .add(index[2].mul(steps[2][b]))
-        .add(q0[b])
-        .expand(lattice);
-    return stack([coord(0), coord(1), coord(2)], 0);
-  });
-}
-
-/** Lattice displacement (3, l…) in lattice voxels → world-mm field on the fixed image's own grid. */
-export function toWorldField(u: Tensor, fixedRas: Volume, fixed: Volume): DisplacementField {
-  const n = fixedRas.dims;
-  const lattice = u.shape.slice(1);
-  const data = noGrad(() =>
-    tidy(() => {
-      const full = F.interpolate(u.unsqueeze(0), {
-        size: [...n],
-        mode: 'trilinear',
-        alignCorners: false,
-      }).squeeze(0);
-      // Lattice voxels → fixed voxels (per axis n/l), then world mm = direction · diag(spacing) · voxels.
-      const voxels = [0, 1, 2].map((a) => full.select(0, a).mul(n[a] / lattice[a]));
-      const d = fixedRas.direction;
-      const s = fixedRas.spacing;
-      const world = [0, 1, 2].map((c) =>
-        voxels[0]
-          .mul(d[c * 3] * s[0])
-          .add(voxels[1].mul(d[c * 3 + 1] * s[1]))
-          .add(voxels[2].mul(d[c * 3 + 2] * s[2])),
-      );
-      // (3, W, H, D) C order → planar, i fastest.
-      return stack(world, 0).permute(0, 3, 2, 1).contiguous().toTypedArray() as Float32Array;
-    }),
-  );
-  const onRas = fixedRas.withData(data, 3) as Volume<Float32Array>;
-  return fixed.withData(reorient(onRas, axisCodes(fixed)).volume.data, 3) as DisplacementField;
-}
-
 export interface FeatureRegistration {
   field: DisplacementField;
   lattice: { dims: Vec3; spacing: Vec3 };
@@ -246,12 +180,14 @@ export function registerFeatures(
   const channels = integer('channels', options.channels ?? 24, { min: 1, max: 1024 });
   const seed = integer('seed', options.seed ?? 0, { min: 0 });
   const lattice = latticeDims(f.volume.dims, maxVoxels);
+  // The working lattice spans the fixed image's network grid (RAS order, as the features).
+  const latticeGrid = latticeOver(f.volume, lattice);
   const [fixedDesc, movingDesc] = noGrad(() =>
     tidy(() =>
       projectedDescriptors(
         [
-          [f, latticePositions(f.volume, f.volume, lattice)],
-          [m, latticePositions(f.volume, m.volume, lattice)],
+          [f, gridPositions(latticeGrid, f.volume)],
+          [m, gridPositions(latticeGrid, m.volume)],
         ],
         channels,
         options.levelWeights,
@@ -261,10 +197,9 @@ export function registerFeatures(
   );
   const u = convexAdam(fixedDesc, movingDesc, options);
   dispose([fixedDesc, movingDesc]);
-  const field = toWorldField(u, f.volume, fixed);
+  const field = tensorToField(u, latticeGrid, fixed);
   u.dispose();
-  const spacing = f.volume.spacing.map((s, a) => (s * f.volume.dims[a]) / lattice[a]) as Vec3;
-  return { field, lattice: { dims: lattice, spacing } };
+  return { field, lattice: { dims: lattice, spacing: latticeGrid.spacing } };
 }
 
 export function medDiftRegister(
