@@ -11,3 +11,4 @@ export * from './default/model.ts';
 export * from './blocks/index.ts';
 export * from './latent-diffusion.ts';
 export * from './maisi/latent-diffusion.ts';
+export * from './shipped.ts';

@@ -3,8 +3,6 @@
  * trained by this project (see models/default/MODEL_CARD.md). The weights are verified against the
  * SHA-256 recorded in model.json before loading; float16 weights become float32 networks.
  */
-import { createHash } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { fail } from '../../util/errors.ts';
@@ -17,6 +15,7 @@ import {
   type UNetMaisiConfig,
 } from '../maisi/config.ts';
 import { MaisiLatentDiffusion } from '../maisi/latent-diffusion.ts';
+import { verifiedFile } from '../shipped.ts';
 
 export const DEFAULT_MODEL_DIR = resolve(
   dirname(fileURLToPath(import.meta.url)),
@@ -36,26 +35,17 @@ interface ModelJson {
   sha256: Record<string, string>;
 }
 
-/** Checks a weights file against its recorded SHA-256. */
-function verified(dir: string, file: string, expected: string | undefined): string {
-  const path = join(dir, file);
-  if (!existsSync(path)) fail(path, 'default model weights not found');
-  if (typeof expected !== 'string') fail(join(dir, 'model.json'), `no sha256 recorded for ${file}`);
-  const actual = createHash('sha256').update(readFileSync(path)).digest('hex');
-  if (actual !== expected)
-    fail(
-      path,
-      `SHA-256 ${actual} does not match model.json (${expected}): the file is corrupt or was changed`,
-    );
-  return path;
-}
-
 /** Loads the default model from `dir` (models/default of this repository unless given). */
 export function loadDefaultModel(dir: string = DEFAULT_MODEL_DIR): MaisiLatentDiffusion {
   const jsonPath = join(dir, 'model.json');
   const meta = readJsonFile(jsonPath, 'default model description') as ModelJson;
-  const aePath = verified(dir, 'autoencoder.safetensors', meta.sha256?.['autoencoder.safetensors']);
-  const unetPath = verified(dir, 'unet.safetensors', meta.sha256?.['unet.safetensors']);
+  const aePath = verifiedFile(
+    dir,
+    'autoencoder.safetensors',
+    meta.sha256?.['autoencoder.safetensors'],
+    'model.json',
+  );
+  const unetPath = verifiedFile(dir, 'unet.safetensors', meta.sha256?.['unet.safetensors'], 'model.json');
   const unetConfig = checkUNetConfig(meta.unet);
   const levels = meta.featureLevels;
   const n = unetConfig.numChannels.length;

@@ -2,18 +2,16 @@
  * The default model's recipe (network widths and training settings, sized for a 2-core CPU) and the
  * step from a finished run to the shipped files in models/default.
  */
-import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { readSafetensors, writeSafetensors, type RawTensor } from '../../engine/checkpoint/index.ts';
-import { noGrad, type nn } from '../../engine/index.ts';
-import { fail } from '../../util/errors.ts';
+import { writeSafetensors } from '../../engine/checkpoint/index.ts';
 import { writeFileAtomic } from '../../util/atomic.ts';
 import { AutoencoderKlMaisi } from '../maisi/autoencoder.ts';
 import { MAISI_V1_AUTOENCODER, MAISI_V1_UNET } from '../maisi/config.ts';
 import { MAISI_SCHEDULE } from '../schedulers/schedule.ts';
 import { DiffusionModelUNetMaisi } from '../maisi/unet.ts';
-import { checkpointPath, latestCheckpointStep } from '../training/checkpoint.ts';
+import { latestCheckpointStep } from '../training/checkpoint.ts';
+import { halfWeights, loadStageWeights, sha256File } from '../shipped.ts';
 import { CT_WINDOW, MR_PERCENTILES } from '../preprocess.ts';
 import { BRAIN_VALIDATION, defaultCases, HEART_VALIDATION } from './data.ts';
 import { DEFAULT_LOOP } from '../training/loop.ts';
@@ -59,20 +57,8 @@ export const DEFAULT_MODEL_PLAN: {
   },
 };
 
-/** The weights of the newest checkpoint of a stage, loaded into `model`. */
-function loadStage<M extends nn.Module>(dir: string, model: M): M {
-  const step = latestCheckpointStep(dir);
-  if (step === undefined) fail(dir, 'no training checkpoint');
-  const { tensors } = readSafetensors(checkpointPath(dir, step));
-  const weights = new Map(
-    [...tensors].filter(([k]) => k.startsWith('model.')).map(([k, v]) => [k.slice(6), v]),
-  );
-  model.loadStateDict(weights);
-  return model.eval();
-}
-
 export function loadStageAutoencoder(runDir: string): AutoencoderKlMaisi {
-  return loadStage(
+  return loadStageWeights(
     join(runDir, 'autoencoder'),
     new AutoencoderKlMaisi(DEFAULT_MODEL_PLAN.autoencoder.config),
   );
@@ -84,24 +70,10 @@ export function loadStageUNet(runDir: string): { unet: DiffusionModelUNetMaisi; 
     scaleFactor: number;
   };
   return {
-    unet: loadStage(dir, new DiffusionModelUNetMaisi(DEFAULT_MODEL_PLAN.diffusion.config)),
+    unet: loadStageWeights(dir, new DiffusionModelUNetMaisi(DEFAULT_MODEL_PLAN.diffusion.config)),
     scaleFactor,
   };
 }
-
-/** float16 copies of a module's weights under its MONAI keys. */
-function halfWeights(model: nn.Module): [string, RawTensor][] {
-  return noGrad(() =>
-    [...model.stateDict()].map(([k, t]) => {
-      const h = t.half();
-      const raw: RawTensor = { dtype: 'float16', shape: [...t.shape], data: h.toBytes() };
-      h.dispose();
-      return [k, raw];
-    }),
-  );
-}
-
-const sha256 = (path: string) => createHash('sha256').update(readFileSync(path)).digest('hex');
 
 /** Writes autoencoder.safetensors, unet.safetensors (float16) and model.json into `outDir`. */
 export function exportDefaultModel(
@@ -142,7 +114,7 @@ export function exportDefaultModel(
       },
       neverUsed: 'LPBA40 S02-S10, ACDC patients 101-150',
     },
-    sha256: { 'autoencoder.safetensors': sha256(aePath), 'unet.safetensors': sha256(unetPath) },
+    sha256: { 'autoencoder.safetensors': sha256File(aePath), 'unet.safetensors': sha256File(unetPath) },
   };
   writeFileAtomic(join(outDir, 'model.json'), JSON.stringify(card, null, 2) + '\n');
   return outDir;
