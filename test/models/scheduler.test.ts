@@ -6,8 +6,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Generator, randn } from '../../src/engine/index.ts';
-import { DDIMScheduler, DDPMScheduler } from '../../src/models/index.ts';
+import { Generator, randn, tensor } from '../../src/engine/index.ts';
+import { DDIMScheduler, DDPMScheduler, DIFFUSEREG_SCHEDULE } from '../../src/models/index.ts';
 import { requireShared } from '../helpers/shared.ts';
 import { assertBitExact, get, loadTensors } from '../helpers/tensors.ts';
 
@@ -127,4 +127,39 @@ test('linear and cosine schedules match their closed forms', () => {
     Math.cos(((t / 1000 + s) / (1 + s)) * Math.PI * 0.5) ** 2 / Math.cos((s / (1 + s)) * Math.PI * 0.5) ** 2;
   for (const t of [0, 100, 500, 900])
     assert.ok(Math.abs(cos.tables.alphasCumprod[t] - abar(t)) < 1e-5, `cosine ᾱ_${t}`);
+});
+
+test("DiffuseReg's schedule in double precision: tables, the last DDPM step, a DDIM step in closed form", () => {
+  const ddpm = new DDPMScheduler(DIFFUSEREG_SCHEDULE);
+  const ddim = new DDIMScheduler(DIFFUSEREG_SCHEDULE);
+  // β_t = 1e-6 + t·(1e-2 − 1e-6)/1999, ᾱ_t = ∏_{s ≤ t} (1 − β_s)
+  const abar: number[] = [];
+  let product = 1;
+  for (let t = 0; t < 2000; t++) {
+    const beta = 1e-6 + (t * (1e-2 - 1e-6)) / 1999;
+    product *= 1 - beta;
+    abar.push(product);
+    assert.ok(Math.abs(ddpm.tables.betas[t] - beta) < 1e-15, `β_${t}`);
+    assert.ok(Math.abs(ddpm.tables.alphasCumprod[t] / product - 1) < 1e-12, `ᾱ_${t}`);
+  }
+  const xt = [0.3, -1.2, 2.5, 0.01];
+  const eps = [1.1, -0.4, 0.7, -2];
+  const shape = [1, 1, 2, 2];
+  const x0 = (a: number) => xt.map((x, i) => (x - Math.sqrt(1 - a) * eps[i]) / Math.sqrt(a));
+  const close = (actual: Float32Array, expected: number[], what: string) =>
+    expected.forEach((v, i) =>
+      assert.ok(
+        Math.abs(actual[i] - v) <= 1e-6 * Math.max(1, Math.abs(v)),
+        `${what}[${i}]: ${actual[i]} vs ${v}`,
+      ),
+    );
+  // At t = 0 the DDPM step is x̂₀ itself, no noise: coefficient β_0/(1 − ᾱ_0) = 1 (float32 tables give 0.987).
+  const last = ddpm.step(tensor(eps).reshape(shape), 0, tensor(xt).reshape(shape), new Generator(1));
+  close(last.sample.toTypedArray() as Float32Array, x0(abar[0]), 'DDPM t=0');
+  // DDIM-10 steps from t = 1000 to 800: x_800 = √ᾱ_800·x̂₀ + √(1 − ᾱ_800)·ε.
+  assert.deepEqual(ddim.setTimesteps(10), [1800, 1600, 1400, 1200, 1000, 800, 600, 400, 200, 0]);
+  const step = ddim.step(tensor(eps).reshape(shape), 1000, tensor(xt).reshape(shape));
+  const expected = x0(abar[1000]).map((v, i) => Math.sqrt(abar[800]) * v + Math.sqrt(1 - abar[800]) * eps[i]);
+  close(step.sample.toTypedArray() as Float32Array, expected, 'DDIM 1000 → 800');
+  close(step.predOriginalSample.toTypedArray() as Float32Array, x0(abar[1000]), 'DDIM x̂₀');
 });

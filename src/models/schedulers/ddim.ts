@@ -16,8 +16,6 @@ export interface DDIMOptions extends ScheduleOptions {
   stepsOffset?: number;
 }
 
-const f = Math.fround;
-
 export class DDIMScheduler extends NoiseScheduler {
   readonly finalAlphaCumprod: number;
   readonly stepsOffset: number;
@@ -67,6 +65,7 @@ export class DDIMScheduler extends NoiseScheduler {
   /** The deterministic DDIM update from ᾱ = a to ᾱ = aTarget. */
   private move(modelOutput: Tensor, sample: Tensor, a: number, aTarget: number): SchedulerStep {
     const { x0, eps } = this.predictOriginal(modelOutput, sample, a);
+    const f = this.round;
     const moved = tidy(() => x0.mul(f(Math.sqrt(aTarget))).add(eps.mul(f(Math.sqrt(f(1 - aTarget))))));
     eps.dispose();
     return { sample: moved, predOriginalSample: x0 };

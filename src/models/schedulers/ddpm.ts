@@ -19,8 +19,6 @@ export interface SchedulerStep {
   predOriginalSample: Tensor;
 }
 
-const f = Math.fround;
-
 export class DDPMScheduler extends NoiseScheduler {
   readonly varianceType: VarianceType;
 
@@ -36,6 +34,7 @@ export class DDPMScheduler extends NoiseScheduler {
   step(modelOutput: Tensor, timestep: number, sample: Tensor, generator?: Generator): SchedulerStep {
     const t = this.checkTimestep(timestep);
     const { betas, alphas, alphasCumprod } = this.tables;
+    const f = this.round;
     const a = alphasCumprod[t];
     const aPrev = t > 0 ? alphasCumprod[t - 1] : 1;
     const betaProd = f(1 - a);

@@ -4,6 +4,11 @@
  * The tables are computed with libtorch itself (float32 linspace, cumulative product) so that they
  * are bit-identical to MONAI's; scalar coefficients are then float32 values (Math.fround) used in
  * the same operation order as MONAI, which makes add_noise and the steps bit-exact as well.
+ *
+ * Schedules that start at a tiny β need double precision instead: in float32, 1 − ᾱ_0 for β_0 = 1e-6
+ * is 1.0133e-6, so the last DDPM step would scale its x₀ by β_0/(1 − ᾱ_0) = 0.987 rather than 1.
+ * With `precision: 'float64'` tables and coefficients stay doubles until they scale a tensor (as the
+ * DiffuseReg authors' numpy tables).
  */
 import { linspace, noGrad, tidy, tensor, type Tensor } from '../../engine/index.ts';
 import { fail } from '../../util/errors.ts';
@@ -11,6 +16,7 @@ import { integer, number, oneOf } from '../../util/is.ts';
 
 export type BetaSchedule = 'linear' | 'scaled_linear' | 'cosine';
 export type PredictionType = 'epsilon' | 'sample' | 'v_prediction';
+export type SchedulePrecision = 'float32' | 'float64';
 
 export interface ScheduleOptions {
   numTrainTimesteps?: number;
@@ -22,6 +28,8 @@ export interface ScheduleOptions {
   clipSample?: boolean;
   clipSampleMin?: number;
   clipSampleMax?: number;
+  /** Arithmetic of the tables and step coefficients: 'float32' (MONAI's, bit-exact) or 'float64'. */
+  precision?: SchedulePrecision;
 }
 
 /** MAISI v1 "ddpm": 1000 steps, scaled-linear β from 0.0015 to 0.0195, ε-prediction, no clipping. */
@@ -34,35 +42,47 @@ export const MAISI_SCHEDULE: Required<ScheduleOptions> = {
   clipSample: false,
   clipSampleMin: -1,
   clipSampleMax: 1,
+  precision: 'float32',
 };
 
-const f = Math.fround;
+/** DiffuseReg (Zhuo & Shen 2024): 2000 steps, linear β from 1e-6 to 1e-2, ε-prediction, double precision. */
+export const DIFFUSEREG_SCHEDULE: Required<ScheduleOptions> = {
+  ...MAISI_SCHEDULE,
+  numTrainTimesteps: 2000,
+  schedule: 'linear',
+  betaStart: 1e-6,
+  betaEnd: 1e-2,
+  precision: 'float64',
+};
+
+const identity = (x: number) => x;
 
 export interface NoiseTables {
-  betas: Float32Array;
-  alphas: Float32Array;
-  alphasCumprod: Float32Array;
+  betas: Float32Array | Float64Array;
+  alphas: Float32Array | Float64Array;
+  alphasCumprod: Float32Array | Float64Array;
 }
 
-/** β, α = 1 − β and ᾱ = ∏α as MONAI computes them (float32). */
+/** β, α = 1 − β and ᾱ = ∏α as MONAI computes them (float32, or the same operations in float64). */
 export function noiseTables(
   schedule: BetaSchedule,
   n: number,
   betaStart: number,
   betaEnd: number,
+  precision: SchedulePrecision = 'float32',
 ): NoiseTables {
   return noGrad(() =>
     tidy(() => {
       let betas: Tensor;
       let alphasCumprod: Tensor | undefined;
       if (schedule === 'linear') {
-        betas = linspace(betaStart, betaEnd, n);
+        betas = linspace(betaStart, betaEnd, n, { dtype: precision });
       } else if (schedule === 'scaled_linear') {
-        betas = linspace(Math.sqrt(betaStart), Math.sqrt(betaEnd), n).pow(2);
+        betas = linspace(Math.sqrt(betaStart), Math.sqrt(betaEnd), n, { dtype: precision }).pow(2);
       } else {
         // Nichol & Dhariwal's cosine schedule, offset s = 0.008, α clipped to [1e-4, 0.9999].
         const s = 0.008;
-        const x = linspace(0, n, n + 1);
+        const x = linspace(0, n, n + 1, { dtype: precision });
         let ac = x
           .div(n)
           .add(s)
@@ -81,9 +101,9 @@ export function noiseTables(
       const alphas = betas.rsub(1);
       const cumprod = alphasCumprod ?? alphas.cumprod(0);
       return {
-        betas: betas.toTypedArray() as Float32Array,
-        alphas: alphas.toTypedArray() as Float32Array,
-        alphasCumprod: cumprod.toTypedArray() as Float32Array,
+        betas: betas.toTypedArray() as NoiseTables['betas'],
+        alphas: alphas.toTypedArray() as NoiseTables['alphas'],
+        alphasCumprod: cumprod.toTypedArray() as NoiseTables['alphasCumprod'],
       };
     }),
   );
@@ -96,6 +116,8 @@ export abstract class NoiseScheduler {
   readonly clipSample: boolean;
   readonly clipRange: [number, number];
   readonly tables: NoiseTables;
+  /** Rounds a scalar coefficient to the schedule's precision (Math.fround for float32). */
+  protected readonly round: (x: number) => number;
   /** Inference timesteps, descending, after `setTimesteps`. */
   timesteps: number[];
   numInferenceSteps: number;
@@ -113,7 +135,9 @@ export abstract class NoiseScheduler {
     ] as const);
     this.clipSample = o.clipSample;
     this.clipRange = [number('clipSampleMin', o.clipSampleMin), number('clipSampleMax', o.clipSampleMax)];
-    this.tables = noiseTables(schedule, this.numTrainTimesteps, o.betaStart, o.betaEnd);
+    const precision = oneOf('precision', o.precision, ['float32', 'float64'] as const);
+    this.round = precision === 'float32' ? Math.fround : identity;
+    this.tables = noiseTables(schedule, this.numTrainTimesteps, o.betaStart, o.betaEnd, precision);
     this.numInferenceSteps = this.numTrainTimesteps;
     this.timesteps = Array.from({ length: this.numTrainTimesteps }, (_, i) => this.numTrainTimesteps - 1 - i);
   }
@@ -122,7 +146,7 @@ export abstract class NoiseScheduler {
     return integer(name, t, { min: 0, max: this.numTrainTimesteps - 1 });
   }
 
-  /** ᾱ_t as a float32 value. */
+  /** ᾱ_t (a float32 value unless the precision is float64). */
   alphaCumprod(t: number): number {
     return this.tables.alphasCumprod[this.checkTimestep(t)];
   }
@@ -138,6 +162,7 @@ export abstract class NoiseScheduler {
       fail('timesteps', `expected 1 or ${batch} values (the batch size), got ${ts.length}`);
     }
     const a = ts.map((t) => this.alphaCumprod(t));
+    const f = this.round;
     const shape = [ts.length, ...original.shape.slice(1).map(() => 1)];
     return tidy(() => {
       const sa = tensor(a.map((v) => f(Math.sqrt(v)))).reshape(shape);
@@ -148,6 +173,7 @@ export abstract class NoiseScheduler {
 
   /** x0 and ε from the model output, for ᾱ_t = a (MONAI's three prediction types). */
   protected predictOriginal(modelOutput: Tensor, sample: Tensor, a: number): { x0: Tensor; eps: Tensor } {
+    const f = this.round;
     const sa = f(Math.sqrt(a));
     const sb = f(Math.sqrt(f(1 - a)));
     return tidy(() => {

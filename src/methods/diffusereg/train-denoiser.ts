@@ -1,0 +1,211 @@
+/**
+ * DiffuseReg's second training stage: the conditional Swin-UNETR learns to denoise the bootstrap
+ * network's displacement fields x₀ = φ(F, M) of the training pairs, conditioned on the pair.
+ *
+ *   loss = MSE(ε̂, ε) + ᾱ_t·[λ₁·(1 − SSIM₉)(F, M∘φ̂₀) + λ₂·‖∇φ̂₀‖²],   φ̂₀ from ε̂ at the sampled t,
+ *
+ * as the authors (λ₁ = 1, λ₂ = 0.1), with one change: the image and smoothness terms are weighted by
+ * ᾱ_t. φ̂₀ = (x_t − √(1−ᾱ_t)·ε̂)/√ᾱ_t divides the network's error by √ᾱ_t, which reaches 0.0067 at
+ * t = T under this schedule; unweighted, those terms grow ~10⁴-fold at large t and their gradients
+ * swamp the noise-prediction loss (measured in the first steps of a pilot run).
+ *
+ * Targets are computed once per training pair (ED→ES and ES→ED) and cached with their per-axis
+ * normalisation; each step draws a pair, flips images and field alike along random axes (a flip of
+ * axis a also negates component a of the displacement), a timestep and the noise.
+ */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { readSafetensors, writeSafetensors, type RawTensor } from '../../engine/checkpoint/index.ts';
+import { cat, Generator, manualSeed, noGrad, Tensor, tidy } from '../../engine/index.ts';
+import { acdcSplit } from '../../data/acdc.ts';
+import { DiffuseRegDenoiser, type DenoiserConfig } from '../../models/diffusereg/index.ts';
+import { smoothnessLoss, spatialTransformer, ssimLoss } from '../../models/losses/index.ts';
+import { DDPMScheduler } from '../../models/schedulers/ddpm.ts';
+import { DIFFUSEREG_SCHEDULE } from '../../models/schedulers/schedule.ts';
+import { rawOf } from '../../models/training/checkpoint.ts';
+import { diffusionLoss } from '../../models/training/diffusion-loss.ts';
+import { DEFAULT_LOOP, runLoop, type LoopOptions, type LoopResult } from '../../models/training/loop.ts';
+import type { VoxelMorph } from '../../models/voxelmorph/index.ts';
+import { writeFileAtomic } from '../../util/atomic.ts';
+import type { ProgressFn } from '../../util/progress.ts';
+import type { NetworkCase } from './data.ts';
+import type { FlowNormalisation } from './sample.ts';
+
+export interface DenoiserLoss {
+  /** Weight of (1 − SSIM) between fixed and warped moving (authors: 1). */
+  ssim: number;
+  /** Weight of ‖∇φ̂₀‖² (authors: 0.1). */
+  smoothness: number;
+  /** SSIM window (voxels per axis; the authors' kernel 9 in-plane, 3 across the 10-mm slices). */
+  ssimWindow: [number, number, number];
+}
+
+export const DEFAULT_DENOISER_LOSS: DenoiserLoss = { ssim: 1, smoothness: 0.1, ssimWindow: [9, 9, 3] };
+
+export interface DenoiserTrainOptions extends LoopOptions {
+  config?: Partial<DenoiserConfig>;
+  loss?: DenoiserLoss;
+}
+
+/** The authors' recipe: AdamW 1e-4, weight decay 1e-4, cosine to 1e-6 (batch 1). */
+export const DENOISER_LOOP: Omit<LoopOptions, 'dir' | 'steps'> = {
+  ...DEFAULT_LOOP,
+  lr: 1e-4,
+  weightDecay: 1e-4,
+  minLr: 1e-6,
+  warmupSteps: 100,
+  checkpointEvery: 100,
+  validateEvery: 250,
+};
+
+/** A training pair with its bootstrap field. */
+interface Target {
+  fixed: Tensor;
+  moving: Tensor;
+  flow: Tensor;
+}
+
+/** Both directions of every case: (ED fixed, ES moving) and (ES fixed, ED moving). */
+function pairsOf(cases: readonly NetworkCase[]) {
+  return cases.flatMap((c) => [
+    { id: `${c.id}/ed-es`, fixed: c.ed, moving: c.es },
+    { id: `${c.id}/es-ed`, fixed: c.es, moving: c.ed },
+  ]);
+}
+
+/** The bootstrap fields of all pairs, cached in `path` (keyed by pair id). */
+function targets(bootstrap: VoxelMorph, cases: readonly NetworkCase[], path: string): Target[] {
+  const pairs = pairsOf(cases);
+  const cached = existsSync(path) ? readSafetensors(path).tensors : new Map<string, RawTensor>();
+  const flows = pairs.map((p) => {
+    const raw = cached.get(p.id);
+    if (raw) return Tensor.fromBytes(raw.data, raw.dtype, raw.shape).keep();
+    return noGrad(() => bootstrap.forward(p.moving, p.fixed)).keep();
+  });
+  if (pairs.some((p) => !cached.has(p.id)))
+    writeSafetensors(
+      path,
+      pairs.map((p, i): [string, RawTensor] => [p.id, rawOf(flows[i])]),
+    );
+  return pairs.map((p, i) => ({ fixed: p.fixed, moving: p.moving, flow: flows[i] }));
+}
+
+/** Per-axis mean and standard deviation of the training fields (the authors' §3.0.1 normalisation). */
+export function flowStatistics(flows: readonly Tensor[]): FlowNormalisation {
+  return noGrad(() =>
+    tidy(() => {
+      const all = cat(
+        flows.map((f) => f.reshape(3, -1)),
+        1,
+      );
+      const mean = all.mean(1);
+      const std = all.std(1);
+      const triple = (t: Tensor) => [...(t.toTypedArray() as Float32Array)] as [number, number, number];
+      return { mean: triple(mean), std: triple(std) };
+    }),
+  );
+}
+
+const view = (v: readonly number[]) => Tensor.fromArray(Float32Array.from(v), [1, 3, 1, 1, 1]);
+
+/** The pair flipped along tensor axes `axes` (2, 3, 4), the field's matching components negated. */
+function flipped(t: Target, axes: number[]): Target {
+  if (axes.length === 0) return t;
+  return tidy(() => {
+    const sign = [0, 1, 2].map((c) => (axes.includes(c + 2) ? -1 : 1));
+    return {
+      fixed: t.fixed.flip(axes),
+      moving: t.moving.flip(axes),
+      flow: t.flow.flip(axes).mul(view(sign)),
+    };
+  });
+}
+
+/**
+ * Trains the denoiser in `o.dir` (resuming from its newest checkpoint) on the cases' bootstrap fields;
+ * writes the targets' cache and normalisation there.
+ */
+export function trainDenoiser(
+  o: DenoiserTrainOptions,
+  cases: readonly NetworkCase[],
+  bootstrap: VoxelMorph,
+  progress?: ProgressFn,
+): LoopResult & { denoiser: DiffuseRegDenoiser; normalisation: FlowNormalisation } {
+  const opts = { ...DENOISER_LOOP, ...o };
+  const loss = o.loss ?? DEFAULT_DENOISER_LOSS;
+  const train = targets(
+    bootstrap,
+    cases.filter((c) => acdcSplit(c.id) === 'train'),
+    join(opts.dir, 'targets-train.safetensors'),
+  );
+  const held = targets(
+    bootstrap,
+    cases.filter((c) => acdcSplit(c.id) === 'validation'),
+    join(opts.dir, 'targets-validation.safetensors'),
+  );
+  const normalisation = flowStatistics(train.map((t) => t.flow));
+  writeFileAtomic(join(opts.dir, 'normalisation.json'), JSON.stringify(normalisation) + '\n');
+  const mean = view(normalisation.mean).keep();
+  const std = view(normalisation.std).keep();
+  const scheduler = new DDPMScheduler(DIFFUSEREG_SCHEDULE);
+  const T = scheduler.numTrainTimesteps;
+  manualSeed(opts.seed); // the weight initialisation draws from the global generator
+  const denoiser = new DiffuseRegDenoiser(o.config);
+  const denoising = diffusionLoss<Target>(
+    (x, t, pair) => denoiser.forward(x, t, pair.fixed, pair.moving),
+    scheduler,
+  );
+  /** The loss terms of one pair at timestep t. */
+  const terms = (pair: Target, t: number, generator: Generator) =>
+    tidy(() => {
+      const x0 = pair.flow.sub(mean).div(std);
+      const { loss: mse, predicted, noisy } = denoising(x0, [t], generator, pair);
+      const a = scheduler.alphaCumprod(t);
+      const flow = noisy
+        .sub(predicted.mul(Math.sqrt(1 - a)))
+        .div(Math.sqrt(a))
+        .mul(std)
+        .add(mean);
+      const warped = spatialTransformer(pair.moving, flow);
+      const ssim = ssimLoss(pair.fixed, warped, { window: loss.ssimWindow });
+      const smooth = smoothnessLoss(flow);
+      const total = mse.add(ssim.mul(loss.ssim).add(smooth.mul(loss.smoothness)).mul(a));
+      return { total, mse, ssim, smooth };
+    });
+
+  const result = runLoop(
+    'DiffuseReg denoiser',
+    denoiser,
+    opts,
+    (_step, { random, generator }) => {
+      const pair = flipped(
+        train[random.integer(train.length)],
+        [2, 3, 4].filter(() => random.uniform() < 0.5),
+      );
+      const { total, mse, ssim, smooth } = terms(pair, random.integer(T), generator);
+      total.backward();
+      const out = {
+        loss: total.item(),
+        parts: { mse: mse.item(), ssim: ssim.item(), smoothness: smooth.item() },
+      };
+      for (const t of [total, mse, ssim, smooth]) t.dispose();
+      return out;
+    },
+    () =>
+      noGrad(() => {
+        // The same noise and timesteps (spread over the schedule) at every validation: the MSE part.
+        const generator = new Generator(opts.seed + 7);
+        let sum = 0;
+        held.forEach((pair, i) => {
+          const t = Math.floor(((i + 0.5) / held.length) * T);
+          sum += tidy(() => terms(pair, t, generator).mse.item());
+        });
+        return sum / held.length;
+      }),
+    progress,
+  );
+  for (const t of [...train, ...held].map((p) => p.flow)) t.dispose();
+  mean.dispose();
+  std.dispose();
+  return { ...result, denoiser: denoiser.eval(), normalisation };
+}
