@@ -7,11 +7,12 @@
  * METHODS.
  */
 import type { RegistrationCase } from '../data/case.ts';
-import type { DisplacementField, Vec3 } from '../geometry/index.ts';
+import type { DisplacementField, Vec3, Volume } from '../geometry/index.ts';
 import type { LatentDiffusionModel } from '../models/index.ts';
 import { fail } from '../util/errors.ts';
 import type { ProgressFn } from '../util/progress.ts';
 import { elastixEntries, identityEntry } from './baselines/index.ts';
+import { diffuseRegEntries } from './diffusereg/method.ts';
 import { featureMethodEntries } from './meddift/method.ts';
 
 export type { Modality, RegistrationCase } from '../data/case.ts';
@@ -33,6 +34,8 @@ export interface RegistrationResult {
   seconds: number;
   /** Peak resident memory of the process during the registration (MB). */
   peakRssMb: number;
+  /** Per-voxel uncertainty of the field on the fixed grid (mm), for methods that estimate one. */
+  uncertainty?: Volume;
   /** Method-specific facts for the summary (working lattice, time per stage, …). */
   details?: Record<string, unknown>;
 }
@@ -55,7 +58,7 @@ export interface MethodContext {
    * The method's own settings, already checked by the caller (the CLI parses the flags listed in
    * `options`); each method documents the shape it reads.
    */
-  settings?: Record<string, unknown>;
+  settings?: object;
 }
 
 export interface MethodEntry {
@@ -71,7 +74,12 @@ export interface MethodEntry {
   create(context: MethodContext): RegistrationMethod;
 }
 
-export const METHODS: readonly MethodEntry[] = [identityEntry, ...elastixEntries, ...featureMethodEntries];
+export const METHODS: readonly MethodEntry[] = [
+  identityEntry,
+  ...elastixEntries,
+  ...featureMethodEntries,
+  ...diffuseRegEntries,
+];
 
 /** The method called `name`, or a one-line error listing them. */
 export function methodEntry(name: string): MethodEntry {

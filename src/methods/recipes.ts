@@ -3,10 +3,11 @@
  * one line here.
  */
 import { DEFAULT_MODEL_RECIPE } from '../models/default/run.ts';
+import { DIFFUSEREG_RECIPE } from './diffusereg/recipe.ts';
 import type { TrainingRecipe } from '../models/training/recipe.ts';
 import { fail } from '../util/errors.ts';
 
-export const TRAINING_RECIPES: readonly TrainingRecipe[] = [DEFAULT_MODEL_RECIPE];
+export const TRAINING_RECIPES: readonly TrainingRecipe[] = [DEFAULT_MODEL_RECIPE, DIFFUSEREG_RECIPE];
 
 /** The recipe called `name`, or a one-line error listing them. */
 export function trainingRecipe(name: string): TrainingRecipe {

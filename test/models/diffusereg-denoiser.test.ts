@@ -196,7 +196,7 @@ test('bad configurations and inputs give one-line errors', () => {
     /^window: \[4, 4, 2\] does not divide stage 1's token grid \[16, 16, 3\]$/,
   );
   throwsOneLine(
-    () => new DiffuseRegDenoiser({ featureSize: 20 }),
+    () => new DiffuseRegDenoiser({ featureSize: 20, heads: [3, 6, 12, 24] }),
     /^heads: stage 0's width 20 is not divisible by 3 heads$/,
   );
   throwsOneLine(() => denoiserConfig({ depths: [2, 2, 2] }), /^depths: expected 4 integers/);

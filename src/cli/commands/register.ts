@@ -6,7 +6,9 @@ import { writeVolume } from '../../io/index.ts';
 import { fieldToVoxelUnits } from '../../geometry/field.ts';
 import { warpVolume } from '../../geometry/warp.ts';
 import { jacobianStats } from '../../eval/metrics.ts';
+import type { DiffuseRegSettings } from '../../methods/diffusereg/method.ts';
 import { METHODS, methodEntry } from '../../methods/method.ts';
+import { oneOf } from '../../util/is.ts';
 import { guessModality } from '../../models/index.ts';
 import { DiffregError } from '../../util/errors.ts';
 import { optionalInteger, optionalNumber, required, type Command } from '../args.ts';
@@ -16,7 +18,7 @@ import { terminalProgress } from '../progress.ts';
 import { applyThreads, printJson, readImage } from './common.ts';
 import { FEATURE_HELP, FEATURE_OPTIONS, checkFeatureOptions, featureOptions } from './match.ts';
 
-const OUTPUTS = ['out-field', 'out-learn2reg', 'out-warped', 'out-labels'];
+const OUTPUTS = ['out-field', 'out-learn2reg', 'out-warped', 'out-labels', 'out-uncertainty'];
 
 /** The method when --method is not given. */
 const DEFAULT_METHOD = 'meddift-register';
@@ -24,6 +26,28 @@ const DEFAULT_METHOD = 'meddift-register';
 const DENSE_METHODS = METHODS.filter((m) => m.dense);
 /** Flags that belong to some method; each method accepts only its own. */
 const METHOD_FLAGS = [...new Set(METHODS.flatMap((m) => m.options))];
+
+/** DiffuseReg's sampling options (DiffuseRegSettings), checked as the sampler checks them. */
+function diffuseRegSettings(values: Record<string, unknown>): DiffuseRegSettings {
+  const strength = (name: string) => optionalNumber(values, name, { min: 0 });
+  return {
+    sampler:
+      values.sampler === undefined
+        ? undefined
+        : oneOf('--sampler', values.sampler, ['ddpm', 'ddim'] as const),
+    steps: optionalInteger(values, 'steps', { min: 1, max: 2000 }),
+    samples: optionalInteger(values, 'samples', { min: 1, max: 64 }),
+    seed: optionalInteger(values, 'seed', { min: 0 }),
+    guidance: {
+      folding: strength('guide-folding'),
+      smoothness: strength('guide-smoothness'),
+      similarity: strength('guide-similarity'),
+    },
+    tolerance: optionalNumber(values, 'tolerance', { min: 0 }),
+    watch: typeof values.watch === 'string' ? values.watch : undefined,
+    every: optionalInteger(values, 'every', { min: 1 }),
+  };
+}
 
 export const registerCommand: Command = {
   name: 'register',
@@ -38,6 +62,16 @@ export const registerCommand: Command = {
     'out-learn2reg': { type: 'string' },
     'out-warped': { type: 'string' },
     'out-labels': { type: 'string' },
+    'out-uncertainty': { type: 'string' },
+    sampler: { type: 'string' },
+    steps: { type: 'string' },
+    samples: { type: 'string' },
+    watch: { type: 'string' },
+    every: { type: 'string' },
+    'guide-folding': { type: 'string' },
+    'guide-smoothness': { type: 'string' },
+    'guide-similarity': { type: 'string' },
+    tolerance: { type: 'string' },
     'search-radius': { type: 'string' },
     smoothness: { type: 'string' },
     iterations: { type: 'string' },
@@ -64,6 +98,16 @@ export const registerCommand: Command = {
     ['--lattice-voxels N', 'upper bound on working-lattice voxels (default 262144 = 64³)'],
     ['--channels N', 'descriptor channels kept by PCA (default 24)'],
     ['--no-diffeomorphic', 'optimise displacements directly instead of a velocity field'],
+    ['diffusereg:', ''],
+    ['--sampler ddpm|ddim', 'ancestral DDPM over all 2000 steps (the paper) or DDIM (default)'],
+    ['--steps N', 'DDIM steps (default 10; DDPM always 2000)'],
+    ['--samples N', 'fields drawn and averaged (default 1); with 2+, --out-uncertainty'],
+    ['--out-uncertainty FILE', 'spread of the samples per voxel (mm)'],
+    ['--watch DIR --every K', 'every K steps: the predicted field, the warped image and strip.png'],
+    ['--guide-folding S', 'guidance against det J ≤ 0 during sampling (strength, default 0)'],
+    ['--guide-smoothness S', 'guidance toward a smooth field (default 0)'],
+    ['--guide-similarity S', 'guidance toward a warped moving image like the fixed one (default 0)'],
+    ['--tolerance V', 'stop when the predicted field changes less than V network voxels (default 0: off)'],
     ...FEATURE_HELP,
     ...MODEL_HELP,
   ],
@@ -84,22 +128,30 @@ export const registerCommand: Command = {
     if (modelGiven && !entry.usesModel)
       throw new DiffregError(`--${modelGiven}: method ${entry.name} uses no diffusion model`);
     const features = featureOptions(values);
-    const settings = {
-      ...features,
-      searchRadius: optionalInteger(values, 'search-radius', { min: 1, max: 12 }),
-      smoothness: optionalNumber(values, 'smoothness', { min: 0 }),
-      iterations: optionalInteger(values, 'iterations', { min: 0, max: 10000 }),
-      maxLatticeVoxels: optionalInteger(values, 'lattice-voxels', { min: 512, max: 256 ** 3 }),
-      channels: optionalInteger(values, 'channels', { min: 1, max: 1024 }),
-      diffeomorphic: !values['no-diffeomorphic'],
-    };
+    if (values['out-uncertainty'] && !(Number(values.samples) >= 2))
+      throw new DiffregError('--out-uncertainty: needs --samples 2 or more');
+    if (values.every !== undefined && !values.watch) throw new DiffregError('--every: only with --watch');
+    const settings =
+      entry.name === 'diffusereg'
+        ? diffuseRegSettings(values)
+        : {
+            ...features,
+            searchRadius: optionalInteger(values, 'search-radius', { min: 1, max: 12 }),
+            smoothness: optionalNumber(values, 'smoothness', { min: 0 }),
+            iterations: optionalInteger(values, 'iterations', { min: 0, max: 10000 }),
+            maxLatticeVoxels: optionalInteger(values, 'lattice-voxels', { min: 512, max: 256 ** 3 }),
+            channels: optionalInteger(values, 'channels', { min: 1, max: 1024 }),
+            diffeomorphic: !values['no-diffeomorphic'],
+          };
     const [fixedPath, movingPath] = ['fixed', 'moving'].map((o) => required(values, o));
     const loadModel = entry.usesModel ? modelLoader(values) : undefined;
     const outputs = OUTPUTS.filter((o) => typeof values[o] === 'string').map((option) => ({
       option,
       path: values[option] as string,
-      extensions: VOLUME_EXTENSIONS,
+      extensions: VOLUME_EXTENSIONS as readonly string[] | undefined,
     }));
+    if (typeof values.watch === 'string')
+      outputs.push({ option: 'watch', path: values.watch, extensions: undefined });
     checkOutputs(outputs, values, ['fixed', 'moving', 'moving-labels', ...MODEL_INPUTS]);
     const fixed = await readImage(fixedPath, 'fixed');
     const moving = await readImage(movingPath, 'moving');
@@ -123,6 +175,8 @@ export const registerCommand: Command = {
       await writeVolume(values['out-learn2reg'], fieldToVoxelUnits(result.field));
     if (typeof values['out-warped'] === 'string')
       await writeVolume(values['out-warped'], warpVolume(moving, result.field));
+    if (result.uncertainty && typeof values['out-uncertainty'] === 'string')
+      await writeVolume(values['out-uncertainty'], result.uncertainty);
     if (labels && typeof values['out-labels'] === 'string') {
       await writeVolume(values['out-labels'], warpVolume(labels, result.field, { interpolation: 'nearest' }));
     }

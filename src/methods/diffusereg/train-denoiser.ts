@@ -42,7 +42,10 @@ export interface DenoiserLoss {
 
 export const DEFAULT_DENOISER_LOSS: DenoiserLoss = { ssim: 1, smoothness: 0.1, ssimWindow: [9, 9, 3] };
 
-export interface DenoiserTrainOptions extends LoopOptions {
+export interface DenoiserTrainOptions extends Partial<LoopOptions> {
+  /** Run folder: checkpoints, logs, the targets' cache and normalisation.json. */
+  dir: string;
+  steps: number;
   config?: Partial<DenoiserConfig>;
   loss?: DenoiserLoss;
 }
@@ -131,7 +134,7 @@ export function trainDenoiser(
   bootstrap: VoxelMorph,
   progress?: ProgressFn,
 ): LoopResult & { denoiser: DiffuseRegDenoiser; normalisation: FlowNormalisation } {
-  const opts = { ...DENOISER_LOOP, ...o };
+  const opts: LoopOptions = { ...DENOISER_LOOP, ...o };
   const loss = o.loss ?? DEFAULT_DENOISER_LOSS;
   const train = targets(
     bootstrap,

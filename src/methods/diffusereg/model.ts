@@ -1,0 +1,109 @@
+/**
+ * DiffuseReg's shipped model (models/diffusereg): the bootstrap registration network (also the
+ * `voxelmorph` baseline) and, once trained, the denoiser with its field normalisation. Weights are
+ * float16 safetensors whose SHA-256 is recorded in model.json and checked before loading.
+ */
+import { join, dirname, resolve } from 'node:path';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { readSafetensors, writeSafetensors } from '../../engine/checkpoint/index.ts';
+import { DiffuseRegDenoiser, denoiserConfig, type DenoiserConfig } from '../../models/diffusereg/index.ts';
+import { DIFFUSEREG_SCHEDULE } from '../../models/schedulers/schedule.ts';
+import { halfWeights, sha256File, verifiedFile } from '../../models/shipped.ts';
+import { VoxelMorph, type VoxelMorphConfig } from '../../models/voxelmorph/index.ts';
+import { writeFileAtomic } from '../../util/atomic.ts';
+import { fail } from '../../util/errors.ts';
+import { readJsonFile } from '../../util/json.ts';
+import { NETWORK_DIMS, NETWORK_SPACING } from './grid.ts';
+import type { FlowNormalisation } from './sample.ts';
+
+export const DIFFUSEREG_MODEL_DIR = resolve(
+  dirname(fileURLToPath(import.meta.url)),
+  '..',
+  '..',
+  '..',
+  'models',
+  'diffusereg',
+);
+
+interface ModelJson {
+  name: string;
+  grid: { dims: number[]; spacing: number[] };
+  bootstrap: VoxelMorphConfig;
+  denoiser?: DenoiserConfig;
+  normalisation?: FlowNormalisation;
+  sha256: Record<string, string>;
+  [card: string]: unknown;
+}
+
+export interface DiffuseRegModel {
+  name: string;
+  bootstrap: VoxelMorph;
+  /** Absent while only the bootstrap stage is shipped. */
+  denoiser?: { network: DiffuseRegDenoiser; normalisation: FlowNormalisation };
+  dispose(): void;
+}
+
+const float32 = (dir: string, file: string, expected: unknown) => {
+  const { tensors } = readSafetensors(verifiedFile(dir, file, expected, 'model.json'));
+  return tensors;
+};
+
+/** Loads models/diffusereg (or `dir`), checking every file's SHA-256 and the network grid. */
+export function loadDiffuseRegModel(dir: string = DIFFUSEREG_MODEL_DIR): DiffuseRegModel {
+  const jsonPath = join(dir, 'model.json');
+  if (!existsSync(jsonPath))
+    fail(jsonPath, 'DiffuseReg model not found (train it: diffreg train diffusereg)');
+  const meta = readJsonFile(jsonPath, 'DiffuseReg model description') as ModelJson;
+  if (JSON.stringify(meta.grid) !== JSON.stringify({ dims: NETWORK_DIMS, spacing: NETWORK_SPACING }))
+    fail(jsonPath, `network grid ${JSON.stringify(meta.grid)} differs from this version's`);
+  const bootstrap = new VoxelMorph(meta.bootstrap);
+  bootstrap.loadStateDict(float32(dir, 'bootstrap.safetensors', meta.sha256?.['bootstrap.safetensors']));
+  bootstrap.eval();
+  let denoiser: DiffuseRegModel['denoiser'];
+  if (meta.denoiser) {
+    if (!meta.normalisation) fail(jsonPath, 'a denoiser without its field normalisation');
+    const network = new DiffuseRegDenoiser(denoiserConfig(meta.denoiser));
+    network.loadStateDict(float32(dir, 'denoiser.safetensors', meta.sha256?.['denoiser.safetensors']));
+    denoiser = { network: network.eval(), normalisation: meta.normalisation };
+  }
+  return {
+    name: meta.name,
+    bootstrap,
+    denoiser,
+    dispose: () => {
+      bootstrap.dispose();
+      denoiser?.network.dispose();
+    },
+  };
+}
+
+/**
+ * Writes the networks (float16) and model.json into `outDir`; `card` adds the model card's facts
+ * (data split, steps, validation numbers).
+ */
+export function exportDiffuseRegModel(
+  outDir: string,
+  networks: { bootstrap: VoxelMorph; denoiser?: DiffuseRegDenoiser; normalisation?: FlowNormalisation },
+  card: Record<string, unknown>,
+): string {
+  const files: Record<string, string> = {};
+  const write = (file: string, weights: ReturnType<typeof halfWeights>) => {
+    writeSafetensors(join(outDir, file), weights);
+    files[file] = sha256File(join(outDir, file));
+  };
+  write('bootstrap.safetensors', halfWeights(networks.bootstrap));
+  if (networks.denoiser) write('denoiser.safetensors', halfWeights(networks.denoiser));
+  const meta: ModelJson = {
+    name: networks.denoiser ? 'diffreg-diffusereg-v1' : 'diffreg-diffusereg-bootstrap-v1',
+    grid: { dims: NETWORK_DIMS, spacing: NETWORK_SPACING },
+    bootstrap: networks.bootstrap.config,
+    denoiser: networks.denoiser?.config,
+    normalisation: networks.normalisation,
+    schedule: DIFFUSEREG_SCHEDULE,
+    ...card,
+    sha256: files,
+  };
+  writeFileAtomic(join(outDir, 'model.json'), JSON.stringify(meta, null, 2) + '\n');
+  return outDir;
+}

@@ -1,0 +1,136 @@
+/**
+ * `diffreg train diffusereg`: the bootstrap registration network, then the denoiser on its fields,
+ * then the shipped files. Each stage resumes from its folder under the run folder; `stopAfter` splits a
+ * stage across sessions. ACDC patients 001–100 split by acdcSplit (16 train / 4 validation per group).
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { acdcDataset, acdcSplit } from '../../data/acdc.ts';
+import { DiffuseRegDenoiser, DIFFUSEREG_DENOISER } from '../../models/diffusereg/index.ts';
+import { latestCheckpointStep } from '../../models/training/checkpoint.ts';
+import { readLog } from '../../models/training/loop.ts';
+import type { RecipeResult, TrainingRecipe } from '../../models/training/recipe.ts';
+import { loadStageWeights } from '../../models/shipped.ts';
+import { fail } from '../../util/errors.ts';
+import { oneOf } from '../../util/is.ts';
+import { loadBootstrap, trainBootstrap } from './bootstrap.ts';
+import { acdcOnNetworkGrid } from './data.ts';
+import { exportDiffuseRegModel } from './model.ts';
+import type { FlowNormalisation } from './sample.ts';
+import { trainDenoiser } from './train-denoiser.ts';
+
+const STAGES = ['all', 'bootstrap', 'denoiser', 'export'] as const;
+
+/** Steps of each stage, sized to finish in about an hour of a quiet 2-core machine. */
+export const DIFFUSEREG_STEPS = { bootstrap: 1800, denoiser: 6000 };
+
+/** The bootstrap network's smoothness weight, chosen on the validation patients (see the model card). */
+const BOOTSTRAP_SMOOTHNESS = 1;
+
+function lastValidation(dir: string): number | undefined {
+  return readLog(join(dir, 'log.jsonl'))
+    .filter((e) => e.validation !== undefined)
+    .at(-1)?.validation;
+}
+
+export const DIFFUSEREG_RECIPE: TrainingRecipe = {
+  name: 'diffusereg',
+  summary: "DiffuseReg's bootstrap network and denoiser on ACDC ED/ES pairs",
+  stages: STAGES,
+  settings: [
+    { name: 'bootstrap-steps', help: `bootstrap network steps (default ${DIFFUSEREG_STEPS.bootstrap})` },
+    { name: 'denoiser-steps', help: `denoiser steps (default ${DIFFUSEREG_STEPS.denoiser})` },
+  ],
+  async run(o): Promise<RecipeResult> {
+    const stage = oneOf('stage', o.stage, STAGES);
+    const root = join(o.dataDir, 'cardiac-acdc');
+    if (!existsSync(root)) fail(o.dataDir, 'training data folder has no cardiac-acdc/');
+    const dirs = { bootstrap: join(o.runDir, 'bootstrap'), denoiser: join(o.runDir, 'denoiser') };
+    const lines: string[] = [];
+    const summary: Record<string, unknown> = {};
+    const runs = (s: (typeof STAGES)[number]) => stage === 'all' || stage === s;
+    if (runs('bootstrap')) {
+      const r = await trainBootstrap(
+        {
+          dir: dirs.bootstrap,
+          steps: o.settings['bootstrap-steps'] ?? DIFFUSEREG_STEPS.bootstrap,
+          smoothness: BOOTSTRAP_SMOOTHNESS,
+          root,
+          stopAfter: o.stopAfter,
+        },
+        o.progress,
+      );
+      r.network.dispose();
+      summary.bootstrap = { step: r.step, finished: r.finished, validation: r.validation };
+      lines.push(
+        `bootstrap: step ${r.step}${r.finished ? ' (finished)' : ''}, validation mean Dice ${r.validation.meanDice.toFixed(3)}, det J ≤ 0 ${r.validation.foldedPercent.toFixed(3)} %`,
+      );
+      if (!r.finished) return { finished: false, lines, summary };
+    }
+    const bootstrapPath = join(dirs.bootstrap, 'network.safetensors');
+    if (runs('denoiser')) {
+      const ids = acdcDataset({ root }).caseIds;
+      const cases = await acdcOnNetworkGrid(
+        ids,
+        join(dirs.bootstrap, 'acdc-network-grid.safetensors'),
+        { root },
+        o.progress,
+      );
+      const bootstrap = loadBootstrap(bootstrapPath);
+      const r = trainDenoiser(
+        {
+          dir: dirs.denoiser,
+          steps: o.settings['denoiser-steps'] ?? DIFFUSEREG_STEPS.denoiser,
+          stopAfter: o.stopAfter,
+        },
+        cases,
+        bootstrap,
+        o.progress,
+      );
+      bootstrap.dispose();
+      r.denoiser.dispose();
+      for (const c of cases) for (const t of [c.ed, c.es, c.edLabels, c.esLabels]) t.dispose();
+      summary.denoiser = { step: r.step, finished: r.finished, validation: lastValidation(dirs.denoiser) };
+      lines.push(
+        `denoiser: step ${r.step}${r.finished ? ' (finished)' : ''}, validation MSE ${lastValidation(dirs.denoiser)?.toFixed(4) ?? '-'}`,
+      );
+      if (!r.finished) return { finished: false, lines, summary };
+    }
+    if (runs('export')) {
+      const bootstrap = loadBootstrap(bootstrapPath);
+      const trained = latestCheckpointStep(dirs.denoiser) !== undefined;
+      const denoiser = trained
+        ? loadStageWeights(dirs.denoiser, new DiffuseRegDenoiser(DIFFUSEREG_DENOISER))
+        : undefined;
+      const normalisation = trained
+        ? (JSON.parse(readFileSync(join(dirs.denoiser, 'normalisation.json'), 'utf8')) as FlowNormalisation)
+        : undefined;
+      const ids = acdcDataset({ root }).caseIds;
+      exportDiffuseRegModel(
+        o.modelDir,
+        { bootstrap, denoiser, normalisation },
+        {
+          data: {
+            dataset: 'ACDC training patients 001-100 (ED fixed, ES moving, and the reverse)',
+            train: ids.filter((id) => acdcSplit(id) === 'train'),
+            validation: ids.filter((id) => acdcSplit(id) === 'validation'),
+          },
+          trainingSteps: {
+            bootstrap: latestCheckpointStep(dirs.bootstrap),
+            denoiser: latestCheckpointStep(dirs.denoiser),
+          },
+          validation: {
+            bootstrapLoss: lastValidation(dirs.bootstrap),
+            denoiserNoiseMse: lastValidation(dirs.denoiser),
+          },
+        },
+      );
+      bootstrap.dispose();
+      denoiser?.dispose();
+      lines.push(
+        `model written to ${o.modelDir}${trained ? '' : ' (bootstrap network only: no denoiser trained yet)'}`,
+      );
+    }
+    return { finished: true, lines, summary };
+  },
+};
