@@ -5,11 +5,17 @@
  */
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { readSafetensors, type RawTensor } from '../engine/checkpoint/index.ts';
 import { noGrad, type nn } from '../engine/index.ts';
 import { fail } from '../util/errors.ts';
 import { checkpointPath, latestCheckpointStep } from './training/checkpoint.ts';
+
+/** The folder of a model shipped with this repository: models/<name>. */
+export function shippedModelDir(name: string): string {
+  return resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', 'models', name);
+}
 
 /** float16 copies of a module's weights under its state-dict keys (halves the shipped size). */
 export function halfWeights(model: nn.Module): [string, RawTensor][] {

@@ -3,13 +3,12 @@
  * `voxelmorph` baseline) and, once trained, the denoiser with its field normalisation. Weights are
  * float16 safetensors whose SHA-256 is recorded in model.json and checked before loading.
  */
-import { join, dirname, resolve } from 'node:path';
+import { join } from 'node:path';
 import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { readSafetensors, writeSafetensors } from '../../engine/checkpoint/index.ts';
 import { DiffuseRegDenoiser, denoiserConfig, type DenoiserConfig } from '../../models/diffusereg/index.ts';
 import { DIFFUSEREG_SCHEDULE } from '../../models/schedulers/schedule.ts';
-import { halfWeights, sha256File, verifiedFile } from '../../models/shipped.ts';
+import { halfWeights, sha256File, shippedModelDir, verifiedFile } from '../../models/shipped.ts';
 import { VoxelMorph, type VoxelMorphConfig } from '../../models/voxelmorph/index.ts';
 import { writeFileAtomic } from '../../util/atomic.ts';
 import { fail } from '../../util/errors.ts';
@@ -17,14 +16,7 @@ import { readJsonFile } from '../../util/json.ts';
 import { NETWORK_DIMS, NETWORK_SPACING } from './grid.ts';
 import type { FlowNormalisation } from './sample.ts';
 
-export const DIFFUSEREG_MODEL_DIR = resolve(
-  dirname(fileURLToPath(import.meta.url)),
-  '..',
-  '..',
-  '..',
-  'models',
-  'diffusereg',
-);
+export const DIFFUSEREG_MODEL_DIR = shippedModelDir('diffusereg');
 
 interface ModelJson {
   name: string;

@@ -3,8 +3,7 @@
  * trained by this project (see models/default/MODEL_CARD.md). The weights are verified against the
  * SHA-256 recorded in model.json before loading; float16 weights become float32 networks.
  */
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { fail } from '../../util/errors.ts';
 import { readJsonFile } from '../../util/json.ts';
 import { loadMaisiAutoencoder, loadMaisiUNet } from '../maisi/checkpoint.ts';
@@ -15,16 +14,9 @@ import {
   type UNetMaisiConfig,
 } from '../maisi/config.ts';
 import { MaisiLatentDiffusion } from '../maisi/latent-diffusion.ts';
-import { verifiedFile } from '../shipped.ts';
+import { shippedModelDir, verifiedFile } from '../shipped.ts';
 
-export const DEFAULT_MODEL_DIR = resolve(
-  dirname(fileURLToPath(import.meta.url)),
-  '..',
-  '..',
-  '..',
-  'models',
-  'default',
-);
+export const DEFAULT_MODEL_DIR = shippedModelDir('default');
 
 interface ModelJson {
   name: string;
