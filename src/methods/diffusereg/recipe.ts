@@ -8,7 +8,8 @@ import { join } from 'node:path';
 import { acdcDataset, acdcSplit } from '../../data/acdc.ts';
 import { DiffuseRegDenoiser, DIFFUSEREG_DENOISER } from '../../models/diffusereg/index.ts';
 import { latestCheckpointStep } from '../../models/training/checkpoint.ts';
-import { readLog } from '../../models/training/loop.ts';
+import { lossCurveSvg, readLog } from '../../models/training/loop.ts';
+import { writeFileAtomic } from '../../util/atomic.ts';
 import type { RecipeResult, TrainingRecipe } from '../../models/training/recipe.ts';
 import { loadStageWeights } from '../../models/shipped.ts';
 import { fail } from '../../util/errors.ts';
@@ -23,9 +24,6 @@ const STAGES = ['all', 'bootstrap', 'denoiser', 'export'] as const;
 
 /** Steps of each stage, sized to finish in about an hour of a quiet 2-core machine. */
 export const DIFFUSEREG_STEPS = { bootstrap: 1800, denoiser: 6000 };
-
-/** The bootstrap network's smoothness weight, chosen on the validation patients (see the model card). */
-const BOOTSTRAP_SMOOTHNESS = 1;
 
 function lastValidation(dir: string): number | undefined {
   return readLog(join(dir, 'log.jsonl'))
@@ -54,7 +52,6 @@ export const DIFFUSEREG_RECIPE: TrainingRecipe = {
         {
           dir: dirs.bootstrap,
           steps: o.settings['bootstrap-steps'] ?? DIFFUSEREG_STEPS.bootstrap,
-          smoothness: BOOTSTRAP_SMOOTHNESS,
           root,
           stopAfter: o.stopAfter,
         },
@@ -125,6 +122,12 @@ export const DIFFUSEREG_RECIPE: TrainingRecipe = {
           },
         },
       );
+      for (const [name, dir] of Object.entries(dirs))
+        if (existsSync(join(dir, 'log.jsonl')))
+          writeFileAtomic(
+            join(o.modelDir, `${name}-loss.svg`),
+            lossCurveSvg(name, readLog(join(dir, 'log.jsonl'))),
+          );
       bootstrap.dispose();
       denoiser?.dispose();
       lines.push(

@@ -106,7 +106,11 @@ function writeOutputs(dir: string, title: string, log: readonly LogEntry[]): voi
     join(dir, 'log.jsonl'),
     log.map((e) => JSON.stringify(e)).join('\n') + (log.length ? '\n' : ''),
   );
-  // Training losses are noisy per step: plot a running mean over 25 steps.
+  writeFileAtomic(join(dir, 'loss.svg'), lossCurveSvg(title, log));
+}
+
+/** A stage's loss curve: the training loss (running mean over 25 steps, as it is noisy) and validation. */
+export function lossCurveSvg(title: string, log: readonly LogEntry[]): string {
   const smooth: [number, number][] = [];
   let sum = 0;
   log.forEach((e, i) => {
@@ -116,13 +120,10 @@ function writeOutputs(dir: string, title: string, log: readonly LogEntry[]): voi
   const validation = log
     .filter((e) => e.validation !== undefined)
     .map((e) => [e.step, e.validation as number] as [number, number]);
-  writeFileAtomic(
-    join(dir, 'loss.svg'),
-    lossPlotSvg(title, 'step', [
-      { name: 'training (mean of 25)', colour: '#1f77b4', points: smooth },
-      { name: 'validation', colour: '#d62728', points: validation },
-    ]),
-  );
+  return lossPlotSvg(title, 'step', [
+    { name: 'training (mean of 25)', colour: '#1f77b4', points: smooth },
+    { name: 'validation', colour: '#d62728', points: validation },
+  ]);
 }
 
 export interface LoopResult {

@@ -1,4 +1,8 @@
-/** A small SVG line-plot writer for loss curves (log-scaled y axis, several named series). */
+/**
+ * A small SVG line-plot writer for loss curves (several named series). The y axis is logarithmic when
+ * every value is positive (losses that fall by orders of magnitude), linear otherwise (similarity
+ * losses such as −NCC are negative).
+ */
 
 export interface Series {
   name: string;
@@ -22,11 +26,17 @@ function ticks(lo: number, hi: number, n: number): number[] {
   return out;
 }
 
-/** The plot as an SVG document; non-positive y values are left out (log axis). */
+/** A tick value as a short label (no floating-point tails such as 0.6000000000000001). */
+const label = (v: number) => String(Number(v.toPrecision(6)));
+
+/** The plot as an SVG document; non-finite values are left out. */
 export function lossPlotSvg(title: string, xLabel: string, series: readonly Series[]): string {
-  const all = series.flatMap((s) => s.points.filter(([, y]) => y > 0 && Number.isFinite(y)));
+  const finite = (p: readonly [number, number]) => Number.isFinite(p[0]) && Number.isFinite(p[1]);
+  const all = series.flatMap((s) => s.points.filter(finite));
+  const log = all.every(([, y]) => y > 0);
+  const f = (y: number) => (log ? Math.log10(y) : y);
   const xs = all.map(([x]) => x);
-  const ys = all.map(([, y]) => Math.log10(y));
+  const ys = all.map(([, y]) => f(y));
   const [x0, x1] = xs.length ? [Math.min(...xs), Math.max(...xs)] : [0, 1];
   let [y0, y1] = ys.length ? [Math.min(...ys), Math.max(...ys)] : [0, 1];
   if (y1 - y0 < 1e-6) [y0, y1] = [y0 - 0.5, y1 + 0.5];
@@ -39,22 +49,24 @@ export function lossPlotSvg(title: string, xLabel: string, series: readonly Seri
     `<line x1="${M.left}" y1="${H - M.bottom}" x2="${W - M.right}" y2="${H - M.bottom}" stroke="black"/>`,
     `<line x1="${M.left}" y1="${M.top}" x2="${M.left}" y2="${H - M.bottom}" stroke="black"/>`,
     `<text x="${(M.left + W - M.right) / 2}" y="${H - 12}" text-anchor="middle">${esc(xLabel)}</text>`,
-    `<text x="16" y="${H / 2}" text-anchor="middle" transform="rotate(-90 16 ${H / 2})">loss (log scale)</text>`,
+    `<text x="16" y="${H / 2}" text-anchor="middle" transform="rotate(-90 16 ${H / 2})">loss${log ? ' (log scale)' : ''}</text>`,
   ];
   for (const t of ticks(x0, x1, 6)) {
-    parts.push(`<text x="${px(t).toFixed(1)}" y="${H - M.bottom + 16}" text-anchor="middle">${t}</text>`);
+    parts.push(
+      `<text x="${px(t).toFixed(1)}" y="${H - M.bottom + 16}" text-anchor="middle">${label(t)}</text>`,
+    );
   }
   for (const t of ticks(y0, y1, 5)) {
     const y = py(t).toFixed(1);
     parts.push(`<line x1="${M.left}" y1="${y}" x2="${W - M.right}" y2="${y}" stroke="#ddd"/>`);
     parts.push(
-      `<text x="${M.left - 6}" y="${y}" text-anchor="end" dominant-baseline="middle">${(10 ** t).toPrecision(2)}</text>`,
+      `<text x="${M.left - 6}" y="${y}" text-anchor="end" dominant-baseline="middle">${log ? (10 ** t).toPrecision(2) : label(t)}</text>`,
     );
   }
   series.forEach((s, i) => {
-    const pts = s.points.filter(([, y]) => y > 0 && Number.isFinite(y));
+    const pts = s.points.filter(finite);
     if (pts.length) {
-      const d = pts.map(([x, y]) => `${px(x).toFixed(1)},${py(Math.log10(y)).toFixed(1)}`).join(' ');
+      const d = pts.map(([x, y]) => `${px(x).toFixed(1)},${py(f(y)).toFixed(1)}`).join(' ');
       parts.push(`<polyline fill="none" stroke="${s.colour}" stroke-width="1.5" points="${d}"/>`);
     }
     const ly = M.top + 8 + 16 * i;
