@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { Volume } from '../../src/geometry/volume.ts';
-import { writeVolume } from '../../src/io/index.ts';
+import { readVolume, writeVolume } from '../../src/io/index.ts';
 import { defaultModelInstalled } from '../../src/cli/model.ts';
 import { repoRoot, requireShared } from '../helpers/shared.ts';
 
@@ -381,4 +381,70 @@ test('issue 19: options, outputs and images are checked before any input is read
     readdirSync(dir).filter((f) => /^(field|m|warped)\.|\.tmp$/.test(f)),
     [],
   );
+});
+
+test('register --method voxelmorph: the shipped bootstrap network gives a field on the fixed grid', async (t) => {
+  if (!existsSync(join(repoRoot, 'models', 'diffusereg', 'model.json'))) {
+    t.skip('models/diffusereg is not installed');
+    return;
+  }
+  // An MR-like pair: a bright ellipsoid and the same one shifted by 2 voxels along i.
+  const dims: [number, number, number] = [48, 40, 12];
+  const pair = [0, 2].map((shift) => {
+    const data = new Float32Array(dims[0] * dims[1] * dims[2]);
+    for (let k = 0; k < dims[2]; k++)
+      for (let j = 0; j < dims[1]; j++)
+        for (let i = 0; i < dims[0]; i++) {
+          const r = ((i - 24 - shift) / 10) ** 2 + ((j - 20) / 8) ** 2 + ((k - 6) / 4) ** 2;
+          data[i + dims[0] * (j + dims[1] * k)] = r < 1 ? 400 : 50;
+        }
+    return new Volume({ data, dims, spacing: [1.5, 1.5, 8] });
+  });
+  const [fixed, moving] = ['vm-fixed.nii.gz', 'vm-moving.nii.gz'].map((f) => join(dir, f));
+  await writeVolume(fixed, pair[0]);
+  await writeVolume(moving, pair[1]);
+  const field = join(dir, 'vm-field.nii.gz');
+  const r = diffreg(
+    'register',
+    '--method',
+    'voxelmorph',
+    '--fixed',
+    fixed,
+    '--moving',
+    moving,
+    '--out-field',
+    field,
+    '--json',
+  );
+  assert.equal(r.status, 0, r.stderr);
+  const summary = JSON.parse(r.stdout);
+  assert.equal(summary.method, 'voxelmorph');
+  const written = await readVolume(field);
+  assert.deepEqual(written.dims, dims);
+  assert.equal(written.components, 3);
+  // Inside the fixed ellipsoid the moving one lies 2 voxels (3 mm) further along +x.
+  const mean = [0, 0, 0];
+  let count = 0;
+  const n = written.size;
+  pair[0].data.forEach((v, i) => {
+    if (v < 400) return;
+    count++;
+    for (let c = 0; c < 3; c++) mean[c] += written.data[c * n + i];
+  });
+  const [ux, uy, uz] = mean.map((m) => m / count);
+  assert.ok(ux > 1 && ux < 5 && Math.abs(uy) < 1 && Math.abs(uz) < 1, `mean u ${[ux, uy, uz].join(', ')} mm`);
+  // A CT-like pair is registered with a warning: the weights know cardiac MR only.
+  const ct = diffreg(
+    'register',
+    '--method',
+    'voxelmorph',
+    '--fixed',
+    image,
+    '--moving',
+    image,
+    '--out-field',
+    join(dir, 'vm-ct.nii.gz'),
+  );
+  assert.equal(ct.status, 0, ct.stderr);
+  assert.match(ct.stderr, /warning: voxelmorph's weights were trained on cardiac cine MR; this CT pair/);
 });

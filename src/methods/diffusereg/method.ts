@@ -149,4 +149,18 @@ export const diffuseRegEntries: MethodEntry[] = [
     usesModel: false,
     create: ({ settings }) => diffuseRegMethod(settings as DiffuseRegSettings | undefined),
   },
+  // The paper's sampler and a middle DDIM setting, by name for the benchmark harness.
+  ...(
+    [
+      ['diffusereg-ddim50', { sampler: 'ddim', steps: 50 }],
+      ['diffusereg-ddpm', { sampler: 'ddpm', steps: 2000 }],
+    ] as const
+  ).map(([name, settings]): MethodEntry => ({
+    name,
+    summary: `DiffuseReg with ${settings.sampler.toUpperCase()} ${settings.steps} steps`,
+    dense: true,
+    options: [],
+    usesModel: false,
+    create: () => ({ ...diffuseRegMethod(settings), name }),
+  })),
 ];
