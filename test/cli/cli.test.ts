@@ -448,3 +448,52 @@ test('register --method voxelmorph: the shipped bootstrap network gives a field 
   assert.equal(ct.status, 0, ct.stderr);
   assert.match(ct.stderr, /warning: voxelmorph's weights were trained on cardiac cine MR; this CT pair/);
 });
+
+test('register --method diffusereg: a sampled field with a watch folder, or one line while no denoiser is shipped', async (t) => {
+  const modelJson = join(repoRoot, 'models', 'diffusereg', 'model.json');
+  if (!existsSync(modelJson)) {
+    t.skip('models/diffusereg is not installed');
+    return;
+  }
+  const [fixed, moving] = ['vm-fixed.nii.gz', 'vm-moving.nii.gz'].map((f) => join(dir, f));
+  const field = join(dir, 'dr-field.nii.gz');
+  const watch = join(dir, 'dr-watch');
+  const args = [
+    'register',
+    '--method',
+    'diffusereg',
+    '--fixed',
+    fixed,
+    '--moving',
+    moving,
+    '--out-field',
+    field,
+  ];
+  const sampling = ['--steps', '4', '--watch', watch, '--every', '2', '--json'];
+  if (!JSON.parse(readFileSync(modelJson, 'utf8')).denoiser) {
+    assertOneLineError(
+      diffreg(...args, ...sampling),
+      /^diffreg: diffusereg: the shipped model has no trained denoiser yet/,
+    );
+    return;
+  }
+  const r = diffreg(...args, ...sampling);
+  assert.equal(r.status, 0, r.stderr);
+  const summary = JSON.parse(r.stdout);
+  assert.deepEqual([summary.method, summary.sampler, summary.steps], ['diffusereg', 'ddim', 4]);
+  assert.deepEqual((await readVolume(field)).dims, [48, 40, 12]);
+  assert.deepEqual(readdirSync(watch).sort(), [
+    'step-0002-field.nii.gz',
+    'step-0002-warped.nii.gz',
+    'step-0004-field.nii.gz',
+    'step-0004-warped.nii.gz',
+    'strip.png',
+  ]);
+  // Two samples: their spread per voxel, in mm.
+  const spread = join(dir, 'dr-uncertainty.nii.gz');
+  const two = diffreg(...args, '--steps', '2', '--samples', '2', '--out-uncertainty', spread);
+  assert.equal(two.status, 0, two.stderr);
+  const u = await readVolume(spread);
+  assert.equal(u.components, 1);
+  assert.ok(u.data.some((v) => v > 0));
+});
