@@ -14,13 +14,17 @@ import type { RecipeResult, TrainingRecipe } from '../../models/training/recipe.
 import { loadStageWeights } from '../../models/shipped.ts';
 import { fail } from '../../util/errors.ts';
 import { oneOf } from '../../util/is.ts';
-import { loadBootstrap, trainBootstrap } from './bootstrap.ts';
+import type { ProgressFn } from '../../util/progress.ts';
+import { zerosLike, type Tensor } from '../../engine/index.ts';
+import { DEFAULT_BOOTSTRAP_LOSS, loadBootstrap, trainBootstrap, validationScores } from './bootstrap.ts';
 import { acdcOnNetworkGrid } from './data.ts';
-import { exportDiffuseRegModel } from './model.ts';
+import { exportDiffuseRegModel, loadDiffuseRegModel } from './model.ts';
+import { NETWORK_DIMS } from './grid.ts';
+import { sampleWithNetwork } from './sample.ts';
 import type { FlowNormalisation } from './sample.ts';
 import { trainDenoiser } from './train-denoiser.ts';
 
-const STAGES = ['all', 'bootstrap', 'denoiser', 'export'] as const;
+const STAGES = ['all', 'bootstrap', 'denoiser', 'export', 'evaluate'] as const;
 
 /**
  * Steps of each stage, sized to finish in about an hour on these 2-core machines: bootstrap 1.15 s per
@@ -137,6 +141,64 @@ export const DIFFUSEREG_RECIPE: TrainingRecipe = {
         `model written to ${o.modelDir}${trained ? '' : ' (bootstrap network only: no denoiser trained yet)'}`,
       );
     }
+    if (runs('evaluate')) {
+      summary.evaluation = await evaluateShipped(o.modelDir, root, dirs.bootstrap, o.progress);
+      lines.push(`evaluation written to ${join(o.modelDir, 'evaluation.json')}`);
+    }
     return { finished: true, lines, summary };
   },
 };
+
+/** The samplers the evaluation stage scores (the paper's DDPM-2000 costs too long per pair here). */
+const EVALUATED = [
+  { sampler: 'ddim', steps: 10 },
+  { sampler: 'ddim', steps: 50 },
+] as const;
+
+/**
+ * Network-grid scores of the shipped files on the validation patients (ES → ED): identity, the bootstrap
+ * network and the denoiser with DDIM-10 and DDIM-50, with seconds per pair; written to evaluation.json.
+ */
+async function evaluateShipped(modelDir: string, root: string, bootstrapDir: string, progress?: ProgressFn) {
+  const model = loadDiffuseRegModel(modelDir);
+  const ids = acdcDataset({ root }).caseIds.filter((id) => acdcSplit(id) === 'validation');
+  const cases = await acdcOnNetworkGrid(
+    ids,
+    join(bootstrapDir, 'acdc-network-grid.safetensors'),
+    { root },
+    progress,
+  );
+  const timed = (name: string, predict: (moving: Tensor, fixed: Tensor) => Tensor) => {
+    const start = performance.now();
+    const scores = validationScores(cases, predict, DEFAULT_BOOTSTRAP_LOSS);
+    return { name, ...scores, secondsPerPair: (performance.now() - start) / 1000 / cases.length };
+  };
+  const rows = [
+    timed('identity', (m) => zerosLike(m).expand([1, 3, ...NETWORK_DIMS])),
+    timed('voxelmorph', (m, f) => model.bootstrap.forward(m, f)),
+  ];
+  const denoiser = model.denoiser;
+  if (denoiser) {
+    for (const s of EVALUATED) {
+      rows.push(
+        timed(`diffusereg ${s.sampler.toUpperCase()}-${s.steps}`, (moving, fixed) => {
+          const r = sampleWithNetwork(
+            denoiser.network,
+            { fixed, moving },
+            { ...s, normalisation: denoiser.normalisation },
+          );
+          return r.field;
+        }),
+      );
+    }
+  }
+  model.dispose();
+  for (const c of cases) for (const t of [c.ed, c.es, c.edLabels, c.esLabels]) t.dispose();
+  const evaluation = {
+    patients: ids,
+    grid: 'network grid (64×64×16, 3×3×10 mm), labels warped nearest-neighbour',
+    rows,
+  };
+  writeFileAtomic(join(modelDir, 'evaluation.json'), JSON.stringify(evaluation, null, 2) + '\n');
+  return evaluation;
+}
