@@ -84,6 +84,12 @@ test('denoiser stage: the held-out noise-prediction error falls; targets and nor
   noGrad(() => assert.ok(back.sub(w).abs().max().item() <= 1e-3 * w.abs().max().item() + 1e-6, k));
   assert.deepEqual(loaded.denoiser!.normalisation, r.normalisation);
   loaded.dispose();
+  // A description from another network grid is refused before any weights are read.
+  const json = join(out, 'model.json');
+  const meta = JSON.parse(readFileSync(json, 'utf8'));
+  writeFileSync(json, JSON.stringify({ ...meta, grid: { dims: [32, 32, 16], spacing: [3, 3, 10] } }));
+  assert.throws(() => loadDiffuseRegModel(out), /model\.json: network grid .* differs from this version's$/);
+  writeFileSync(json, JSON.stringify(meta));
   const weights = join(out, 'denoiser.safetensors');
   const bytes = readFileSync(weights);
   bytes[bytes.length - 1] ^= 1;
