@@ -98,6 +98,10 @@ export interface ValidationScores {
   foldedPercent: number;
 }
 
+/** The identity's displacement (all zeros) on the network grid: the "before" row of every score. */
+export const identityDisplacement = (moving: Tensor): Tensor =>
+  zerosLike(moving).expand([1, 3, ...NETWORK_DIMS]);
+
 /** Scores of `predict` (moving, fixed → u) on the ES → ED pairs of `cases`. */
 export function validationScores(
   cases: readonly NetworkCase[],
@@ -223,10 +227,7 @@ export async function trainBootstrap(
       .filter((line) => line.trim() && (JSON.parse(line) as { step: number }).step <= resumed);
     writeFileAtomic(validationLog, kept.map((line) => line + '\n').join(''));
   } else {
-    logScores(
-      0,
-      validationScores(validation, (m) => zerosLike(m).expand([1, 3, ...NETWORK_DIMS]), loss),
-    );
+    logScores(0, validationScores(validation, identityDisplacement, loss));
   }
 
   manualSeed(opts.seed); // the weight initialisation draws from the global generator

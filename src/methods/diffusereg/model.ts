@@ -36,7 +36,8 @@ export interface DiffuseRegModel {
   dispose(): void;
 }
 
-const float32 = (dir: string, file: string, expected: unknown) => {
+/** The tensors of a weights file after its SHA-256 check (float16; loading converts to float32). */
+const verifiedTensors = (dir: string, file: string, expected: unknown) => {
   const { tensors } = readSafetensors(verifiedFile(dir, file, expected, 'model.json'));
   return tensors;
 };
@@ -50,13 +51,17 @@ export function loadDiffuseRegModel(dir: string = DIFFUSEREG_MODEL_DIR): Diffuse
   if (JSON.stringify(meta.grid) !== JSON.stringify({ dims: NETWORK_DIMS, spacing: NETWORK_SPACING }))
     fail(jsonPath, `network grid ${JSON.stringify(meta.grid)} differs from this version's`);
   const bootstrap = new VoxelMorph(meta.bootstrap);
-  bootstrap.loadStateDict(float32(dir, 'bootstrap.safetensors', meta.sha256?.['bootstrap.safetensors']));
+  bootstrap.loadStateDict(
+    verifiedTensors(dir, 'bootstrap.safetensors', meta.sha256?.['bootstrap.safetensors']),
+  );
   bootstrap.eval();
   let denoiser: DiffuseRegModel['denoiser'];
   if (meta.denoiser) {
     if (!meta.normalisation) fail(jsonPath, 'a denoiser without its field normalisation');
     const network = new DiffuseRegDenoiser(denoiserConfig(meta.denoiser));
-    network.loadStateDict(float32(dir, 'denoiser.safetensors', meta.sha256?.['denoiser.safetensors']));
+    network.loadStateDict(
+      verifiedTensors(dir, 'denoiser.safetensors', meta.sha256?.['denoiser.safetensors']),
+    );
     denoiser = { network: network.eval(), normalisation: meta.normalisation };
   }
   return {

@@ -15,11 +15,16 @@ import { loadStageWeights } from '../../models/shipped.ts';
 import { fail } from '../../util/errors.ts';
 import { oneOf } from '../../util/is.ts';
 import type { ProgressFn } from '../../util/progress.ts';
-import { zerosLike, type Tensor } from '../../engine/index.ts';
-import { DEFAULT_BOOTSTRAP_LOSS, loadBootstrap, trainBootstrap, validationScores } from './bootstrap.ts';
+import type { Tensor } from '../../engine/index.ts';
+import {
+  DEFAULT_BOOTSTRAP_LOSS,
+  identityDisplacement,
+  loadBootstrap,
+  trainBootstrap,
+  validationScores,
+} from './bootstrap.ts';
 import { acdcOnNetworkGrid } from './data.ts';
 import { exportDiffuseRegModel, loadDiffuseRegModel } from './model.ts';
-import { NETWORK_DIMS } from './grid.ts';
 import { sampleWithNetwork } from './sample.ts';
 import type { FlowNormalisation } from './sample.ts';
 import { trainDenoiser } from './train-denoiser.ts';
@@ -174,7 +179,7 @@ async function evaluateShipped(modelDir: string, root: string, bootstrapDir: str
     return { name, ...scores, secondsPerPair: (performance.now() - start) / 1000 / cases.length };
   };
   const rows = [
-    timed('identity', (m) => zerosLike(m).expand([1, 3, ...NETWORK_DIMS])),
+    timed('identity', identityDisplacement),
     timed('voxelmorph', (m, f) => model.bootstrap.forward(m, f)),
   ];
   const denoiser = model.denoiser;
