@@ -124,6 +124,44 @@ test('a single data field: DDIM with any number of steps and DDPM with all 2000 
   assert.ok(error < 1e-5, `DDPM-2000: max error ${error}`);
 });
 
+test("the denoiser's prediction type: x̂₀- and v-predicting forms of the optimal denoiser sample what the ε form samples", () => {
+  const mu = randn(FLOW, { generator: new Generator(6) });
+  const s = 0.5;
+  const eps = gaussianData(mu, s);
+  // The same optimal denoiser written as x̂₀ = (x_t − √(1−ᾱ)·ε̂)/√ᾱ and v̂ = √ᾱ·ε̂ − √(1−ᾱ)·x̂₀.
+  const x0: FlowDenoiser = (xt, t, pair) =>
+    xt.sub(eps(xt, t, pair).mul(Math.sqrt(1 - ABAR[t]))).div(Math.sqrt(ABAR[t]));
+  const v: FlowDenoiser = (xt, t, pair) =>
+    eps(xt, t, pair)
+      .mul(Math.sqrt(ABAR[t]))
+      .sub(x0(xt, t, pair).mul(Math.sqrt(1 - ABAR[t])));
+  for (const sampler of ['ddim', 'ddpm'] as const) {
+    const o: SampleOptions = {
+      normalisation: NORMALISATION,
+      sampler,
+      steps: sampler === 'ddim' ? 20 : 2000,
+      seed: 2,
+    };
+    const reference = values(sampleFlow(eps, PAIR, o).field);
+    for (const [prediction, denoise] of [
+      ['sample', x0],
+      ['v_prediction', v],
+    ] as const) {
+      const error = maxAbsDifference(
+        values(sampleFlow(denoise, PAIR, { ...o, prediction }).field),
+        reference,
+      );
+      assert.ok(error < 1e-3, `${sampler} ${prediction}: max difference ${error}`);
+    }
+  }
+  // A network trained for x₀ but sampled as ε (the wrong type) gives another field: the type matters.
+  const wrong = values(sampleFlow(x0, PAIR, { normalisation: NORMALISATION, steps: 20 }).field);
+  const right = values(
+    sampleFlow(x0, PAIR, { normalisation: NORMALISATION, steps: 20, prediction: 'sample' }).field,
+  );
+  assert.ok(maxAbsDifference(wrong, right) > 0.1);
+});
+
 test('seeds: the same seed gives the same samples, another seed others; N samples give their mean and std', () => {
   const mu = randn(FLOW, { generator: new Generator(4) });
   const s = 0.5;
@@ -318,6 +356,7 @@ test('bad options and images are refused with one-line messages before any step'
   refuse({ steps: 2001 }, /^steps: expected an integer in \[1, 2000\]/);
   refuse({ sampler: 'ddpm', steps: 50 }, /^steps: expected 2000 with the ddpm sampler .*, got 50$/);
   refuse({ sampler: 'euler' as never }, /^sampler: expected one of ddpm, ddim, got "euler"$/);
+  refuse({ prediction: 'noise' as never }, /^prediction: expected one of epsilon, sample, v_prediction, got "noise"$/);
   refuse({ samples: 0 }, /^samples: expected an integer >= 1, got 0$/);
   refuse({ seed: -1 }, /^seed: /);
   refuse({ tolerance: -0.1 }, /^tolerance: expected a finite number >= 0, got -0.1$/);

@@ -51,7 +51,7 @@ test('flowStatistics: per-axis mean and sample standard deviation', () => {
   for (const s of std) assert.ok(Math.abs(s - Math.sqrt(5 / 3)) < 1e-6);
 });
 
-test('denoiser stage: the held-out noise-prediction error falls; targets and normalisation are written', () => {
+test('denoiser stage: the held-out denoising error falls; targets and normalisation are written', () => {
   manualSeed(0);
   const bootstrap = new VoxelMorph(TINY_VM).eval();
   const run = join(dir, 'denoiser');
@@ -71,18 +71,22 @@ test('denoiser stage: the held-out noise-prediction error falls; targets and nor
   const validations = r.log.filter((e) => e.validation !== undefined).map((e) => e.validation as number);
   assert.equal(validations.length, 2);
   assert.ok(validations[1] < validations[0], `validation ${validations.join(' → ')}`);
-  for (const f of ['targets-train.safetensors', 'targets-validation.safetensors', 'normalisation.json'])
+  for (const f of ['targets-train.safetensors', 'targets-validation.safetensors', 'denoiser.json'])
     assert.ok(existsSync(join(run, f)), f);
-  assert.equal(JSON.parse(readFileSync(join(run, 'normalisation.json'), 'utf8')).std.length, 3);
+  const record = JSON.parse(readFileSync(join(run, 'denoiser.json'), 'utf8'));
+  assert.equal(record.prediction, 'sample');
+  assert.equal(record.normalisation.std.length, 3);
 
   // Export and load: float16 weights within their rounding, SHA-256 checked.
   const out = join(dir, 'model');
-  exportDiffuseRegModel(out, { bootstrap, denoiser: r.denoiser, normalisation: r.normalisation }, {});
+  const { normalisation, prediction } = r;
+  exportDiffuseRegModel(out, { bootstrap, denoiser: { network: r.denoiser, normalisation, prediction } }, {});
   const loaded = loadDiffuseRegModel(out);
   const [k, w] = [...r.denoiser.stateDict()][3];
   const back = loaded.denoiser!.network.stateDict().get(k) as Tensor;
   noGrad(() => assert.ok(back.sub(w).abs().max().item() <= 1e-3 * w.abs().max().item() + 1e-6, k));
   assert.deepEqual(loaded.denoiser!.normalisation, r.normalisation);
+  assert.equal(loaded.denoiser!.prediction, 'sample');
   loaded.dispose();
   // A description from another network grid is refused before any weights are read.
   const json = join(out, 'model.json');

@@ -163,3 +163,29 @@ test("DiffuseReg's schedule in double precision: tables, the last DDPM step, a D
   close(step.sample.toTypedArray() as Float32Array, expected, 'DDIM 1000 → 800');
   close(step.predOriginalSample.toTypedArray() as Float32Array, x0(abar[1000]), 'DDIM x̂₀');
 });
+
+test('training targets and x̂₀ of the three prediction types, in closed form for the DiffuseReg schedule', () => {
+  // ᾱ_700 from the schedule's definition (β_t = 1e-6 + t·(1e-2 − 1e-6)/1999), not from the scheduler.
+  let a = 1;
+  for (let t = 0; t <= 700; t++) a *= 1 - (1e-6 + (t * (1e-2 - 1e-6)) / 1999);
+  const x0 = [0.3, -1.2, 2.5, 0.01];
+  const eps = [1.1, -0.4, 0.7, -2];
+  const xt = x0.map((x, i) => Math.sqrt(a) * x + Math.sqrt(1 - a) * eps[i]);
+  const expected = {
+    epsilon: eps,
+    sample: x0,
+    v_prediction: x0.map((x, i) => Math.sqrt(a) * eps[i] - Math.sqrt(1 - a) * x),
+  };
+  const shape = [1, 1, 2, 2];
+  for (const [type, target] of Object.entries(expected)) {
+    const s = new DDPMScheduler({ ...DIFFUSEREG_SCHEDULE, predictionType: type as keyof typeof expected });
+    const out = s.trainingTarget(tensor(x0).reshape(shape), tensor(eps).reshape(shape), 700);
+    const back = s.predictedOriginal(tensor(target).reshape(shape), tensor(xt).reshape(shape), 700);
+    (out.toTypedArray() as Float32Array).forEach((v, i) =>
+      assert.ok(Math.abs(v - target[i]) < 1e-6, `${type} target[${i}]: ${v} vs ${target[i]}`),
+    );
+    (back.toTypedArray() as Float32Array).forEach((v, i) =>
+      assert.ok(Math.abs(v - x0[i]) < 1e-5, `${type} x̂₀[${i}]: ${v} vs ${x0[i]}`),
+    );
+  }
+});

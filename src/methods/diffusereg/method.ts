@@ -15,7 +15,7 @@ import { sampleWithNetwork, type SampleOptions } from './sample.ts';
 import { watchSampling } from './watch.ts';
 
 /** What `diffreg register --method diffusereg` passes (SampleOptions less what the method fills in). */
-export interface DiffuseRegSettings extends Omit<SampleOptions, 'normalisation' | 'onStep'> {
+export interface DiffuseRegSettings extends Omit<SampleOptions, 'normalisation' | 'prediction' | 'onStep'> {
   /** Write intermediate fields and the strip here (see watch.ts). */
   watch?: string;
   /** Record every this many steps (default 10). */
@@ -94,6 +94,7 @@ export function diffuseRegMethod(settings: DiffuseRegSettings = {}): Registratio
             steps,
             seed: settings.seed ?? options.seed,
             normalisation: denoiser.normalisation,
+            prediction: denoiser.prediction,
             onStep: settings.watch
               ? watchSampling({ dir: settings.watch, every: settings.every ?? 10, grid, images })
               : undefined,

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { existsSync } from 'node:fs';
 import { readSafetensors, writeSafetensors } from '../../engine/checkpoint/index.ts';
 import { DiffuseRegDenoiser, denoiserConfig, type DenoiserConfig } from '../../models/diffusereg/index.ts';
-import { DIFFUSEREG_SCHEDULE } from '../../models/schedulers/schedule.ts';
+import { DIFFUSEREG_SCHEDULE, type PredictionType } from '../../models/schedulers/schedule.ts';
 import { halfWeights, sha256File, shippedModelDir, verifiedFile } from '../../models/shipped.ts';
 import { VoxelMorph, type VoxelMorphConfig } from '../../models/voxelmorph/index.ts';
 import { writeFileAtomic } from '../../util/atomic.ts';
@@ -15,6 +15,7 @@ import { fail } from '../../util/errors.ts';
 import { readJsonFile } from '../../util/json.ts';
 import { NETWORK_DIMS, NETWORK_SPACING } from './grid.ts';
 import type { FlowNormalisation } from './sample.ts';
+import type { DenoiserRecord } from './train-denoiser.ts';
 
 export const DIFFUSEREG_MODEL_DIR = shippedModelDir('diffusereg');
 
@@ -24,6 +25,7 @@ interface ModelJson {
   bootstrap: VoxelMorphConfig;
   denoiser?: DenoiserConfig;
   normalisation?: FlowNormalisation;
+  schedule?: { predictionType?: PredictionType };
   sha256: Record<string, string>;
   [card: string]: unknown;
 }
@@ -32,7 +34,7 @@ export interface DiffuseRegModel {
   name: string;
   bootstrap: VoxelMorph;
   /** Absent while only the bootstrap stage is shipped. */
-  denoiser?: { network: DiffuseRegDenoiser; normalisation: FlowNormalisation };
+  denoiser?: { network: DiffuseRegDenoiser } & DenoiserRecord;
   dispose(): void;
 }
 
@@ -62,7 +64,8 @@ export function loadDiffuseRegModel(dir: string = DIFFUSEREG_MODEL_DIR): Diffuse
     network.loadStateDict(
       verifiedTensors(dir, 'denoiser.safetensors', meta.sha256?.['denoiser.safetensors']),
     );
-    denoiser = { network: network.eval(), normalisation: meta.normalisation };
+    const prediction = meta.schedule?.predictionType ?? 'epsilon';
+    denoiser = { network: network.eval(), normalisation: meta.normalisation, prediction };
   }
   return {
     name: meta.name,
@@ -81,7 +84,7 @@ export function loadDiffuseRegModel(dir: string = DIFFUSEREG_MODEL_DIR): Diffuse
  */
 export function exportDiffuseRegModel(
   outDir: string,
-  networks: { bootstrap: VoxelMorph; denoiser?: DiffuseRegDenoiser; normalisation?: FlowNormalisation },
+  networks: { bootstrap: VoxelMorph; denoiser?: { network: DiffuseRegDenoiser } & DenoiserRecord },
   card: Record<string, unknown>,
 ): string {
   const files: Record<string, string> = {};
@@ -90,14 +93,14 @@ export function exportDiffuseRegModel(
     files[file] = sha256File(join(outDir, file));
   };
   write('bootstrap.safetensors', halfWeights(networks.bootstrap));
-  if (networks.denoiser) write('denoiser.safetensors', halfWeights(networks.denoiser));
+  if (networks.denoiser) write('denoiser.safetensors', halfWeights(networks.denoiser.network));
   const meta: ModelJson = {
     name: networks.denoiser ? 'diffreg-diffusereg-v1' : 'diffreg-diffusereg-bootstrap-v1',
     grid: { dims: NETWORK_DIMS, spacing: NETWORK_SPACING },
     bootstrap: networks.bootstrap.config,
-    denoiser: networks.denoiser?.config,
-    normalisation: networks.normalisation,
-    schedule: DIFFUSEREG_SCHEDULE,
+    denoiser: networks.denoiser?.network.config,
+    normalisation: networks.denoiser?.normalisation,
+    schedule: { ...DIFFUSEREG_SCHEDULE, predictionType: networks.denoiser?.prediction ?? 'epsilon' },
     ...card,
     sha256: files,
   };

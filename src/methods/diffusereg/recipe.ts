@@ -3,7 +3,8 @@
  * then the shipped files. Each stage resumes from its folder under the run folder; `stopAfter` splits a
  * stage across sessions. ACDC patients 001–100 split by acdcSplit (16 train / 4 validation per group).
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
+import { readJsonFile } from '../../util/json.ts';
 import { join } from 'node:path';
 import { acdcDataset, acdcSplit } from '../../data/acdc.ts';
 import { DiffuseRegDenoiser, DIFFUSEREG_DENOISER } from '../../models/diffusereg/index.ts';
@@ -26,16 +27,15 @@ import {
 import { acdcOnNetworkGrid } from './data.ts';
 import { exportDiffuseRegModel, loadDiffuseRegModel } from './model.ts';
 import { sampleWithNetwork } from './sample.ts';
-import type { FlowNormalisation } from './sample.ts';
-import { trainDenoiser } from './train-denoiser.ts';
+import { trainDenoiser, type DenoiserRecord } from './train-denoiser.ts';
 
 const STAGES = ['all', 'bootstrap', 'denoiser', 'export', 'evaluate'] as const;
 
 /**
- * Steps of each stage, sized to finish in about an hour on these 2-core machines: bootstrap 1.15 s per
- * step and denoiser 0.9 s per step, each on one thread beside another job.
+ * Steps of each stage, sized to finish in about 1.5 hours on these 2-core machines: bootstrap 1.15 s per
+ * step and denoiser 0.8 s per step, each on one thread beside another job.
  */
-export const DIFFUSEREG_STEPS = { bootstrap: 1800, denoiser: 3000 };
+export const DIFFUSEREG_STEPS = { bootstrap: 1800, denoiser: 6000 };
 
 function lastValidation(dir: string): number | undefined {
   return readLog(join(dir, 'log.jsonl'))
@@ -111,13 +111,13 @@ export const DIFFUSEREG_RECIPE: TrainingRecipe = {
       const denoiser = trained
         ? loadStageWeights(dirs.denoiser, new DiffuseRegDenoiser(DIFFUSEREG_DENOISER))
         : undefined;
-      const normalisation = trained
-        ? (JSON.parse(readFileSync(join(dirs.denoiser, 'normalisation.json'), 'utf8')) as FlowNormalisation)
+      const record = trained
+        ? (readJsonFile(join(dirs.denoiser, 'denoiser.json'), 'denoiser run record') as DenoiserRecord)
         : undefined;
       const ids = acdcDataset({ root }).caseIds;
       exportDiffuseRegModel(
         o.modelDir,
-        { bootstrap, denoiser, normalisation },
+        { bootstrap, denoiser: denoiser && record && { network: denoiser, ...record } },
         {
           data: {
             dataset: 'ACDC training patients 001-100 (ED fixed, ES moving, and the reverse)',
@@ -190,7 +190,7 @@ async function evaluateShipped(modelDir: string, root: string, bootstrapDir: str
           const r = sampleWithNetwork(
             denoiser.network,
             { fixed, moving },
-            { ...s, normalisation: denoiser.normalisation },
+            { ...s, normalisation: denoiser.normalisation, prediction: denoiser.prediction },
           );
           return r.field;
         }),

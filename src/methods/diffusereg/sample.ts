@@ -7,9 +7,11 @@
  * - Samplers: ancestral DDPM over all T steps (the authors'), or DDIM (η = 0) with any number of
  *   steps. One Generator, seeded once, draws every sample's start noise and DDPM noise in order, so a
  *   seed fixes all N samples.
- * - Steering (x₀-guidance): at each step x̂₀ = (x_t − √(1−ᾱ_t)·ε̂)/√ᾱ_t is moved down the gradient of
- *   the guidance penalty (guidance.ts) taken with respect to x̂₀ alone, x̂₀' = x̂₀ − ∇P(x̂₀), and the
- *   step is made with the noise consistent with it, ε̂' = (x_t − √ᾱ_t·x̂₀')/√(1−ᾱ_t). The gradient
+ * - The denoiser outputs ε̂, x̂₀ or v̂ (its prediction type); each step turns the output into x̂₀ and
+ *   steps the scheduler from x̂₀ (with the noise consistent with it, ε̂ = (x_t − √ᾱ_t·x̂₀)/√(1−ᾱ_t)),
+ *   which is the same step whatever the type.
+ * - Steering (x₀-guidance): at each step x̂₀ is moved down the gradient of the guidance penalty
+ *   (guidance.ts) taken with respect to x̂₀ alone, x̂₀' = x̂₀ − ∇P(x̂₀), before the step. The gradient
  *   does not pass through the network: that backward pass would cost about twice its forward pass
  *   at every step on 2 cores.
  * - Early stop: a sample ends at the first step whose φ̂₀ moved by less than `tolerance` network
@@ -31,7 +33,11 @@ import {
 } from '../../engine/index.ts';
 import { DDIMScheduler } from '../../models/schedulers/ddim.ts';
 import { DDPMScheduler, type SchedulerStep } from '../../models/schedulers/ddpm.ts';
-import { DIFFUSEREG_SCHEDULE, type NoiseScheduler } from '../../models/schedulers/schedule.ts';
+import {
+  DIFFUSEREG_SCHEDULE,
+  type NoiseScheduler,
+  type PredictionType,
+} from '../../models/schedulers/schedule.ts';
 import type { DiffuseRegDenoiser } from '../../models/diffusereg/index.ts';
 import { fail } from '../../util/errors.ts';
 import { integer, invalid, number, oneOf, vec3 } from '../../util/is.ts';
@@ -44,7 +50,7 @@ export interface FlowNormalisation {
   std: [number, number, number];
 }
 
-/** ε̂ for the normalised noisy flow x_t (1, 3, w, h, d) at timestep t, given the pair. */
+/** The denoiser's output (ε̂, x̂₀ or v̂: its prediction type) for the normalised noisy flow x_t (1, 3, w, h, d) at timestep t, given the pair. */
 export type FlowDenoiser = (xt: Tensor, t: number, images: ImagePair) => Tensor;
 
 export type Sampler = 'ddpm' | 'ddim';
@@ -66,6 +72,8 @@ export interface SamplingStep {
 
 export interface SampleOptions {
   normalisation: FlowNormalisation;
+  /** What the denoiser outputs (default 'epsilon', the authors'). */
+  prediction?: PredictionType;
   /** 'ddpm' (all T steps) or 'ddim' (default). */
   sampler?: Sampler;
   /** Steps per sample: T for DDPM (its only value); 1 … T for DDIM (default 50). */
@@ -149,16 +157,24 @@ function plan(o: SampleOptions) {
   const tolerance = number('tolerance', o.tolerance ?? 0, { min: 0 });
   if (o.onStep !== undefined && typeof o.onStep !== 'function')
     throw invalid('onStep', 'a function', o.onStep);
+  const prediction = oneOf<PredictionType>('prediction', o.prediction ?? 'epsilon', [
+    'epsilon',
+    'sample',
+    'v_prediction',
+  ]);
+  // The network's output becomes x̂₀ under its own type; the sampler then steps from x̂₀.
+  const network = new DDPMScheduler({ ...DIFFUSEREG_SCHEDULE, predictionType: prediction });
+  const fromX0 = { ...DIFFUSEREG_SCHEDULE, predictionType: 'sample' as const };
   let scheduler: NoiseScheduler;
-  let step: (eps: Tensor, t: number, x: Tensor) => SchedulerStep;
+  let step: (x0: Tensor, t: number, x: Tensor) => SchedulerStep;
   if (sampler === 'ddpm') {
-    const ddpm = new DDPMScheduler(DIFFUSEREG_SCHEDULE);
-    step = (eps, t, x) => ddpm.step(eps, t, x, generator);
+    const ddpm = new DDPMScheduler(fromX0);
+    step = (x0, t, x) => ddpm.step(x0, t, x, generator);
     scheduler = ddpm;
   } else {
-    const ddim = new DDIMScheduler(DIFFUSEREG_SCHEDULE);
+    const ddim = new DDIMScheduler(fromX0);
     ddim.setTimesteps(steps);
-    step = (eps, t, x) => ddim.step(eps, t, x);
+    step = (x0, t, x) => ddim.step(x0, t, x);
     scheduler = ddim;
   }
   return {
@@ -171,6 +187,7 @@ function plan(o: SampleOptions) {
     tolerance,
     onStep: o.onStep,
     scheduler,
+    original: (output: Tensor, t: number, x: Tensor) => network.predictedOriginal(output, x, t),
     step,
   };
 }
@@ -187,15 +204,12 @@ function run(denoise: FlowDenoiser, images: ImagePair, spatial: number[], p: Pla
   const [mean, std] = [view(p.mean), view(p.std)];
   const denormalise = (x: Tensor) => x.mul(std).add(mean);
 
-  /** ε̂' consistent with x̂₀ moved down the penalty's gradient (x₀-guidance, module comment). */
-  const guide = (xt: Tensor, eps: Tensor, t: number): Tensor =>
+  /** x̂₀ moved down the penalty's gradient (x₀-guidance, module comment). */
+  const guide = (x0: Tensor): Tensor =>
     tidy(() => {
-      const a = scheduler.alphaCumprod(t);
-      const [sa, sb] = [Math.sqrt(a), Math.sqrt(1 - a)];
-      const x0 = xt.sub(eps.mul(sb)).div(sa);
       const leaf = x0.detach().requiresGrad_();
       const gradient = enableGrad(() => grad(guidancePenalty(denormalise(leaf), images, guidance), leaf)[0]!);
-      return xt.sub(x0.sub(gradient).mul(sa)).div(sb);
+      return x0.sub(gradient);
     });
 
   /** One sample: its φ̂₀ at the last step run, and how many steps that was. */
@@ -205,9 +219,9 @@ function run(denoise: FlowDenoiser, images: ImagePair, spatial: number[], p: Pla
     let stepsRun = 0;
     for (const t of timesteps) {
       const next = tidy(() => {
-        let eps = denoise(x, t, images);
-        if (p.guided) eps = guide(x, eps, t);
-        const out = p.step(eps, t, x);
+        let x0 = p.original(denoise(x, t, images), t, x);
+        if (p.guided) x0 = guide(x0);
+        const out = p.step(x0, t, x);
         return { sample: out.sample, prediction: denormalise(out.predOriginalSample) };
       });
       stepsRun++;

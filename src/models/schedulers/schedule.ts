@@ -152,23 +152,53 @@ export abstract class NoiseScheduler {
   }
 
   /**
-   * Forward diffusion q(x_t | x_0): sqrt(ᾱ_t)·x0 + sqrt(1 − ᾱ_t)·noise, with one timestep per batch
-   * element (or one for all).
+   * √ᾱ_t and √(1 − ᾱ_t) shaped to broadcast over `like` (B, ...), one timestep per batch element or
+   * one for all; the caller's tidy owns them.
    */
-  addNoise(original: Tensor, noise: Tensor, timesteps: number | readonly number[]): Tensor {
+  private signalAndNoiseScales(like: Tensor, timesteps: number | readonly number[]): [Tensor, Tensor] {
     const ts = typeof timesteps === 'number' ? [timesteps] : [...timesteps];
-    const batch = original.shape[0];
+    const batch = like.shape[0];
     if (ts.length !== 1 && ts.length !== batch) {
       fail('timesteps', `expected 1 or ${batch} values (the batch size), got ${ts.length}`);
     }
     const a = ts.map((t) => this.alphaCumprod(t));
     const f = this.round;
-    const shape = [ts.length, ...original.shape.slice(1).map(() => 1)];
+    const shape = [ts.length, ...like.shape.slice(1).map(() => 1)];
+    return [
+      tensor(a.map((v) => f(Math.sqrt(v)))).reshape(shape),
+      tensor(a.map((v) => f(Math.sqrt(f(1 - v))))).reshape(shape),
+    ];
+  }
+
+  /**
+   * Forward diffusion q(x_t | x_0): sqrt(ᾱ_t)·x0 + sqrt(1 − ᾱ_t)·noise, with one timestep per batch
+   * element (or one for all).
+   */
+  addNoise(original: Tensor, noise: Tensor, timesteps: number | readonly number[]): Tensor {
     return tidy(() => {
-      const sa = tensor(a.map((v) => f(Math.sqrt(v)))).reshape(shape);
-      const sb = tensor(a.map((v) => f(Math.sqrt(f(1 - v))))).reshape(shape);
+      const [sa, sb] = this.signalAndNoiseScales(original, timesteps);
       return sa.mul(original).add(sb.mul(noise));
     });
+  }
+
+  /**
+   * What the model learns to output for x_t = √ᾱ_t·x₀ + √(1−ᾱ_t)·noise under this prediction type:
+   * the noise, x₀ itself, or the velocity v = √ᾱ_t·noise − √(1−ᾱ_t)·x₀ (MONAI's get_velocity).
+   */
+  trainingTarget(original: Tensor, noise: Tensor, timesteps: number | readonly number[]): Tensor {
+    if (this.predictionType === 'epsilon') return noise.clone();
+    if (this.predictionType === 'sample') return original.clone();
+    return tidy(() => {
+      const [sa, sb] = this.signalAndNoiseScales(original, timesteps);
+      return sa.mul(noise).sub(sb.mul(original));
+    });
+  }
+
+  /** x̂₀ from the model output for the sample x_t at timestep t (the prediction type's inverse). */
+  predictedOriginal(modelOutput: Tensor, sample: Tensor, timestep: number): Tensor {
+    const { x0, eps } = this.predictOriginal(modelOutput, sample, this.alphaCumprod(timestep));
+    eps.dispose();
+    return x0;
   }
 
   /** x0 and ε from the model output, for ᾱ_t = a (MONAI's three prediction types). */
