@@ -1,7 +1,8 @@
 /**
  * ACDC cine cardiac MR (Bernard et al. 2018), training patients 001–100: end-systole (ES, moving)
  * → end-diastole (ED, fixed) of each patient. Labels 1 RV cavity, 2 LV myocardium, 3 LV cavity;
- * Dice is reported per label and as their mean. Slices are 5–10 mm apart, in-plane 0.7–1.9 mm.
+ * Dice is reported per label, of the unions LV+myocardium and whole heart, and as means (the five
+ * structures of DiffuseReg's "overall" Dice). Slices are 5–10 mm apart, in-plane 0.7–1.9 mm.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -19,6 +20,12 @@ import {
 } from './dataset.ts';
 
 export const ACDC_LABELS: Record<number, string> = { 1: 'RV', 2: 'myocardium', 3: 'LV' };
+
+/** The label unions DiffuseReg (Zhuo & Shen 2024) scores besides the three labels. */
+export const ACDC_LABEL_GROUPS: Record<string, number[]> = {
+  'LV+myocardium': [2, 3],
+  'whole heart': [1, 2, 3],
+};
 
 /**
  * The split of the learned methods (DiffuseReg, LDM-Morph), by patient id and stratified by ACDC's
@@ -69,7 +76,7 @@ export function acdcDataset(options: AcdcOptions = {}): RegistrationDataset {
   if (caseIds.length === 0) fail(root, 'holds no ACDC patient folder with ed/es images and ground truth');
   return {
     name: 'acdc',
-    description: `ACDC cine MR, end-systole (moving) → end-diastole (fixed) per patient; RV, myocardium, LV${margin > 0 ? `; cropped in-plane to the heart labels + ${margin} mm` : ''}`,
+    description: `ACDC cine MR, end-systole (moving) → end-diastole (fixed) per patient; RV, myocardium, LV, and the unions LV+myocardium and whole heart${margin > 0 ? `; cropped in-plane to the heart labels + ${margin} mm` : ''}`,
     caseIds,
     citation: 'Bernard et al., IEEE TMI 37(11):2514–2525, 2018',
     async load(id) {
@@ -84,6 +91,7 @@ export function acdcDataset(options: AcdcOptions = {}): RegistrationDataset {
         movingLabels,
         labelSet: [1, 2, 3],
         labelNames: { ...ACDC_LABELS },
+        labelGroups: structuredClone(ACDC_LABEL_GROUPS),
         modality: 'mr',
       };
     },

@@ -19,6 +19,11 @@ export interface RegistrationCase {
   movingPoints?: Vec3[];
   /** Labels scored by Dice and HD95 (default: every nonzero label present). */
   labelSet?: number[];
+  /**
+   * Unions of labels scored by Dice as one structure besides the labels themselves (name → member
+   * labels), e.g. ACDC's whole heart = RV ∪ myocardium ∪ LV.
+   */
+  labelGroups?: Record<string, number[]>;
   /** Display names of the labels. */
   labelNames?: Record<number, string>;
   modality: Modality;

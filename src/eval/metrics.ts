@@ -1,7 +1,8 @@
 /**
- * Registration metrics: target registration error, Dice, 95th-percentile Hausdorff distance and
- * Jacobian-determinant statistics. Percentiles use linear interpolation between order statistics
- * (numpy's default): the q-th percentile of sorted x₀..x_{n−1} is at position (n − 1)·q/100.
+ * Registration metrics: target registration error, Dice (per label and of label unions),
+ * 95th-percentile Hausdorff distance and Jacobian-determinant statistics. Percentiles use linear
+ * interpolation between order statistics (numpy's default): the q-th percentile of sorted
+ * x₀..x_{n−1} is at position (n − 1)·q/100.
  */
 import { fail } from '../util/errors.ts';
 import { meanStd, percentile, summarize, type Summary } from '../util/stats.ts';
@@ -144,6 +145,18 @@ export function dice(
     if (total > 0) perLabel.push({ label, value: (2 * inBoth[n]) / total });
   });
   return scores(perLabel);
+}
+
+/**
+ * Dice of a union of labels scored as one structure (e.g. LV cavity + myocardium): both maps reduced
+ * to membership of the union, then `dice`. NaN when the union is absent from both maps.
+ */
+export function unionDice(fixed: Volume, warped: Volume, members: readonly number[]): number {
+  if (members.length === 0 || !members.every(Number.isFinite))
+    fail('label union', 'expected one or more finite label values');
+  const union = new Set(members);
+  const membership = (v: Volume) => v.withData(Uint8Array.from(v.data, (l) => (union.has(l) ? 1 : 0)));
+  return dice(membership(fixed), membership(warped), { labels: [1] }).mean;
 }
 
 /** Index bounding boxes [i0, j0, k0, i1, j1, k1] of each label over both volumes. */

@@ -38,6 +38,8 @@ export interface RegistrationResult {
   uncertainty?: Volume;
   /** Method-specific facts for the summary (working lattice, time per stage, …). */
   details?: Record<string, unknown>;
+  /** Pictures of the method's own work (DiffuseReg's sampling strip), shown in the report. */
+  figures?: { name: string; caption: string; png: Buffer }[];
 }
 
 export interface RegistrationMethod {

@@ -7,6 +7,7 @@ import { fieldFromFunction, Volume, type Vec3 } from '../../src/geometry/index.t
 import { identityMethod } from '../../src/methods/baselines/index.ts';
 import type { RegistrationCase, RegistrationMethod } from '../../src/methods/method.ts';
 import type { RegistrationDataset } from '../../src/data/index.ts';
+import { encodePng } from '../../src/util/png.ts';
 import {
   openBenchDataset,
   runBenchmark,
@@ -58,6 +59,7 @@ function makeCase(id: string): RegistrationCase {
     movingPoints: fixedPoints.map(([x, y, z]) => [x + SHIFT * spacing[0], y, z]),
     labelSet: [1, 2],
     labelNames: { 1: 'box', 2: 'other box' },
+    labelGroups: { 'both boxes': [1, 2] },
     modality: 'mr',
   };
 }
@@ -90,7 +92,9 @@ const matcher: RegistrationMethod = {
   description: 'points only',
   async register(item) {
     const predicted = (item.movingPoints as Vec3[]).map(([x, y, z]) => [x, y, z + 1] as Vec3);
-    return { movingPointsPredicted: predicted, seconds: 0.5, peakRssMb: 50 };
+    const png = encodePng(2, 1, Uint8Array.from([0, 255]), 1);
+    const figures = [{ name: 'its picture', caption: 'what the matcher saw', png }];
+    return { movingPointsPredicted: predicted, seconds: 0.5, peakRssMb: 50, figures };
   },
 };
 const broken: RegistrationMethod = {
@@ -138,11 +142,18 @@ test('runBenchmark: metrics per case and aggregated, JSON/CSV/Markdown/HTML/PNG 
   assert.ok(Math.abs((identity?.dice?.perLabel['1'] as number) - 0.75) < 1e-12);
   assert.ok(Math.abs((identity?.dice?.perLabel['2'] as number) - 0.6) < 1e-12);
   assert.equal(identity?.tre?.initialMean, 4);
+  // the boxes (8·7·6 = 336 and 5·5·7 = 175 voxels) lie apart along j: their union shares 252 + 105
+  // of 511 voxels in each map
+  const union = 357 / 511;
+  assert.ok(Math.abs((identity?.diceGroups?.['both boxes'] as number) - union) < 1e-12);
+  assert.ok(Math.abs((identity?.diceStructuresMean as number) - (0.75 + 0.6 + union) / 3) < 1e-12);
   // truth: exact
   const exact = scores('truth', 'b');
   assert.ok((exact?.tre?.mean as number) < 1e-5);
   assert.deepEqual([exact?.dice?.mean, exact?.hd95?.mean, exact?.percentNonPositiveJacobian], [1, 0, 0]);
   assert.ok(Math.abs(exact?.sdLogJ as number) < 1e-6);
+  assert.ok(Math.abs(exact?.stdJacobian as number) < 1e-6); // constant field: det J = 1 everywhere
+  assert.equal(exact?.diceStructuresMean, 1);
   assert.equal(exact?.seconds, 1.5);
   // point matching: TRE from the predicted points, no field metrics
   const points = scores('matcher', 'a');
@@ -154,30 +165,67 @@ test('runBenchmark: metrics per case and aggregated, JSON/CSV/Markdown/HTML/PNG 
   assert.equal(aggregate?.metrics.treMean?.mean, 4);
   assert.ok(Math.abs((aggregate?.dicePerLabel?.['1'] as number) - 0.75) < 1e-12);
   assert.equal(aggregate?.trePooled?.count, 4);
+  assert.ok(Math.abs((aggregate?.dicePerGroup?.['both boxes'] as number) - union) < 1e-12);
+  assert.ok(
+    Math.abs((aggregate?.metrics.diceStructuresMean?.mean as number) - (0.75 + 0.6 + union) / 3) < 1e-12,
+  );
+  assert.equal(aggregate?.metrics.stdJacobian?.mean, 0);
   assert.deepEqual(
     [json.aggregate.find((a) => a.method === 'broken')?.failures, report.aggregate.length],
     [2, 4],
   );
 
-  const rows = parseCsv(readFileSync(join(outDir, 'cases.csv'), 'utf8'));
+  const casesText = readFileSync(join(outDir, 'cases.csv'), 'utf8');
+  assert.match(casesText, /^case,method,.*,peak_rss_mb,dice_structures_mean,std_jacobian,error\n/);
+  const rows = parseCsv(casesText);
   assert.equal(rows.length, 8);
   const row = rows.find((r) => r.case === 'b' && r.method === 'identity');
   assert.deepEqual(
     [Number(row?.tre_mean), Number(row?.tre_initial), Number(row?.tre_points), Number(row?.dice_mean)],
     [4, 4, 2, 0.675],
   );
+  assert.ok(Math.abs(Number(row?.dice_structures_mean) - (0.75 + 0.6 + union) / 3) < 1e-6);
+  assert.equal(row?.std_jacobian, '0');
   assert.equal(rows.find((r) => r.method === 'broken')?.error, 'no convergence');
   const labelRows = parseCsv(readFileSync(join(outDir, 'labels.csv'), 'utf8'));
-  assert.equal(labelRows.length, 2 * 2 * 2); // cases × field methods × labels
+  assert.equal(labelRows.length, 2 * 2 * 3); // cases × field methods × (labels + union)
   assert.equal(labelRows.find((r) => r.method === 'identity' && r.label === '2')?.name, 'other box');
+  const unionRow = labelRows.find((r) => r.method === 'identity' && r.label === '1+2');
+  assert.deepEqual([unionRow?.name, unionRow?.hd95], ['both boxes', '']);
+  assert.ok(Math.abs(Number(unionRow?.dice) - union) < 1e-6);
 
   const markdown = readFileSync(join(outDir, 'summary.md'), 'utf8');
   assert.match(markdown, /\| identity \| 2\/2 \| 4\.00 ± 0\.00 \|/);
   assert.match(markdown, /\| broken \| 0\/2 \|/);
   assert.match(markdown, /\| truth \| 1\.000 \| 1\.000 \|/);
+  assert.match(
+    markdown,
+    /\| Dice mean ± sd \| Dice labels\+unions \| HD95 \(mm\) \| %NJD \| SDlogJ \| std det J \|/,
+  );
+  assert.match(
+    markdown,
+    /\| truth \| 2\/2 \|.* \| 1\.000 ± 0\.000 \| 1\.000 ± 0\.000 \| 0\.00 ± 0\.00 \| 0\.000 ± 0\.000 \| 0\.000 ± 0\.000 \| 0\.000 ± 0\.000 \|/,
+  );
+  assert.match(markdown, /label unions both boxes \(box ∪ other box\)\./);
+  assert.match(
+    markdown,
+    /\| method \| Dice box \| Dice other box \| Dice both boxes \|\n.*\n\| identity \| 0\.750 \| 0\.600 \| 0\.699 \|/,
+  );
   const html = readFileSync(join(outDir, 'report.html'), 'utf8');
   assert.ok((html.match(/<svg /g) ?? []).length >= 6);
-  assert.equal((html.match(/data:image\/png;base64,/g) ?? []).length, 3); // case a × 3 methods that ran
+  for (const text of [
+    '<th>Dice labels+unions</th>',
+    '<th>std det J</th>',
+    '<th>Dice both boxes</th>',
+    'box ∪ other box',
+  ])
+    assert.ok(html.includes(text), text);
+  // Case a: 3 overlays (the methods that ran) and the matcher's own picture; case b has no pictures.
+  assert.equal((html.match(/data:image\/png;base64,/g) ?? []).length, 4);
+  assert.ok(html.includes('a — matcher: what the matcher saw'));
+  const picture = readFileSync(join(outDir, 'overlays', 'a_matcher_its_picture.png'));
+  assert.equal(picture.readUInt32BE(16), 2);
+  assert.equal(scores('matcher', 'b')?.figures, undefined);
   const png = readFileSync(join(outDir, 'overlays', 'a_truth.png'));
   assert.equal(png.subarray(1, 4).toString('latin1'), 'PNG');
   assert.equal(png.readUInt32BE(16), 3 * 24 + 2 * 4); // three axial panels of 24 columns, 4-pixel gaps

@@ -1,7 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Volume, fieldFromFunction, zeroField, type Mat3, type Vec3 } from '../../src/geometry/index.ts';
-import { dice, hausdorff95, jacobianStats, targetRegistrationError } from '../../src/eval/metrics.ts';
+import {
+  dice,
+  hausdorff95,
+  jacobianStats,
+  targetRegistrationError,
+  unionDice,
+} from '../../src/eval/metrics.ts';
 import { percentile, summarize } from '../../src/util/stats.ts';
 import { DiffregError } from '../../src/util/errors.ts';
 
@@ -109,6 +115,22 @@ test('Dice of two boxes with known overlap; absent labels', () => {
       e instanceof DiffregError &&
       e.message === 'label maps: must lie on the same grid (spacing, origin or direction differ)',
   );
+});
+
+test('Dice of a label union, hand-counted', () => {
+  // 6×2×1 maps, rows j = 0 and 1:      fixed 1 1 2 2 3 3 / 1 2 2 3 3 0
+  //                                     warped 1 2 2 3 3 3 / 1 1 2 2 3 0
+  // union {2, 3}: 8 voxels in each, 4 + 3 shared → 14/16; union {1, 2, 3}: all 11 nonzero shared → 1
+  const rows = (a: number[], b: number[]) => boxes([6, 2, 1], [1, 1, 1], (i, j) => (j === 0 ? a : b)[i]);
+  const fixed = rows([1, 1, 2, 2, 3, 3], [1, 2, 2, 3, 3, 0]);
+  const warped = rows([1, 2, 2, 3, 3, 3], [1, 1, 2, 2, 3, 0]);
+  assert.equal(unionDice(fixed, warped, [2, 3]), 0.875);
+  assert.equal(unionDice(fixed, warped, [3, 2, 1]), 1);
+  // a one-label union is that label's Dice: label 2 shares 2 of 4 + 4 voxels
+  assert.equal(unionDice(fixed, warped, [2]), dice(fixed, warped, { labels: [2] }).mean);
+  assert.equal(unionDice(fixed, warped, [2]), 0.5);
+  assert.ok(Number.isNaN(unionDice(fixed, warped, [7, 8])));
+  assert.throws(() => unionDice(fixed, warped, []), /label union: expected one or more finite label values/);
 });
 
 test('HD95 of boxes shifted by a known distance, anisotropic spacing', () => {

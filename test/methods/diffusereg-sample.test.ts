@@ -318,7 +318,8 @@ test('watch: every 2 of 6 DDIM steps, the field and warped image as NIfTI and a 
     const shift = tidy(() => cat([zeros([1, 1, W, H, D]).add(1), zeros([1, 2, W, H, D])], 1));
     const unit: FlowNormalisation = { mean: [0, 0, 0], std: [1, 1, 1] };
     const watch = watchSampling({ dir: join(dir, 'watch'), every: 2, grid, images: PAIR });
-    sampleFlow(gaussianData(shift), PAIR, { normalisation: unit, steps: 6, onStep: watch });
+    sampleFlow(gaussianData(shift), PAIR, { normalisation: unit, steps: 6, onStep: watch.onStep });
+    assert.deepEqual(watch.steps, [2, 4, 6]);
     for (const step of ['0002', '0004', '0006']) {
       const field = readNifti(join(dir, 'watch', `step-${step}-field.nii.gz`));
       assert.deepEqual([field.dims, field.components], [[W, H, D], 3]);
@@ -335,6 +336,11 @@ test('watch: every 2 of 6 DDIM steps, the field and warped image as NIfTI and a 
     assert.equal(existsSync(join(dir, 'watch', 'step-0003-field.nii.gz')), false);
     const png = readFileSync(join(dir, 'watch', 'strip.png'));
     assert.deepEqual([png.readUInt32BE(16), png.readUInt32BE(20)], [(2 + 3) * W, H]);
+    assert.ok(watch.strip().equals(png));
+    // Without a folder: the same strip, in memory only.
+    const memory = watchSampling({ every: 2, grid, images: PAIR });
+    sampleFlow(gaussianData(shift), PAIR, { normalisation: unit, steps: 6, onStep: memory.onStep });
+    assert.ok(memory.strip().equals(png));
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -356,7 +362,10 @@ test('bad options and images are refused with one-line messages before any step'
   refuse({ steps: 2001 }, /^steps: expected an integer in \[1, 2000\]/);
   refuse({ sampler: 'ddpm', steps: 50 }, /^steps: expected 2000 with the ddpm sampler .*, got 50$/);
   refuse({ sampler: 'euler' as never }, /^sampler: expected one of ddpm, ddim, got "euler"$/);
-  refuse({ prediction: 'noise' as never }, /^prediction: expected one of epsilon, sample, v_prediction, got "noise"$/);
+  refuse(
+    { prediction: 'noise' as never },
+    /^prediction: expected one of epsilon, sample, v_prediction, got "noise"$/,
+  );
   refuse({ samples: 0 }, /^samples: expected an integer >= 1, got 0$/);
   refuse({ seed: -1 }, /^seed: /);
   refuse({ tolerance: -0.1 }, /^tolerance: expected a finite number >= 0, got -0.1$/);

@@ -1,12 +1,20 @@
 /**
  * Scores one registration result against its case's ground truth: TRE at the landmarks (through the
  * field, or the method's own predicted points), Dice and HD95 per label of the moving labels warped
- * with nearest neighbour onto the fixed grid, and Jacobian statistics of the field.
+ * with nearest neighbour onto the fixed grid, Dice of the case's label unions, and Jacobian
+ * statistics of the field.
  */
 import { warpVolume, type Vec3, type Volume } from '../../geometry/index.ts';
 import type { RegistrationCase, RegistrationResult } from '../../methods/method.ts';
-import { dice, hausdorff95, jacobianStats, targetRegistrationError, type LabelScores } from '../metrics.ts';
-import { summarize } from '../../util/stats.ts';
+import {
+  dice,
+  hausdorff95,
+  jacobianStats,
+  targetRegistrationError,
+  unionDice,
+  type LabelScores,
+} from '../metrics.ts';
+import { meanStd, summarize } from '../../util/stats.ts';
 
 export interface TreScores {
   count: number;
@@ -34,12 +42,20 @@ export interface CaseScores {
   tre?: TreScores;
   dice?: LabelTable;
   hd95?: LabelTable;
+  /** Dice of each label union of the case (name → Dice); unions absent from both maps left out. */
+  diceGroups?: Record<string, number>;
+  /** Mean of the per-label and the union Dice values (ACDC: DiffuseReg's 5-structure "overall"). */
+  diceStructuresMean?: number;
   /** %NJD: percentage of voxels with det J ≤ 0. */
   percentNonPositiveJacobian?: number;
   sdLogJ?: number;
+  /** Population standard deviation of det J (DiffuseReg's "JSD"). */
+  stdJacobian?: number;
   minJacobian?: number;
   seconds: number;
   peakRssMb: number;
+  /** Pictures the method made of its work on this case (files relative to the results folder). */
+  figures?: { caption: string; file: string }[];
   /** Set when the method failed on this case (then no metrics). */
   error?: string;
 }
@@ -48,9 +64,11 @@ export interface CaseScores {
 export const METRICS = [
   { key: 'treMean', label: 'TRE mean', unit: 'mm', better: 'lower' },
   { key: 'diceMean', label: 'Dice mean', unit: '', better: 'higher' },
+  { key: 'diceStructuresMean', label: 'Dice labels+unions', unit: '', better: 'higher' },
   { key: 'hd95Mean', label: 'HD95 mean', unit: 'mm', better: 'lower' },
   { key: 'percentNonPositiveJacobian', label: '%NJD', unit: '%', better: 'lower' },
   { key: 'sdLogJ', label: 'SDlogJ', unit: '', better: 'lower' },
+  { key: 'stdJacobian', label: 'std det J', unit: '', better: 'lower' },
   { key: 'seconds', label: 'time', unit: 's', better: 'lower' },
   { key: 'peakRssMb', label: 'peak RSS', unit: 'MB', better: 'lower' },
 ] as const;
@@ -92,6 +110,16 @@ function treScores(errors: number[], initialMean: number): TreScores {
   };
 }
 
+/** Dice of each label union present in either map, keyed by the union's name. */
+function groupDice(fixed: Volume, warped: Volume, groups: Record<string, number[]>): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [name, members] of Object.entries(groups)) {
+    const value = unionDice(fixed, warped, members);
+    if (!Number.isNaN(value)) out[name] = value;
+  }
+  return out;
+}
+
 /** Labels moved onto the fixed grid by the result's field (nearest neighbour). */
 export function warpedLabels(item: RegistrationCase, result: RegistrationResult): Volume | undefined {
   if (!item.movingLabels || !result.field) return undefined;
@@ -124,11 +152,17 @@ export function evaluateCase(item: RegistrationCase, method: string, result: Reg
     const labels = item.labelSet ? { labels: item.labelSet } : {};
     scores.dice = table(dice(item.fixedLabels, warped, labels));
     scores.hd95 = table(hausdorff95(item.fixedLabels, warped, labels));
+    if (item.labelGroups) {
+      scores.diceGroups = groupDice(item.fixedLabels, warped, item.labelGroups);
+      const values = [...Object.values(scores.dice.perLabel), ...Object.values(scores.diceGroups)];
+      scores.diceStructuresMean = meanStd(Float64Array.from(values)).mean;
+    }
   }
   if (field) {
     const jacobian = jacobianStats(field);
     scores.percentNonPositiveJacobian = jacobian.percentNonPositive;
     scores.sdLogJ = jacobian.sdLogJ;
+    scores.stdJacobian = jacobian.std;
     scores.minJacobian = jacobian.min;
   }
   return scores;

@@ -88,6 +88,15 @@ function checkMethods(methods: RegistrationMethod[]): void {
 /** File-safe form of a case id. */
 const fileName = (id: string) => id.replace(/[^A-Za-z0-9_.-]/g, '_');
 
+/** The method's own pictures of a case, written beside the overlays; their entries for the report. */
+function writeFigures(outDir: string, caseId: string, method: string, result: RegistrationResult) {
+  return result.figures?.map(({ name, caption, png }) => {
+    const file = join('overlays', `${fileName(caseId)}_${method}_${fileName(name)}.png`);
+    writeFileAtomic(join(outDir, file), png);
+    return { caption, file };
+  });
+}
+
 /** Runs the benchmark and writes the results folder; returns the report written. */
 export async function runBenchmark(
   options: BenchmarkOptions,
@@ -149,6 +158,7 @@ export async function runBenchmark(
     report.dataset.labelNames ??= item.labelNames
       ? Object.fromEntries(Object.entries(item.labelNames).map(([k, v]) => [String(k), v]))
       : undefined;
+    report.dataset.labelGroups ??= item.labelGroups;
     const scores: CaseScores[] = [];
     for (const method of methods) {
       const kept = reused(method.name);
@@ -158,7 +168,9 @@ export async function runBenchmark(
       else {
         try {
           result = await method.register(item, { quick, seed });
-          scores.push(kept ?? evaluateCase(item, method.name, result));
+          const scored = kept ?? evaluateCase(item, method.name, result);
+          if (position < overlayCount) scored.figures = writeFigures(outDir, id, method.name, result);
+          scores.push(scored);
         } catch (e) {
           scores.push({
             caseId: id,

@@ -1,7 +1,7 @@
 /**
  * Benchmark results on disk: `results.json` (everything), `cases.csv` (one row per case and
- * method), `labels.csv` (Dice and HD95 per label), `cases/<case>.json`, `summary.md` (tables) and
- * `report.html` (self-contained: inline SVG plots and base64 PNG overlays).
+ * method), `labels.csv` (Dice and HD95 per label, Dice per label union), `cases/<case>.json`,
+ * `summary.md` (tables) and `report.html` (self-contained: inline SVG plots and base64 PNG overlays).
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -40,17 +40,29 @@ export interface MethodAggregate {
   /** Mean over cases of Dice and HD95 per label. */
   dicePerLabel?: Record<string, number>;
   hd95PerLabel?: Record<string, number>;
+  /** Mean over cases of the Dice of each label union, by name. */
+  dicePerGroup?: Record<string, number>;
 }
 
 export interface BenchmarkReport {
   run: RunInfo;
-  dataset: { name: string; description: string; citation: string; labelNames?: Record<string, string> };
+  dataset: {
+    name: string;
+    description: string;
+    citation: string;
+    labelNames?: Record<string, string>;
+    /** The label unions scored (name → member labels). */
+    labelGroups?: Record<string, number[]>;
+  };
   methods: { name: string; description: string }[];
   cases: CaseScores[];
   aggregate: MethodAggregate[];
   /** Overlay PNG files, relative to the results folder. */
   overlays: { caseId: string; method: string; file: string }[];
 }
+
+/** Label values ascending; names (label unions) compare equal, so they keep their first-seen order. */
+const byLabel = (a: string, b: string) => Number(a) - Number(b) || 0;
 
 function meanPerLabel(tables: (Record<string, number> | undefined)[]): Record<string, number> | undefined {
   const sums = new Map<string, { sum: number; count: number }>();
@@ -65,7 +77,7 @@ function meanPerLabel(tables: (Record<string, number> | undefined)[]): Record<st
   }
   if (sums.size === 0) return undefined;
   const out: Record<string, number> = {};
-  for (const [label, { sum, count }] of [...sums].sort((a, b) => Number(a[0]) - Number(b[0])))
+  for (const [label, { sum, count }] of [...sums].sort((a, b) => byLabel(a[0], b[0])))
     out[label] = sum / count;
   return out;
 }
@@ -91,6 +103,7 @@ export function aggregate(cases: CaseScores[], methods: string[]): MethodAggrega
       trePooled: pooled.length ? summarize(pooled) : undefined,
       dicePerLabel: meanPerLabel(ok.map((c) => c.dice?.perLabel)),
       hd95PerLabel: meanPerLabel(ok.map((c) => c.hd95?.perLabel)),
+      dicePerGroup: meanPerLabel(ok.map((c) => c.diceGroups)),
     };
   });
 }
@@ -114,7 +127,8 @@ const csvText = (s: string) => (/[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` 
 
 export const CASE_COLUMNS = [
   'case', 'method', 'tre_mean', 'tre_sd', 'tre_p25', 'tre_p50', 'tre_p75', 'tre_initial', 'tre_points',
-  'dice_mean', 'hd95_mean', 'percent_njd', 'sd_log_j', 'min_jacobian', 'seconds', 'peak_rss_mb', 'error',
+  'dice_mean', 'hd95_mean', 'percent_njd', 'sd_log_j', 'min_jacobian', 'seconds', 'peak_rss_mb',
+  'dice_structures_mean', 'std_jacobian', 'error',
 ] as const; // prettier-ignore
 
 export function casesCsv(cases: CaseScores[]): string {
@@ -133,6 +147,8 @@ export function casesCsv(cases: CaseScores[]): string {
         c.minJacobian,
         c.seconds,
         c.peakRssMb,
+        c.diceStructuresMean,
+        c.stdJacobian,
       ].map(csvNumber),
       csvText(c.error ?? ''),
     ].join(','),
@@ -140,7 +156,12 @@ export function casesCsv(cases: CaseScores[]): string {
   return [CASE_COLUMNS.join(','), ...rows].join('\n') + '\n';
 }
 
-export function labelsCsv(cases: CaseScores[], names: Record<string, string> = {}): string {
+/** One row per case, method and label, then per label union (label: its members joined by +). */
+export function labelsCsv(
+  cases: CaseScores[],
+  names: Record<string, string> = {},
+  groups: Record<string, number[]> = {},
+): string {
   const rows: string[] = [];
   for (const c of cases) {
     for (const label of Object.keys(c.dice?.perLabel ?? {})) {
@@ -153,6 +174,12 @@ export function labelsCsv(cases: CaseScores[], names: Record<string, string> = {
           csvNumber(c.dice?.perLabel[label]),
           csvNumber(c.hd95?.perLabel[label]),
         ].join(','),
+      );
+    }
+    for (const [group, value] of Object.entries(c.diceGroups ?? {})) {
+      const members = groups[group]?.join('+') ?? '';
+      rows.push(
+        [csvText(c.caseId), csvText(c.method), members, csvText(group), csvNumber(value), ''].join(','),
       );
     }
   }
@@ -189,15 +216,20 @@ function summaryTable(report: BenchmarkReport): { header: string[]; rows: string
     header.push('Dice mean ± sd');
     columns.push((a) => meanSd(a.metrics.diceMean, 3));
   }
+  if (has('diceStructuresMean')) {
+    header.push('Dice labels+unions');
+    columns.push((a) => meanSd(a.metrics.diceStructuresMean, 3));
+  }
   if (has('hd95Mean')) {
     header.push('HD95 (mm)');
     columns.push((a) => meanSd(a.metrics.hd95Mean, 2));
   }
   if (has('percentNonPositiveJacobian')) {
-    header.push('%NJD', 'SDlogJ');
+    header.push('%NJD', 'SDlogJ', 'std det J');
     columns.push(
       (a) => meanSd(a.metrics.percentNonPositiveJacobian, 3),
       (a) => meanSd(a.metrics.sdLogJ, 3),
+      (a) => meanSd(a.metrics.stdJacobian, 3),
     );
   }
   header.push('time (s)', 'peak RSS (MB)');
@@ -208,7 +240,24 @@ function summaryTable(report: BenchmarkReport): { header: string[]; rows: string
   return { header, rows: report.aggregate.map((a) => columns.map((c) => c(a))) };
 }
 
-/** Mean Dice per label and method, when there are at most `limit` labels. */
+/** Names of the label unions some method has Dice values for. */
+const unionNames = (report: BenchmarkReport) => [
+  ...new Set(report.aggregate.flatMap((a) => Object.keys(a.dicePerGroup ?? {}))),
+];
+
+/** What the "Dice labels+unions" column averages, when some method has it. */
+function unionsNote(report: BenchmarkReport): string | undefined {
+  if (!report.aggregate.some((a) => a.metrics.diceStructuresMean)) return undefined;
+  const names = report.dataset.labelNames ?? {};
+  const groups = unionNames(report);
+  const described = groups.map((g) => {
+    const members = report.dataset.labelGroups?.[g]?.map((l) => names[l] ?? String(l));
+    return members ? `${g} (${members.join(' ∪ ')})` : g;
+  });
+  return `Dice labels+unions: mean of the Dice of each label and of the label unions ${described.join(', ')}.`;
+}
+
+/** Mean Dice per label and per label union and method, when there are at most `limit` labels. */
 function labelTable(
   report: BenchmarkReport,
   limit: number,
@@ -217,10 +266,15 @@ function labelTable(
     (a, b) => Number(a) - Number(b),
   );
   if (labels.length === 0 || labels.length > limit) return undefined;
+  const groups = unionNames(report);
   const names = report.dataset.labelNames ?? {};
   return {
-    header: ['method', ...labels.map((l) => `Dice ${names[l] ?? l}`)],
-    rows: report.aggregate.map((a) => [a.method, ...labels.map((l) => fixed(a.dicePerLabel?.[l], 3))]),
+    header: ['method', ...labels.map((l) => `Dice ${names[l] ?? l}`), ...groups.map((g) => `Dice ${g}`)],
+    rows: report.aggregate.map((a) => [
+      a.method,
+      ...labels.map((l) => fixed(a.dicePerLabel?.[l], 3)),
+      ...groups.map((g) => fixed(a.dicePerGroup?.[g], 3)),
+    ]),
   };
 }
 
@@ -248,6 +302,7 @@ function runLines(run: RunInfo): string[] {
 
 export function summaryMarkdown(report: BenchmarkReport): string {
   const labels = labelTable(report, 12);
+  const unions = unionsNote(report);
   return [
     `# Benchmark: ${report.dataset.name}`,
     '',
@@ -263,6 +318,7 @@ export function summaryMarkdown(report: BenchmarkReport): string {
     '',
     markdownTable(summaryTable(report)),
     '',
+    ...(unions ? [unions, ''] : []),
     ...(labels ? ['## Dice per label (mean over cases)', '', markdownTable(labels), ''] : []),
     `Data: ${report.dataset.citation}.`,
     '',
@@ -301,10 +357,17 @@ export function reportHtml(report: BenchmarkReport, outDir: string, maxOverlays 
     })),
   );
   const labels = labelTable(report, 60);
+  const unions = unionsNote(report);
   const overlays = report.overlays.slice(0, maxOverlays).map(({ caseId, method, file }) => {
     const data = readFileSync(join(outDir, file)).toString('base64');
     return `<figure><img alt="${escapeXml(`${caseId} ${method}`)}" src="data:image/png;base64,${data}"><figcaption>${escapeXml(caseId)} — ${escapeXml(method)}: fixed | moving | warped moving</figcaption></figure>`;
   });
+  const figures = report.cases.flatMap((c) =>
+    (c.figures ?? []).map(({ caption, file }) => {
+      const data = readFileSync(join(outDir, file)).toString('base64');
+      return `<figure><img alt="${escapeXml(`${c.caseId} ${c.method}`)}" src="data:image/png;base64,${data}"><figcaption>${escapeXml(c.caseId)} — ${escapeXml(c.method)}: ${escapeXml(caption)}</figcaption></figure>`;
+    }),
+  );
   const failures = report.cases.filter((c) => c.error);
   return `<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>diffreg bench: ${escapeXml(report.dataset.name)}</title>
@@ -315,11 +378,13 @@ export function reportHtml(report: BenchmarkReport, outDir: string, maxOverlays 
     .join('')}</ul>
 <h2>Methods</h2><ul>${report.methods.map((m) => `<li><b>${escapeXml(m.name)}</b>: ${escapeXml(m.description)}</li>`).join('')}</ul>
 <h2>Summary (mean ± sd over cases)</h2>${htmlTable(summaryTable(report))}
+${unions ? `<p>${escapeXml(unions)}</p>` : ''}
 ${failures.length ? `<h2>Failures</h2><ul>${failures.map((c) => `<li>${escapeXml(`${c.caseId} ${c.method}: ${c.error}`)}</li>`).join('')}</ul>` : ''}
 <h2>Distributions over cases</h2><div class="plots">${plots.join('')}${runtime}</div>
 ${labels ? `<h2>Dice per label (mean over cases)</h2>${htmlTable(labels)}` : ''}
 <h2>Slice overlays</h2><p>Green: fixed labels and keypoints; magenta: moving / warped labels; yellow: true moving positions; red: fixed keypoint + residual error.</p>
 ${overlays.join('\n')}
+${figures.length ? `<h2>The methods' own pictures</h2>${figures.join('\n')}` : ''}
 <p>Data: ${escapeXml(report.dataset.citation)}.</p></body></html>
 `;
 }
@@ -328,7 +393,10 @@ ${overlays.join('\n')}
 export function writeReport(outDir: string, report: BenchmarkReport): void {
   writeFileAtomic(join(outDir, 'results.json'), toJson(report));
   writeFileAtomic(join(outDir, 'cases.csv'), casesCsv(report.cases));
-  writeFileAtomic(join(outDir, 'labels.csv'), labelsCsv(report.cases, report.dataset.labelNames));
+  writeFileAtomic(
+    join(outDir, 'labels.csv'),
+    labelsCsv(report.cases, report.dataset.labelNames, report.dataset.labelGroups),
+  );
   writeFileAtomic(join(outDir, 'summary.md'), summaryMarkdown(report));
   writeFileAtomic(join(outDir, 'report.html'), reportHtml(report, outDir));
 }

@@ -87,6 +87,14 @@ export function diffuseRegMethod(settings: DiffuseRegSettings = {}): Registratio
         fail('diffusereg', 'the shipped model has no trained denoiser yet (diffreg train diffusereg)');
       const { value, seconds, peakRssMb } = await measured(async () => {
         const { grid, images } = onGrid(item);
+        // The strip is always recorded (five pictures by default: cheap at the network grid's size);
+        // files only with --watch.
+        const watch = watchSampling({
+          dir: settings.watch,
+          every: settings.every ?? (settings.watch ? 10 : Math.max(1, Math.round(steps / 5))),
+          grid,
+          images,
+        });
         try {
           const result = sampleWithNetwork(denoiser.network, images, {
             ...settings,
@@ -95,14 +103,13 @@ export function diffuseRegMethod(settings: DiffuseRegSettings = {}): Registratio
             seed: settings.seed ?? options.seed,
             normalisation: denoiser.normalisation,
             prediction: denoiser.prediction,
-            onStep: settings.watch
-              ? watchSampling({ dir: settings.watch, every: settings.every ?? 10, grid, images })
-              : undefined,
+            onStep: watch.onStep,
           });
           const field = fieldOnFixed(result.field, grid, item.fixed);
           const uncertainty = result.std && vectorLengths(fieldOnFixed(result.std, grid, item.fixed));
           for (const t of [result.field, result.std]) t?.dispose();
-          return { field, uncertainty, stepsRun: result.stepsRun };
+          const caption = `fixed | moving warped by φ̂₀ after steps ${watch.steps.join(', ')} of the first sample | moving (middle axial slice of the network grid)`;
+          return { field, uncertainty, stepsRun: result.stepsRun, figure: { caption, png: watch.strip() } };
         } finally {
           images.fixed.dispose();
           images.moving.dispose();
@@ -114,6 +121,7 @@ export function diffuseRegMethod(settings: DiffuseRegSettings = {}): Registratio
         seconds,
         peakRssMb,
         details: { sampler, steps, stepsRun: value.stepsRun },
+        figures: [{ name: 'sampling', ...value.figure }],
       };
     },
   };

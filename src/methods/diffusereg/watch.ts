@@ -1,10 +1,11 @@
 /**
- * Watching DiffuseReg sample: every K steps of the first sample, the predicted field φ̂₀ and the
- * moving image warped by it go to a folder as NIfTI on the network grid (the grid the sampler sees,
- * so nothing is resampled while it runs), and `strip.png` — fixed | warped at each recorded step … |
- * moving, the middle axial slice (d axis) of the network grid, i across and j down, intensities
- * clamped to [0, 1] — is rewritten, so a person can watch the registration form. The strip has no
- * step labels (the repository has no text renderer); the files' names carry the steps.
+ * Watching DiffuseReg sample: every K steps of the first sample, the moving image warped by the
+ * predicted field φ̂₀ joins a strip — fixed | warped at each recorded step … | moving, the middle axial
+ * slice (d axis) of the network grid, i across and j down, intensities clamped to [0, 1] — kept in
+ * memory for the benchmark report. Given a folder, φ̂₀ and the warped image also go there as NIfTI on
+ * the network grid (the grid the sampler sees, so nothing is resampled while it runs) and `strip.png`
+ * is rewritten at each record, so a person can watch the registration form. The strip has no step
+ * labels (the repository has no text renderer); the files' names and `steps` carry them.
  */
 import { join } from 'node:path';
 import { noGrad, tidy, type Tensor } from '../../engine/index.ts';
@@ -19,7 +20,8 @@ import type { ImagePair } from './data.ts';
 import type { SamplingStep } from './sample.ts';
 
 export interface WatchOptions {
-  dir: string;
+  /** Where the files go; without it the strip is only kept in memory. */
+  dir?: string;
   /** Record every this many steps (and the last step). */
   every: number;
   /** The network grid placed over the fixed image (the files' geometry). */
@@ -55,12 +57,21 @@ function strip(panels: Uint8Array[], w: number, h: number): Buffer {
   return encodePng(width, h, pixels, 1);
 }
 
+export interface Watch {
+  onStep: (s: SamplingStep) => void;
+  /** The steps recorded so far. */
+  steps: number[];
+  /** The strip of the steps recorded so far, as PNG. */
+  strip(): Buffer;
+}
+
 /**
- * An `onStep` callback that records the first sample every `every` steps and at its last step:
+ * Records the first sample every `every` steps and at its last step; with a folder also writes
  * `step-NNNN-field.nii.gz` (world-mm displacement), `step-NNNN-warped.nii.gz` and `strip.png`.
  */
-export function watchSampling(o: WatchOptions): (s: SamplingStep) => void {
-  if (typeof o.dir !== 'string' || !o.dir) throw invalid('watch dir', 'a folder path', o.dir);
+export function watchSampling(o: WatchOptions): Watch {
+  if (o.dir !== undefined && (typeof o.dir !== 'string' || !o.dir))
+    throw invalid('watch dir', 'a folder path', o.dir);
   const every = integer('every', o.every, { min: 1 });
   const [w, h, d] = o.grid.dims;
   for (const [name, image] of Object.entries(o.images)) {
@@ -73,21 +84,26 @@ export function watchSampling(o: WatchOptions): (s: SamplingStep) => void {
   const fixed = axialSlice(o.images.fixed);
   const moving = axialSlice(o.images.moving);
   const warped: Uint8Array[] = [];
-  return (s) => {
+  const steps: number[] = [];
+  const pictured = () => strip([fixed, ...warped, moving], w, h);
+  const onStep = (s: SamplingStep) => {
     if (s.sample !== 0 || (s.step % every !== 0 && !s.last)) return;
-    const stem = join(o.dir, `step-${String(s.step).padStart(4, '0')}`);
+    steps.push(s.step);
     noGrad(() =>
       tidy(() => {
         const u = s.prediction;
         const image = spatialTransformer(o.images.moving, u);
+        warped.push(axialSlice(image));
+        if (o.dir === undefined) return;
+        const stem = join(o.dir, `step-${String(s.step).padStart(4, '0')}`);
         writeNifti(
           `${stem}-field.nii.gz`,
           fieldFromVoxelUnits(o.grid.withData(tensorToVoxels(u.squeeze(0)), 3)),
         );
         writeNifti(`${stem}-warped.nii.gz`, o.grid.withData(tensorToVoxels(image.squeeze(0))));
-        warped.push(axialSlice(image));
       }),
     );
-    writeFileAtomic(join(o.dir, 'strip.png'), strip([fixed, ...warped, moving], w, h));
+    if (o.dir !== undefined) writeFileAtomic(join(o.dir, 'strip.png'), pictured());
   };
+  return { onStep, steps, strip: pictured };
 }
