@@ -1,8 +1,8 @@
 /**
  * Shared transformer blocks against hand-worked values and naive loops: window partition order and
- * its inverse, the shifted-window mask, the relative-position index, and multi-head attention (self
- * and cross, with per-head bias and per-window masks, queries from the last tokens only) against a
- * loop over sequences and heads.
+ * its inverse, the shifted-window mask, padded and shifted windows in 3-D, patch merging's neighbour
+ * order, the relative-position index, and multi-head attention (self and cross, with per-head bias
+ * and per-window masks, queries from the last tokens only) against a loop over sequences and heads.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -21,7 +21,9 @@ import {
 import {
   MASKED,
   MultiHeadAttention,
+  PatchMerging,
   relativePositionIndex,
+  ShiftedWindows,
   shiftedWindowMask,
   windowPartition,
   windowReverse,
@@ -97,6 +99,26 @@ test('shifted-window mask: the hand-worked 4×4 case, and tokens may attend exac
     }
   }
   assert.equal(checked, 8 * 144);
+});
+
+test('ShiftedWindows in 3-D: the grid padded at the end of each axis, rolled, partitioned, and back exactly', () => {
+  const windows = new ShiftedWindows({ grid: [5, 3, 2], window: [2, 2, 2] }, [1, 1, 1]);
+  assert.deepEqual(windows.padded, [6, 4, 2]);
+  const x = randn([2, 5, 3, 2, 3], { generator: new Generator(4) });
+  const parts = windows.partition(x);
+  assert.deepEqual(parts.shape, [2 * 3 * 2 * 1, 8, 3]);
+  // Zero tokens fill the 6·4·2 − 5·3·2 padded positions of each map and channel.
+  assert.equal(parts.eq(0).sum().item(), 2 * 18 * 3);
+  assert.deepEqual(values(windows.reverse(parts)), values(x));
+});
+
+test('PatchMerging concatenates neighbours in MONAI PatchMergingV2 order: rows fastest in 2-D, the last axis in 3-D', () => {
+  const order = (spatialDims: 2 | 3, x: Tensor) => values(new PatchMerging(1, spatialDims).neighbourhoods(x));
+  // A 2×2 plane holding 2y + x at (y, x), and a 2×2×2 cube holding 4i + 2j + k.
+  assert.deepEqual(order(2, arange(0, 4, 1).float().reshape(1, 2, 2, 1)), [0, 2, 1, 3]);
+  assert.deepEqual(order(3, arange(0, 8, 1).float().reshape(1, 2, 2, 2, 1)), [0, 1, 2, 3, 4, 5, 6, 7]);
+  // Odd axes are zero-padded at the end: 3×2 → 2×1 positions, the second with zeros for row 3.
+  assert.deepEqual(order(2, arange(1, 7, 1).float().reshape(1, 3, 2, 1)), [1, 3, 2, 4, 5, 0, 6, 0]);
 });
 
 test('relative-position index: hand values for a 2×2 window and the 3-D table size', () => {

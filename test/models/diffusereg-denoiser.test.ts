@@ -6,13 +6,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Generator, manualSeed, noGrad, randn, stack, tensor, Tensor } from '../../src/engine/index.ts';
-import { MASKED } from '../../src/models/blocks/index.ts';
-import {
-  clampWindow,
-  denoiserConfig,
-  DiffuseRegDenoiser,
-  SwinBlock,
-} from '../../src/models/diffusereg/index.ts';
+import { clampWindow, MASKED } from '../../src/models/blocks/index.ts';
+import { denoiserConfig, DiffuseRegDenoiser, SwinBlock } from '../../src/models/diffusereg/index.ts';
 import { DiffregError } from '../../src/util/errors.ts';
 import { assertClose } from '../helpers/tensors.ts';
 
@@ -34,7 +29,7 @@ function naiveConditionedAttention(
   const [batch, ...rest] = h.shape;
   const c = rest.pop() as number;
   const grid = rest;
-  const { window, shift } = block;
+  const { window, shift } = block.windows;
   const heads = block.attn.heads;
   const d = block.attn.headDim;
   const n = window[0] * window[1] * window[2];

@@ -1,6 +1,7 @@
 /**
- * Window attention's bookkeeping (Swin transformers, 2-D and 3-D): cutting a channels-last feature map
- * into non-overlapping windows and back, the additive mask that keeps shifted windows from attending
+ * Window attention's bookkeeping (Swin transformers, 2-D and 3-D): the window clamped to small token
+ * grids, cutting a channels-last feature map into non-overlapping windows and back (padded to whole
+ * windows and rolled for shifted windows), the additive mask that keeps shifted windows from attending
  * across the seams of the cyclic shift, and the relative-position index into a learned bias table.
  *
  * Layout: features are channels-last, (B, H, W, C) or (B, D, H, W, C); windows come out as
@@ -8,11 +9,36 @@
  * position (batch slowest), tokens row-major within a window — the order of Swin's reference code, so
  * that a mask built for the window grid lines up with the partitioned tensor.
  */
-import { nn, Tensor, tidy, zeros } from '../../engine/index.ts';
+import { F, nn, Tensor, tidy, zeros } from '../../engine/index.ts';
 import { fail } from '../../util/errors.ts';
+import type { MultiHeadAttention } from './attention.ts';
 
 /** Swin's additive mask value: large enough that softmax gives ~0, small enough to stay finite. */
 export const MASKED = -100;
+
+/**
+ * Swin's rule for token grids no larger than the window along an axis: the window becomes the grid
+ * on that axis and is not shifted there (shifting a window that covers the axis only wraps it).
+ */
+export function clampWindow(grid: readonly number[], window: readonly number[]) {
+  const clamped = window.map((w, a) => Math.min(w, grid[a]));
+  return {
+    window: clamped,
+    shift: clamped.map((w, a) => (grid[a] <= window[a] ? 0 : Math.floor(w / 2))),
+  };
+}
+
+/** The token grid padded at the end of each axis to a multiple of the window. */
+export function paddedGrid(grid: readonly number[], window: readonly number[]): number[] {
+  return grid.map((g, a) => Math.ceil(g / window[a]) * window[a]);
+}
+
+/** x (B, ...spatial, C) zero-padded at the end of each spatial axis by `after` (x itself when all are 0). */
+export function padSpatialEnd(x: Tensor, after: readonly number[]): Tensor {
+  if (after.every((n) => n === 0)) return x;
+  // F.pad lists (before, after) pairs from the last axis: channels, then the spatial axes reversed.
+  return F.pad(x, [0, 0, ...[...after].reverse().flatMap((n) => [0, n])]);
+}
 
 function checkGrid(spatial: readonly number[], window: readonly number[]): number[] {
   if (window.length !== spatial.length || (window.length !== 2 && window.length !== 3))
@@ -143,5 +169,75 @@ export class RelativePositionBias extends nn.Module {
     return tidy(() =>
       this.table.indexSelect(0, this.index.flatten()).reshape(n, n, this.heads).permute(2, 0, 1),
     );
+  }
+}
+
+/** A token grid and the (clamped) window that tiles it. */
+export interface WindowGeometry {
+  grid: number[];
+  window: number[];
+}
+
+/**
+ * The windows of one block: the grid padded at the end to whole windows (zero tokens, as Swin pads),
+ * rolled by −shift, cut into windows, and back. A parameter-free module, so that its shifted-window
+ * mask is a (non-persistent) buffer and follows the network's dtype and device.
+ */
+export class ShiftedWindows extends nn.Module {
+  readonly grid: number[];
+  readonly padded: number[];
+  readonly window: number[];
+  readonly shift: number[];
+  /** The shifted-window mask (nW, N, N) on the padded grid; null when nothing is shifted. */
+  readonly mask: Tensor | null;
+  /** The spatial axes of (B, ...spatial, C). */
+  readonly #axes: number[];
+  /** Zero tokens at the end of each axis, up to the padded grid. */
+  readonly #padding: number[];
+
+  constructor(geometry: WindowGeometry, shift: number[]) {
+    super();
+    this.grid = geometry.grid;
+    this.window = geometry.window;
+    this.padded = paddedGrid(this.grid, this.window);
+    this.shift = shift;
+    this.#axes = this.grid.map((_, a) => a + 1);
+    this.#padding = this.padded.map((p, a) => p - this.grid[a]);
+    const shifted = shift.some((s) => s > 0);
+    const mask = shifted ? tidy(() => shiftedWindowMask(this.padded, this.window, shift)) : null;
+    this.mask = this.registerBuffer('mask', mask, { persistent: false });
+  }
+
+  /** (B, ...grid, C) → (B·nW, N, C): padded, rolled, partitioned. */
+  partition(x: Tensor): Tensor {
+    return tidy(() => {
+      const padded = padSpatialEnd(x, this.#padding);
+      const unshift = this.shift.map((s) => -s);
+      const rolled = this.mask ? padded.roll(unshift, this.#axes) : padded;
+      return windowPartition(rolled, this.window);
+    });
+  }
+
+  /** The inverse of partition: (B·nW, N, C) → (B, ...grid, C). */
+  reverse(windows: Tensor): Tensor {
+    return tidy(() => {
+      const map = windowReverse(windows, this.window, this.padded);
+      const unrolled = this.mask ? map.roll(this.shift, this.#axes) : map;
+      if (this.#padding.every((n) => n === 0)) return unrolled;
+      return this.grid.reduce((t, g, a) => t.narrow(a + 1, 0, g), unrolled);
+    });
+  }
+
+  /** Attention of x's tokens to those of `context` (x itself when absent) inside each window. */
+  attend(attn: MultiHeadAttention, bias: RelativePositionBias, x: Tensor, context?: Tensor): Tensor {
+    return tidy(() => {
+      const windows = this.partition(x);
+      const out = attn.forward(windows, {
+        context: context && this.partition(context),
+        bias: bias.forward(),
+        mask: this.mask ?? undefined,
+      });
+      return this.reverse(out);
+    });
   }
 }

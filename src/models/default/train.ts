@@ -18,8 +18,8 @@ import { DiffusionModelUNetMaisi, maisiConditioning, type UNetConditioning } fro
 import { DDPMScheduler } from '../schedulers/ddpm.ts';
 import { rawOf } from '../training/checkpoint.ts';
 import { DEFAULT_AUGMENT, NO_AUGMENT, samplePatches, type LoadedCase } from './data.ts';
-import { DEFAULT_LOOP, runLoop, type LoopOptions, type LoopResult } from '../training/loop.ts';
-import { diffusionLoss } from '../training/diffusion-loss.ts';
+import { backpropagate, DEFAULT_LOOP, runLoop, type LoopOptions, type LoopResult } from '../training/loop.ts';
+import { denoisingValidation, diffusionLoss } from '../training/diffusion-loss.ts';
 
 export interface AutoencoderTrainOptions extends LoopOptions {
   config: AutoencoderMaisiConfig;
@@ -72,10 +72,9 @@ export function trainAutoencoder(
         const kl = klDivergence(d);
         return [l1.add(kl.mul(opts.klWeight)), l1, kl];
       });
-      loss.backward();
-      const out = { loss: loss.item(), parts: { l1: l1.item(), kl: kl.item() } };
-      for (const t of [patches, loss, l1, kl]) t.dispose();
-      return out;
+      const step = backpropagate(loss, { l1, kl });
+      patches.dispose();
+      return step;
     },
     () =>
       noGrad(
@@ -266,23 +265,13 @@ export function trainDiffusion(
       const timesteps = picks.map(() => random.integer(T));
       // The pool is small: flipping latent axes (the autoencoder was trained with flips) adds variety.
       const flips = picks.map(() => [2, 3, 4].filter(() => random.uniform() < 0.5));
-      const l = loss(pool, train, picks, timesteps, generator, flips);
-      l.backward();
-      const value = l.item();
-      l.dispose();
-      return { loss: value };
+      return backpropagate(loss(pool, train, picks, timesteps, generator, flips));
     },
+    // The latent draws too are the same at every validation (from the validation generator).
     () =>
-      noGrad(() => {
-        // Same noise, latent draws and timesteps (spread over the schedule) at every validation.
-        const generator = new Generator(opts.seed + 7);
-        let sum = 0;
-        for (let i = 0; i < held.mu.length; i++) {
-          const t = Math.floor(((i + 0.5) / held.mu.length) * T);
-          sum += tidy(() => loss(held, validation, [i], [t], generator).item());
-        }
-        return sum / held.mu.length;
-      }),
+      denoisingValidation(scheduler, held.mu.length, opts.seed, (i, t, generator) =>
+        loss(held, validation, [i], [t], generator),
+      ),
     progress,
   );
   for (const t of [...pool.mu, ...pool.sigma, ...held.mu, ...held.sigma]) t.dispose();

@@ -7,6 +7,7 @@
  */
 import { fail } from '../../util/errors.ts';
 import { integer, invalid, number } from '../../util/is.ts';
+import { swinStages, type StageGeometry } from '../blocks/swin.ts';
 
 export interface DenoiserConfig {
   /** The network grid (w, h, d) in voxels. */
@@ -43,29 +44,6 @@ export const DIFFUSEREG_DENOISER: DenoiserConfig = {
   mlpRatio: 4,
 };
 
-/** One Swin stage: its channels, token grid, and the (clamped) window and shift its blocks use. */
-export interface StageGeometry {
-  dim: number;
-  heads: number;
-  depth: number;
-  grid: number[];
-  window: number[];
-  /** The shift of the odd (shifted-window) blocks; 0 on axes the window covers whole. */
-  shift: number[];
-}
-
-/**
- * Swin's rule for token grids no larger than the window along an axis: the window becomes the grid
- * on that axis and is not shifted there (shifting a window that covers the axis only wraps it).
- */
-export function clampWindow(grid: readonly number[], window: readonly number[]) {
-  const clamped = window.map((w, a) => Math.min(w, grid[a]));
-  return {
-    window: clamped,
-    shift: clamped.map((w, a) => (grid[a] <= window[a] ? 0 : Math.floor(w / 2))),
-  };
-}
-
 function triple(name: string, v: unknown): [number, number, number] {
   if (!Array.isArray(v) || v.length !== 3) throw invalid(name, 'three integers (w, h, d)', v);
   return [0, 1, 2].map((a) => integer(`${name}[${a}]`, v[a], { min: 1 })) as [number, number, number];
@@ -98,18 +76,14 @@ export function denoiserConfig(overrides: Partial<DenoiserConfig> = {}): Denoise
   return config;
 }
 
-/** The four stages' geometry; each grid is the previous one halved by patch merging (odd sizes padded). */
+/** The four stages' geometry: grids halved by patch merging (odd sizes padded), windows dividing them. */
 export function stageGeometry(c: DenoiserConfig): StageGeometry[] {
-  let grid = c.gridSize.map((s) => s / c.patchSize);
-  return c.depths.map((depth, s) => {
-    const dim = c.featureSize * 2 ** s;
-    if (dim % c.heads[s] !== 0)
-      fail('heads', `stage ${s}'s width ${dim} is not divisible by ${c.heads[s]} heads`);
-    const { window, shift } = clampWindow(grid, c.window);
-    if (grid.some((g, a) => g % window[a] !== 0))
-      fail('window', `[${window.join(', ')}] does not divide stage ${s}'s token grid [${grid.join(', ')}]`);
-    const stage = { dim, heads: c.heads[s], depth, grid, window, shift };
-    grid = grid.map((g) => Math.ceil(g / 2));
-    return stage;
+  return swinStages({
+    grid: c.gridSize.map((s) => s / c.patchSize),
+    embedDim: c.featureSize,
+    depths: c.depths,
+    heads: c.heads,
+    window: c.window,
+    pad: false,
   });
 }

@@ -9,16 +9,13 @@
  */
 import { F, cat, nn, tidy, zeros, type Tensor } from '../../engine/index.ts';
 import {
-  Mlp,
-  MultiHeadAttention,
-  RelativePositionBias,
-  shiftedWindowMask,
-  windowPartition,
-  windowReverse,
+  PatchMerging,
+  swinBlocks,
+  SwinTransformerBlock,
+  type StageGeometry,
+  type SwinTransformerBlockOptions,
 } from '../blocks/index.ts';
-import { stageGeometry, type DenoiserConfig, type StageGeometry } from './config.ts';
-
-const SPATIAL = [1, 2, 3];
+import { stageGeometry, type DenoiserConfig } from './config.ts';
 
 /** What a flow-encoder block attends to besides its own tokens. */
 export interface WindowCondition {
@@ -40,49 +37,23 @@ function tileOverGroups(t: Tensor): Tensor {
   });
 }
 
-export interface SwinBlockOptions {
-  dim: number;
-  heads: number;
-  grid: number[];
-  window: number[];
-  shift: number[];
-  mlpRatio: number;
+export interface SwinBlockOptions extends SwinTransformerBlockOptions {
   /** Set for flow-encoder blocks: the width of the (activated) time embedding they take. */
   timeDim?: number;
 }
 
-export class SwinBlock extends nn.Module {
-  readonly norm1: nn.LayerNorm;
-  readonly positionBias: RelativePositionBias;
-  readonly attn: MultiHeadAttention;
-  readonly norm2: nn.LayerNorm;
-  readonly mlp: Mlp;
+/** Swin-UNETR's block; in the flow encoder with the time embedding and the images' tokens. */
+export class SwinBlock extends SwinTransformerBlock {
   readonly time: nn.Linear | null;
-  /** The shifted-window mask (nW, N, N), tiled over the token groups in flow blocks; null unshifted. */
-  readonly mask: Tensor | null;
-  readonly grid: number[];
-  readonly window: number[];
-  readonly shift: number[];
-  readonly #unshift: number[];
+  /** Flow-encoder blocks: the shifted-window mask tiled over the token groups; otherwise null. */
+  readonly groupMask: Tensor | null;
 
   constructor(o: SwinBlockOptions) {
-    super();
-    this.grid = o.grid;
-    this.window = o.window;
-    this.shift = o.shift;
-    this.#unshift = o.shift.map((s) => -s);
-    this.norm1 = this.register('norm1', new nn.LayerNorm(o.dim));
-    this.positionBias = this.register('position_bias', new RelativePositionBias(o.window, o.heads));
-    this.attn = this.register('attn', new MultiHeadAttention(o.dim, o.heads));
-    this.norm2 = this.register('norm2', new nn.LayerNorm(o.dim));
-    this.mlp = this.register('mlp', new Mlp(o.dim, Math.floor(o.dim * o.mlpRatio)));
+    super(o);
     this.time = this.register('time', o.timeDim === undefined ? null : new nn.Linear(o.timeDim, o.dim));
-    const shifted = o.shift.some((s) => s > 0);
-    const mask = () => {
-      const m = shiftedWindowMask(o.grid, o.window, o.shift);
-      return this.time ? tileOverGroups(m) : m;
-    };
-    this.mask = this.registerBuffer('mask', shifted ? tidy(mask) : null, { persistent: false });
+    const mask = this.windows.mask;
+    const groupMask = this.time && mask ? tidy(() => tileOverGroups(mask)) : null;
+    this.groupMask = this.registerBuffer('group_mask', groupMask, { persistent: false });
   }
 
   /**
@@ -97,66 +68,34 @@ export class SwinBlock extends nn.Module {
         const t = this.time.forward(cond.time);
         h = normed.add(t.reshape(t.shape[0], 1, 1, 1, -1));
       }
-      const y = x.add(this.attend(h, cond));
-      return { out: y.add(this.mlp.forward(this.norm2.forward(y))), normed };
+      return { out: this.feedForward(x.add(this.attend(h, cond))), normed };
     });
   }
 
   /** Shifted-window attention of the tokens h (B, w, h, d, C), conditioned when `cond` is given. */
   attend(h: Tensor, cond?: WindowCondition): Tensor {
+    if (!cond) return this.windows.attend(this.attn, this.positionBias, h);
     return tidy(() => {
       const [b, , , , c] = h.shape;
-      const n = this.window.reduce((p, w) => p * w, 1);
+      const n = this.windows.window.reduce((p, w) => p * w, 1);
       // The token groups stacked along channels: one roll and one partition for all three.
-      const maps = cond ? cat([cond.moving, cond.fixed, h], -1) : h;
-      const windows = windowPartition(this.mask ? maps.roll(this.#unshift, SPATIAL) : maps, this.window);
-      const bias = this.positionBias.forward();
-      const mask = this.mask ?? undefined;
-      let out: Tensor;
-      if (cond) {
-        const count = windows.shape[0];
-        const groups = windows
-          .reshape(count, n, 3, c)
-          .transpose(1, 2)
-          .reshape(count, 3 * n, c);
-        // Windows are ordered batch-slowest: each image's time token repeats over its windows.
-        const time = cond.timeToken
-          .unsqueeze(1)
-          .expand(b, count / b, c)
-          .reshape(count, 1, c);
-        const tokens = cat([time, groups], 1);
-        out = this.attn.forward(tokens, { bias: tileOverGroups(bias), mask, queryTokens: n });
-      } else {
-        out = this.attn.forward(windows, { bias, mask });
-      }
-      const back = windowReverse(out, this.window, this.grid);
-      return this.mask ? back.roll(this.shift, SPATIAL) : back;
-    });
-  }
-}
-
-/** Swin's patch merging: each 2×2×2 neighbourhood's channels concatenated, normalised, reduced to 2C. */
-export class PatchMerging extends nn.Module {
-  readonly reduction: nn.Linear;
-  readonly norm: nn.LayerNorm;
-
-  constructor(dim: number) {
-    super();
-    this.reduction = this.register('reduction', new nn.Linear(8 * dim, 2 * dim, { bias: false }));
-    this.norm = this.register('norm', new nn.LayerNorm(8 * dim));
-  }
-
-  /** (B, w, h, d, C) → (B, ⌈w/2⌉, ⌈h/2⌉, ⌈d/2⌉, 2C); odd axes are zero-padded at the end first. */
-  forward(x: Tensor): Tensor {
-    return tidy(() => {
-      const [, w, h, d] = x.shape;
-      const padded = w % 2 || h % 2 || d % 2 ? F.pad(x, [0, 0, 0, d % 2, 0, h % 2, 0, w % 2]) : x;
-      const every2nd = (t: Tensor, dim: number, start: number) => t.slice(dim, start, t.shape[dim], 2);
-      const parts: Tensor[] = [];
-      for (let i = 0; i < 2; i++)
-        for (let j = 0; j < 2; j++)
-          for (let k = 0; k < 2; k++) parts.push(every2nd(every2nd(every2nd(padded, 1, i), 2, j), 3, k));
-      return this.reduction.forward(this.norm.forward(cat(parts, -1)));
+      const windows = this.windows.partition(cat([cond.moving, cond.fixed, h], -1));
+      const count = windows.shape[0];
+      const groups = windows
+        .reshape(count, n, 3, c)
+        .transpose(1, 2)
+        .reshape(count, 3 * n, c);
+      // Windows are ordered batch-slowest: each image's time token repeats over its windows.
+      const time = cond.timeToken
+        .unsqueeze(1)
+        .expand(b, count / b, c)
+        .reshape(count, 1, c);
+      const out = this.attn.forward(cat([time, groups], 1), {
+        bias: tileOverGroups(this.positionBias.forward()),
+        mask: this.groupMask ?? undefined,
+        queryTokens: n,
+      });
+      return this.windows.reverse(out);
     });
   }
 }
@@ -174,30 +113,19 @@ export class SwinStage extends nn.Module {
     opts: { blocks?: number; timeDim?: number; downsample: boolean },
   ) {
     super();
-    const noShift = g.shift.map(() => 0);
     this.blocks = this.register(
       'blocks',
-      new nn.ModuleList(
-        Array.from(
-          { length: opts.blocks ?? g.depth },
-          (_, j) =>
-            new SwinBlock({
-              dim: g.dim,
-              heads: g.heads,
-              grid: g.grid,
-              window: g.window,
-              shift: j % 2 === 0 ? noShift : g.shift,
-              mlpRatio,
-              timeDim: opts.timeDim,
-            }),
-        ),
+      swinBlocks(
+        opts.blocks ?? g.depth,
+        g.shift,
+        (shift) => new SwinBlock({ ...g, shift, mlpRatio, timeDim: opts.timeDim }),
       ),
     );
     this.timeToken = this.register(
       'time_token',
       opts.timeDim === undefined ? null : new nn.Linear(opts.timeDim, g.dim),
     );
-    this.downsample = this.register('downsample', opts.downsample ? new PatchMerging(g.dim) : null);
+    this.downsample = this.register('downsample', opts.downsample ? new PatchMerging(g.dim, 3) : null);
   }
 }
 

@@ -4,7 +4,7 @@
  * prediction type says the network outputs (ε, x₀ or v). Recipes that add terms on the predicted clean
  * sample (DiffuseReg's image similarity and smoothness on φ̂₀) get the output and x_t back with the loss.
  */
-import { F, randn, tidy, type Generator, type Tensor } from '../../engine/index.ts';
+import { F, Generator, noGrad, randn, tidy, type Tensor } from '../../engine/index.ts';
 import type { NoiseScheduler } from '../schedulers/schedule.ts';
 
 /** A network denoising x_t at timesteps t (one per batch element), given its conditioning. */
@@ -34,4 +34,26 @@ export function diffusionLoss<C>(denoiser: Denoiser<C>, scheduler: NoiseSchedule
       const target = scheduler.trainingTarget(x0, noise, timesteps);
       return { loss: F.mseLoss(predicted, target), predicted, noisy };
     });
+}
+
+/**
+ * A denoiser's validation loss: the mean of `loss(i, t, generator)` over `count` held-out items, item
+ * i at timestep ⌊(i + ½)·T / count⌋ (spread over the schedule), all noise from one generator seeded
+ * `seed + 7` anew at every call, so that a run's successive validations draw the same noise and compare.
+ */
+export function denoisingValidation(
+  scheduler: NoiseScheduler,
+  count: number,
+  seed: number,
+  loss: (i: number, t: number, generator: Generator) => Tensor,
+): number {
+  return noGrad(() => {
+    const generator = new Generator(seed + 7);
+    let sum = 0;
+    for (let i = 0; i < count; i++) {
+      const t = Math.floor(((i + 0.5) / count) * scheduler.numTrainTimesteps);
+      sum += tidy(() => loss(i, t, generator).item());
+    }
+    return sum / count;
+  });
 }

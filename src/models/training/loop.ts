@@ -68,6 +68,17 @@ export interface TrainingStep {
   parts?: Record<string, number>;
 }
 
+/** Back-propagates a step's loss and reads it and its named parts for the log, freeing them all. */
+export function backpropagate(loss: Tensor, parts: Record<string, Tensor> = {}): TrainingStep {
+  loss.backward();
+  const step = {
+    loss: loss.item(),
+    parts: Object.fromEntries(Object.entries(parts).map(([name, t]) => [name, t.item()])),
+  };
+  for (const t of [loss, ...Object.values(parts)]) t.dispose();
+  return step;
+}
+
 export interface StepRandom {
   /** Patch and timestep draws. */
   random: Random;
