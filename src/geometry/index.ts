@@ -8,3 +8,4 @@ export * from './distance.ts';
 export * from './random.ts';
 export * from './synthetic.ts';
 export * from './field-tensor.ts';
+export * from './network-grid.ts';

@@ -25,6 +25,7 @@ export {
   type NiftiWriteOptions,
 } from './nifti.ts';
 export { writeMetaImage, type MetaImageWriteOptions } from './metaimage.ts';
+export { readPng, writePng, pngUnwritable } from './png.ts';
 export { readItkImage, type ItkFormat, type ItkReadOptions } from './itk.ts';
 export {
   readDirLabImage,

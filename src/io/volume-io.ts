@@ -9,6 +9,7 @@
  * | `nrrd`      | .nrrd .nhdr                            | –                | ITK             |
  * | `dicom`     | directory (series), .dcm               | –                | ITK (GDCM)      |
  * | `dirlab`    | .img without .hdr, with `dirLabCase`   | –                | own code        |
+ * | `png`       | .png (one 2-D slice)                   | .png (8-bit)     | own code        |
  */
 import { existsSync, statSync } from 'node:fs';
 import { Volume, type GridInit } from '../geometry/volume.ts';
@@ -18,8 +19,9 @@ import { readDirLabImage } from './dirlab.ts';
 import { readItkImage } from './itk.ts';
 import { writeMetaImage } from './metaimage.ts';
 import { readNifti, writeNifti } from './nifti.ts';
+import { readPng, writePng } from './png.ts';
 
-export const VOLUME_FORMATS = ['nifti', 'metaimage', 'nrrd', 'dicom', 'dirlab'] as const;
+export const VOLUME_FORMATS = ['nifti', 'metaimage', 'nrrd', 'dicom', 'dirlab', 'png'] as const;
 export type VolumeFormat = (typeof VOLUME_FORMATS)[number];
 
 export interface ReadVolumeOptions {
@@ -36,7 +38,7 @@ export interface ReadVolumeOptions {
 }
 
 export interface WriteVolumeOptions {
-  format?: 'nifti' | 'metaimage';
+  format?: 'nifti' | 'metaimage' | 'png';
   /** NIfTI header version (default 1). */
   version?: 1 | 2;
   /** gzip level for `.nii.gz` (default 6). */
@@ -58,9 +60,10 @@ export function detectVolumeFormat(path: string, dirLabCase?: string): VolumeFor
   if (/\.(mha|mhd)$/.test(lower)) return 'metaimage';
   if (/\.(nrrd|nhdr)$/.test(lower)) return 'nrrd';
   if (/\.(dcm|dicom|ima)$/.test(lower)) return 'dicom';
+  if (lower.endsWith('.png')) return 'png';
   fail(
     path,
-    'unknown image extension (expected .nii, .nii.gz, .hdr/.img, .mha, .mhd, .nrrd, .nhdr, .dcm or a DICOM series folder)',
+    'unknown image extension (expected .nii, .nii.gz, .hdr/.img, .mha, .mhd, .nrrd, .nhdr, .dcm, .png or a DICOM series folder)',
   );
 }
 
@@ -74,6 +77,7 @@ export async function readVolume(path: string, options: ReadVolumeOptions = {}):
       : oneOf('format', options.format, VOLUME_FORMATS);
   let volume: Volume;
   if (format === 'nifti') volume = readNifti(path, options);
+  else if (format === 'png') volume = readPng(path);
   else if (format === 'dirlab') {
     if (options.dirLabCase === undefined) fail(path, 'format dirlab needs dirLabCase (e.g. case1, copd1)');
     volume = readDirLabImage(path, options.dirLabCase);
@@ -85,7 +89,7 @@ export async function readVolume(path: string, options: ReadVolumeOptions = {}):
   return volume;
 }
 
-/** Writes a Volume as NIfTI (`.nii`, `.nii.gz`) or MetaImage (`.mha`, `.mhd`), atomically. */
+/** Writes a Volume as NIfTI (`.nii`, `.nii.gz`), MetaImage (`.mha`, `.mhd`) or 8-bit PNG (one slice), atomically. */
 export async function writeVolume(
   path: string,
   volume: Volume,
@@ -95,12 +99,15 @@ export async function writeVolume(
   const lower = path.toLowerCase();
   const format =
     options.format !== undefined
-      ? oneOf('format', options.format, ['nifti', 'metaimage'] as const)
+      ? oneOf('format', options.format, ['nifti', 'metaimage', 'png'] as const)
       : /\.nii(\.gz)?$/.test(lower)
         ? 'nifti'
         : /\.(mha|mhd)$/.test(lower)
           ? 'metaimage'
-          : fail(path, 'cannot write this extension; use .nii, .nii.gz, .mha or .mhd');
+          : lower.endsWith('.png')
+            ? 'png'
+            : fail(path, 'cannot write this extension; use .nii, .nii.gz, .mha, .mhd or .png');
   if (format === 'nifti') writeNifti(path, volume, options);
+  else if (format === 'png') writePng(path, volume);
   else writeMetaImage(path, volume, options);
 }

@@ -13,6 +13,7 @@ import { fail } from '../util/errors.ts';
 import type { ProgressFn } from '../util/progress.ts';
 import { elastixEntries, identityEntry } from './baselines/index.ts';
 import { diffuseRegEntries } from './diffusereg/method.ts';
+import { ldmMorphEntries } from './ldmmorph/method.ts';
 import { featureMethodEntries } from './meddift/method.ts';
 
 export type { Modality, RegistrationCase } from '../data/case.ts';
@@ -73,6 +74,8 @@ export interface MethodEntry {
   options: readonly string[];
   /** Needs a latent diffusion model (the default model, or MAISI checkpoints by --unet/--autoencoder). */
   usesModel: boolean;
+  /** Registers 2-D images (one slice, dims [nx, ny, 1]) and stacks slice by slice; others need 3-D volumes. */
+  accepts2d?: boolean;
   create(context: MethodContext): RegistrationMethod;
 }
 
@@ -81,6 +84,7 @@ export const METHODS: readonly MethodEntry[] = [
   ...elastixEntries,
   ...featureMethodEntries,
   ...diffuseRegEntries,
+  ...ldmMorphEntries,
 ];
 
 /** The method called `name`, or a one-line error listing them. */

@@ -4,10 +4,15 @@
  */
 import { DEFAULT_MODEL_RECIPE } from '../models/default/run.ts';
 import { DIFFUSEREG_RECIPE } from './diffusereg/recipe.ts';
+import { LDM_MORPH_RECIPES } from './ldmmorph/recipe.ts';
 import type { TrainingRecipe } from '../models/training/recipe.ts';
 import { fail } from '../util/errors.ts';
 
-export const TRAINING_RECIPES: readonly TrainingRecipe[] = [DEFAULT_MODEL_RECIPE, DIFFUSEREG_RECIPE];
+export const TRAINING_RECIPES: readonly TrainingRecipe[] = [
+  DEFAULT_MODEL_RECIPE,
+  DIFFUSEREG_RECIPE,
+  ...LDM_MORPH_RECIPES,
+];
 
 /** The recipe called `name`, or a one-line error listing them. */
 export function trainingRecipe(name: string): TrainingRecipe {

@@ -45,6 +45,7 @@ test('format detection by extension; a directory is a DICOM series', () => {
     ['x.mhd', 'metaimage'],
     ['x.nhdr', 'nrrd'],
     ['x.dcm', 'dicom'],
+    ['X.PNG', 'png'],
     [file('series'), 'dicom'],
   ];
   for (const [path, format] of expected) assert.equal(detectVolumeFormat(path), format, path);
@@ -54,8 +55,8 @@ test('format detection by extension; a directory is a DICOM series', () => {
     /case1_T00\.img: raw \.img without a \.hdr header \(a DIR-Lab \.img is read with its case, e\.g\. case1\)$/,
   );
   assert.throws(
-    () => detectVolumeFormat('x.png'),
-    /x\.png: unknown image extension \(expected \.nii, \.nii\.gz, \.hdr\/\.img, \.mha, \.mhd, \.nrrd, \.nhdr, \.dcm or a DICOM series folder\)$/,
+    () => detectVolumeFormat('x.tif'),
+    /x\.tif: unknown image extension \(expected \.nii, \.nii\.gz, \.hdr\/\.img, \.mha, \.mhd, \.nrrd, \.nhdr, \.dcm, \.png or a DICOM series folder\)$/,
   );
 });
 
@@ -112,8 +113,8 @@ test('bad input through readVolume/writeVolume: missing file, grid mismatch, uns
   });
   assert.ok((await readVolume(file('grid.nii'), { matchGrid: volume })).sameGrid(volume));
   await assert.rejects(
-    writeVolume(file('out.png'), volume),
-    /out\.png: cannot write this extension; use \.nii, \.nii\.gz, \.mha or \.mhd/,
+    writeVolume(file('out.tif'), volume),
+    /out\.tif: cannot write this extension; use \.nii, \.nii\.gz, \.mha, \.mhd or \.png/,
   );
   await assert.rejects(writeVolume(file('out.nii'), {} as Volume), /volume: expected a Volume/);
 });

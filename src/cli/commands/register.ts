@@ -2,15 +2,16 @@
  * `diffreg register`: dense deformable registration by any method of the registry (src/methods/method.ts);
  * MedDIFT's diffusion descriptors + ConvexAdam by default.
  */
-import { writeVolume } from '../../io/index.ts';
+import { pngUnwritable, writeVolume } from '../../io/index.ts';
 import { fieldToVoxelUnits } from '../../geometry/field.ts';
 import { warpVolume } from '../../geometry/warp.ts';
+import type { Volume } from '../../geometry/volume.ts';
 import { jacobianStats } from '../../eval/metrics.ts';
 import type { DiffuseRegSettings } from '../../methods/diffusereg/method.ts';
 import { METHODS, methodEntry } from '../../methods/method.ts';
 import { oneOf } from '../../util/is.ts';
 import { guessModality } from '../../models/index.ts';
-import { DiffregError } from '../../util/errors.ts';
+import { DiffregError, fail } from '../../util/errors.ts';
 import { optionalInteger, optionalNumber, required, type Command } from '../args.ts';
 import { MODEL_HELP, MODEL_INPUTS, MODEL_OPTIONS, modelLoader } from '../model.ts';
 import { VOLUME_EXTENSIONS, checkOutputs } from '../outputs.ts';
@@ -26,6 +27,19 @@ const DEFAULT_METHOD = 'meddift-register';
 const DENSE_METHODS = METHODS.filter((m) => m.dense);
 /** Flags that belong to some method; each method accepts only its own. */
 const METHOD_FLAGS = [...new Set(METHODS.flatMap((m) => m.options))];
+/** The methods that register 2-D images (and stacks slice by slice). */
+const METHODS_2D = METHODS.filter((m) => m.accepts2d).map((m) => m.name);
+/** Outputs of images on the fixed grid, which a 2-D registration may also write as PNG. */
+const IMAGE_OUTPUTS = ['out-warped', 'out-labels'];
+
+/**
+ * A PNG output of a 2-D registration, checked once the inputs are read and before any model is loaded:
+ * one 2-D fixed slice, and values (those of `values`, the image warped) that fit 8 bits.
+ */
+function checkPngOutput(option: string, fixed: Volume, values: Volume): void {
+  const problem = pngUnwritable(fixed.dims[2] === 1 ? values : fixed);
+  if (problem) fail(`--${option}`, problem);
+}
 
 /** DiffuseReg's sampling options (DiffuseRegSettings), checked as the sampler checks them. */
 function diffuseRegSettings(values: Record<string, unknown>): DiffuseRegSettings {
@@ -85,12 +99,12 @@ export const registerCommand: Command = {
   help: [
     ['--method NAME', `registration method (default ${DEFAULT_METHOD}):`],
     ...DENSE_METHODS.map((m): [string, string] => [`  ${m.name}`, m.summary]),
-    ['--fixed IMAGE', 'fixed image'],
+    ['--fixed IMAGE', `fixed image (3-D; for ${METHODS_2D.join(', ')} also 2-D: PNG or one-slice NIfTI)`],
     ['--moving IMAGE', 'moving image'],
     ['--moving-labels IMAGE', 'label map on the moving image, warped with nearest neighbour'],
     ['--out-field FILE', 'displacement field, ITK vector NIfTI (LPS mm, warped(p) = moving(p + u(p)))'],
     ['--out-learn2reg FILE', 'the same field in Learn2Reg voxel units'],
-    ['--out-warped FILE', 'moving image warped onto the fixed grid'],
+    ['--out-warped FILE', 'moving image warped onto the fixed grid (a 2-D pair: .png too)'],
     ['--out-labels FILE', 'moving labels warped onto the fixed grid'],
     ['--search-radius N', 'correlation search half-width in lattice voxels (default 4)'],
     ['--smoothness L', 'diffusion regularisation weight (default 1)'],
@@ -148,17 +162,25 @@ export const registerCommand: Command = {
     const outputs = OUTPUTS.filter((o) => typeof values[o] === 'string').map((option) => ({
       option,
       path: values[option] as string,
-      extensions: VOLUME_EXTENSIONS as readonly string[] | undefined,
+      extensions: (entry.accepts2d && IMAGE_OUTPUTS.includes(option)
+        ? [...VOLUME_EXTENSIONS, '.png']
+        : VOLUME_EXTENSIONS) as readonly string[] | undefined,
     }));
     if (typeof values.watch === 'string')
       outputs.push({ option: 'watch', path: values.watch, extensions: undefined });
     checkOutputs(outputs, values, ['fixed', 'moving', 'moving-labels', ...MODEL_INPUTS]);
-    const fixed = await readImage(fixedPath, 'fixed');
-    const moving = await readImage(movingPath, 'moving');
+    const fixed = await readImage(fixedPath, 'fixed', entry.accepts2d);
+    const moving = await readImage(movingPath, 'moving', entry.accepts2d);
     const labels =
       typeof values['moving-labels'] === 'string'
-        ? await readImage(values['moving-labels'], 'moving label')
+        ? await readImage(values['moving-labels'], 'moving label', entry.accepts2d)
         : undefined;
+    for (const [option, image] of [
+      ['out-warped', moving],
+      ['out-labels', labels],
+    ] as const)
+      if (image && String(values[option]).toLowerCase().endsWith('.png'))
+        checkPngOutput(option, fixed, image);
     const model = loadModel?.();
     if (model) checkFeatureOptions(model, features);
     const method = entry.create({ model: model && (() => model), settings });
