@@ -7,15 +7,15 @@ cd "$(dirname "$0")/.."
 say() { printf '[setup] %s\n' "$*"; }
 fail() { printf '[setup] FAILED: %s\n' "$*" >&2; exit 1; }
 
-# 1. Debian packages. libtorch-dev is the tensor engine; libopenblas0-pthread keeps matmul off the
-# reference BLAS (measured 60x slower here).
-APT_PACKAGES=(libtorch-dev libopenblas0-pthread g++ make python3)
-missing=()
-for p in "${APT_PACKAGES[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  say "installing Debian packages: ${missing[*]} (needed for the libtorch engine)"
+# Installs the Debian packages given that are not installed yet; $1 says what they are for.
+apt_install() {
+  local why=$1 missing=() p
+  shift
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+  [ ${#missing[@]} -gt 0 ] || return 0
+  say "installing Debian packages: ${missing[*]} ($why)"
   SUDO=""
   [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   command -v apt-get >/dev/null || fail "apt-get not found: install ${missing[*]} by hand (Debian 12 package names)"
@@ -25,6 +25,16 @@ if [ ${#missing[@]} -gt 0 ]; then
     $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}" >>/tmp/diffreg-apt.log 2>&1 \
       || fail "apt-get could not install ${missing[*]}; see /tmp/diffreg-apt.log"
   fi
+}
+
+# 1. Debian packages. libtorch-dev is the tensor engine; libopenblas0-pthread keeps matmul off the
+# reference BLAS (measured 60x slower here).
+apt_install "needed for the libtorch engine" libtorch-dev libopenblas0-pthread g++ make python3
+
+# Only when asked (DIFFREG_WITH_CHROMIUM=1, about 300 MB): Debian's chromium, for the browser tests of
+# `diffreg view` (test/viewer/browser.test.ts), which are skipped with a message without it.
+if [ "${DIFFREG_WITH_CHROMIUM:-0}" = 1 ]; then
+  apt_install "the viewer's browser tests" chromium
 fi
 
 # 2. npm packages, when package-lock.json changed since the last install.

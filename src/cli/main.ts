@@ -10,9 +10,17 @@ import { demoCommand } from './commands/demo.ts';
 import { matchCommand } from './commands/match.ts';
 import { registerCommand } from './commands/register.ts';
 import { trainCommand } from './commands/train.ts';
+import { viewCommand } from './commands/view.ts';
 import { systemError } from './outputs.ts';
 
-const COMMANDS: Command[] = [matchCommand, registerCommand, benchCommand, trainCommand, demoCommand];
+const COMMANDS: Command[] = [
+  matchCommand,
+  registerCommand,
+  viewCommand,
+  benchCommand,
+  trainCommand,
+  demoCommand,
+];
 
 function usage(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));

@@ -11,6 +11,7 @@ import { dispose } from '../../engine/index.ts';
 import { makeThoraxPhantom } from '../../eval/phantom.ts';
 import { jacobianStats, targetRegistrationError } from '../../eval/metrics.ts';
 import { overlayPng } from '../../eval/bench/overlay.ts';
+import { diffregCommandLine } from '../../eval/bench/report.ts';
 import { makeBreathingPair } from '../../geometry/synthetic.ts';
 import { warpPoints, warpVolume } from '../../geometry/warp.ts';
 import { Landmarks, writeLandmarks, writeVolume } from '../../io/index.ts';
@@ -147,8 +148,16 @@ export const demoCommand: Command = {
     const view = { axis: 1 as const, nearMm: 5 };
     writeFileAtomic(join(out, 'overview.png'), overlayPng(item, { field: registration.field }, view));
     writeFileAtomic(join(out, 'matches.png'), overlayPng(item, { movingPointsPredicted: predicted }, view));
+    const viewCommand = diffregCommandLine([
+      'view',
+      ...['fixed', 'moving', 'field'].flatMap((name) => [`--${name}`, join(out, `${name}.nii.gz`)]),
+      '--matches',
+      join(out, 'matches.csv'),
+      ...MODEL_INPUTS.flatMap((o) => (typeof values[o] === 'string' ? [`--${o}`, values[o] as string] : [])),
+    ]);
     const summary = {
       output: out,
+      view: viewCommand,
       descriptor,
       landmarks: truth.length,
       treMm: {
@@ -174,6 +183,7 @@ export const demoCommand: Command = {
       say(
         `outputs in ${out} (overview.png: fixed | moving | warped with registration errors in red; matches.png: the same for the point matches); ${formatSeconds(summary.seconds)}`,
       );
+      say(`to look at them in the browser and click points: ${viewCommand}`);
     }
     return 0;
   },

@@ -96,7 +96,7 @@ export function checkFeatureOptions(
 }
 
 /** The default of --radius with --search local (mm): about the largest motion of a breathing lung. */
-const DEFAULT_RADIUS_MM = 20;
+export const DEFAULT_RADIUS_MM = 20;
 
 /** What --out can be: the matches as CSV or JSON, or the matched points as a landmark file. */
 const MATCH_EXTENSIONS = ['.csv', '.json', '.pts', '.txt'];

@@ -4,7 +4,8 @@
  * `summary.md` (tables) and `report.html` (self-contained: inline SVG plots and base64 PNG overlays).
  */
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { writeFileAtomic } from '../../util/atomic.ts';
 import { summarize, type Summary } from '../../util/stats.ts';
 import { METRICS, metricValue, type CaseScores, type MetricKey } from './evaluate.ts';
@@ -330,6 +331,13 @@ function htmlTable({ header, rows }: { header: string[]; rows: string[][] }): st
   return `<table><thead><tr>${cells(header, 'th')}</tr></thead><tbody>${rows.map((r) => `<tr>${cells(r, 'td')}</tr>`).join('')}</tbody></table>`;
 }
 
+/** A shell command line running this checkout's diffreg (bin/diffreg.js by absolute path, so it runs anywhere). */
+export function diffregCommandLine(args: readonly string[]): string {
+  const bin = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'bin', 'diffreg.js');
+  const quote = (s: string) => (/^[\w./:@%+=,-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`);
+  return [bin, ...args].map(quote).join(' ');
+}
+
 export function reportHtml(report: BenchmarkReport, outDir: string, maxOverlays = 12): string {
   const methods = report.methods.map((m) => m.name);
   const plots = METRICS.filter(({ key }) =>
@@ -369,6 +377,11 @@ export function reportHtml(report: BenchmarkReport, outDir: string, maxOverlays 
     }),
   );
   const failures = report.cases.filter((c) => c.error);
+  const caseIds = [...new Set(report.cases.map((c) => c.caseId))];
+  const views = caseIds.map(
+    (id) =>
+      `<li><code>${escapeXml(diffregCommandLine(['view', '--bench', resolve(outDir), '--case', id]))}</code></li>`,
+  );
   return `<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>diffreg bench: ${escapeXml(report.dataset.name)}</title>
 <style>body{font-family:sans-serif;margin:2em;max-width:1500px}table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}th{background:#f3f3f3}td:first-child{text-align:left}.plots{display:flex;flex-wrap:wrap;gap:12px}figure{display:inline-block;margin:8px}img{image-rendering:pixelated;max-width:100%}</style></head>
@@ -385,6 +398,8 @@ ${labels ? `<h2>Dice per label (mean over cases)</h2>${htmlTable(labels)}` : ''}
 <h2>Slice overlays</h2><p>Green: fixed labels and keypoints; magenta: moving / warped labels; yellow: true moving positions; red: fixed keypoint + residual error.</p>
 ${overlays.join('\n')}
 ${figures.length ? `<h2>The methods' own pictures</h2>${figures.join('\n')}` : ''}
+<h2>Viewing a case</h2><p>Each command opens the case in the browser (<code>diffreg view</code>: images, labels, landmarks, click to correspond); add <code>--method NAME</code> (${escapeXml(methods.join(', '))}) to see that method's field, registered again.</p>
+<ul>${views.join('')}</ul>
 <p>Data: ${escapeXml(report.dataset.citation)}.</p></body></html>
 `;
 }
