@@ -21,6 +21,7 @@ import { nccLoss, smoothnessLoss, spatialTransformer } from '../../models/losses
 import { latestCheckpointStep, rawOf } from '../../models/training/checkpoint.ts';
 import {
   adam,
+  backpropagate,
   DEFAULT_LOOP,
   runLoop,
   type LoopOptions,
@@ -246,10 +247,9 @@ export async function trainBootstrap(
         ncc,
         smooth,
       } = tidy(() => pairLoss(network.forward(moving, fixed), fixed, moving, loss));
-      total.backward();
-      const out = { loss: total.item(), parts: { ncc: ncc.item(), smoothness: smooth.item() } };
-      for (const t of [fixed, moving, total, ncc, smooth]) t.dispose();
-      return out;
+      fixed.dispose();
+      moving.dispose();
+      return backpropagate(total, { ncc, smoothness: smooth });
     },
     () => {
       scores = validationScores(validation, (m, f) => network.forward(m, f), loss);

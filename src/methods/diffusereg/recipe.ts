@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { acdcDataset, acdcSplit } from '../../data/acdc.ts';
 import { DiffuseRegDenoiser, DIFFUSEREG_DENOISER } from '../../models/diffusereg/index.ts';
 import { latestCheckpointStep } from '../../models/training/checkpoint.ts';
-import { lossCurveSvg, readLog } from '../../models/training/loop.ts';
+import { lastValidation, lossCurveSvg, readLog } from '../../models/training/loop.ts';
 import { writeFileAtomic } from '../../util/atomic.ts';
 import type { RecipeResult, TrainingRecipe } from '../../models/training/recipe.ts';
 import { loadStageWeights } from '../../models/shipped.ts';
@@ -36,12 +36,6 @@ const STAGES = ['all', 'bootstrap', 'denoiser', 'export', 'evaluate'] as const;
  * step and denoiser 0.8 s per step, each on one thread beside another job.
  */
 export const DIFFUSEREG_STEPS = { bootstrap: 1800, denoiser: 6000 };
-
-function lastValidation(dir: string): number | undefined {
-  return readLog(join(dir, 'log.jsonl'))
-    .filter((e) => e.validation !== undefined)
-    .at(-1)?.validation;
-}
 
 export const DIFFUSEREG_RECIPE: TrainingRecipe = {
   name: 'diffusereg',

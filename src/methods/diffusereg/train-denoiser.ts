@@ -27,8 +27,14 @@ import { smoothnessLoss, spatialTransformer, ssimLoss } from '../../models/losse
 import { DDPMScheduler } from '../../models/schedulers/ddpm.ts';
 import { DIFFUSEREG_SCHEDULE, type PredictionType } from '../../models/schedulers/schedule.ts';
 import { rawOf } from '../../models/training/checkpoint.ts';
-import { diffusionLoss } from '../../models/training/diffusion-loss.ts';
-import { DEFAULT_LOOP, runLoop, type LoopOptions, type LoopResult } from '../../models/training/loop.ts';
+import { denoisingValidation, diffusionLoss } from '../../models/training/diffusion-loss.ts';
+import {
+  backpropagate,
+  DEFAULT_LOOP,
+  runLoop,
+  type LoopOptions,
+  type LoopResult,
+} from '../../models/training/loop.ts';
 import type { VoxelMorph } from '../../models/voxelmorph/index.ts';
 import { writeFileAtomic } from '../../util/atomic.ts';
 import { oneOf } from '../../util/is.ts';
@@ -207,26 +213,10 @@ export function trainDenoiser(
         [2, 3, 4].filter(() => random.uniform() < 0.5),
       );
       const { total, mse, ssim, smooth } = terms(pair, random.integer(T), generator);
-      total.backward();
-      const out = {
-        loss: total.item(),
-        parts: { mse: mse.item(), ssim: ssim.item(), smoothness: smooth.item() },
-      };
-      for (const t of [total, mse, ssim, smooth]) t.dispose();
-      return out;
+      return backpropagate(total, { mse, ssim, smoothness: smooth });
     },
-    () =>
-      noGrad(() => {
-        // The same noise and timesteps (spread over the schedule) at every validation: the MSE part
-        // (of ε or x₀ as the prediction type says, so runs of different types do not compare).
-        const generator = new Generator(opts.seed + 7);
-        let sum = 0;
-        held.forEach((pair, i) => {
-          const t = Math.floor(((i + 0.5) / held.length) * T);
-          sum += tidy(() => terms(pair, t, generator).mse.item());
-        });
-        return sum / held.length;
-      }),
+    // The MSE part, of ε or x₀ as the prediction type says (runs of different types do not compare).
+    () => denoisingValidation(scheduler, held.length, opts.seed, (i, t, g) => terms(held[i], t, g).mse),
     progress,
   );
   for (const t of [...train, ...held].map((p) => p.flow)) t.dispose();

@@ -21,7 +21,7 @@ import {
 import { LDM_MORPH, LdmMorph, type LdmMorphConfig } from '../../models/ldmmorph/index.ts';
 import { loadStageWeights } from '../../models/shipped.ts';
 import { latestCheckpointStep } from '../../models/training/checkpoint.ts';
-import { lossCurveSvg, readLog, type LoopOptions } from '../../models/training/loop.ts';
+import { lastValidation, lossCurveSvg, readLog, type LoopOptions } from '../../models/training/loop.ts';
 import type { RecipeResult, RecipeRunOptions, TrainingRecipe } from '../../models/training/recipe.ts';
 import { writeFileAtomic } from '../../util/atomic.ts';
 import { fail } from '../../util/errors.ts';
@@ -108,12 +108,6 @@ function requireFinished(dir: string, steps: number, command: string): number {
   const step = latestCheckpointStep(dir) ?? 0;
   if (step < steps) fail(dir, `stage not finished (step ${step} of ${steps}); run ${command} first`);
   return step;
-}
-
-function lastValidation(dir: string): number | undefined {
-  return readLog(join(dir, 'log.jsonl'))
-    .filter((e) => e.validation !== undefined)
-    .at(-1)?.validation;
 }
 
 /** The stage's loss curve beside the exported model. */

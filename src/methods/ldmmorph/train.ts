@@ -22,7 +22,7 @@ import {
   type LdmMorphConfig,
   type LdmMorphLossOptions,
 } from '../../models/ldmmorph/index.ts';
-import { adam, DEFAULT_LOOP, runLoop, type LoopOptions } from '../../models/training/loop.ts';
+import { adam, backpropagate, DEFAULT_LOOP, runLoop, type LoopOptions } from '../../models/training/loop.ts';
 import { writeFileAtomic } from '../../util/atomic.ts';
 import { fail } from '../../util/errors.ts';
 import { readJsonFile } from '../../util/json.ts';
@@ -161,13 +161,13 @@ export function trainNetwork(
       const terms = tidy(() =>
         loss(fixed, moving, predictDisplacement(network, ldm, moving, fixed, generator)),
       );
-      terms.total.backward();
-      const out = {
-        loss: terms.total.item(),
-        parts: { image: terms.image.item(), latent: terms.latent.item(), smoothness: terms.smooth.item() },
-      };
-      for (const t of [fixed, moving, ...Object.values(terms)]) t.dispose();
-      return out;
+      fixed.dispose();
+      moving.dispose();
+      return backpropagate(terms.total, {
+        image: terms.image,
+        latent: terms.latent,
+        smoothness: terms.smooth,
+      });
     },
     () => validationLoss(network, ldm, validation, loss, opts.seed + 1),
     progress,

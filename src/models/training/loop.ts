@@ -112,6 +112,13 @@ export function readLog(path: string): LogEntry[] {
     .map((l) => JSON.parse(l) as LogEntry);
 }
 
+/** The newest validation value in a run folder's log.jsonl (undefined before the first). */
+export function lastValidation(dir: string): number | undefined {
+  return readLog(join(dir, 'log.jsonl'))
+    .filter((e) => e.validation !== undefined)
+    .at(-1)?.validation;
+}
+
 function writeOutputs(dir: string, title: string, log: readonly LogEntry[]): void {
   writeFileAtomic(
     join(dir, 'log.jsonl'),
