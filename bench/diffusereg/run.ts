@@ -6,11 +6,10 @@
  * on 2 cores. Appends to bench/diffusereg/RESULTS.md with the machine and its load.
  * Usage: node --import tsx bench/diffusereg/run.ts [--ddpm] [patient017 …]
  */
+import { loadAverage, machineLine } from '../machine.ts';
 import { appendFileSync } from 'node:fs';
-import { cpus, loadavg, totalmem } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { acdcDataset } from '../../src/data/acdc.ts';
-import { engineInfo, getNumThreads } from '../../src/engine/index.ts';
 import { diffuseRegMethod, voxelMorphMethod } from '../../src/methods/diffusereg/method.ts';
 import type { RegistrationMethod } from '../../src/methods/method.ts';
 import { summarize } from '../../src/util/stats.ts';
@@ -32,9 +31,7 @@ const methods: [string, RegistrationMethod, number][] = [
     : []),
 ];
 
-const loadStart = loadavg()
-  .map((v) => v.toFixed(2))
-  .join(' ');
+const loadStart = loadAverage();
 const dataset = acdcDataset({ root: sharedPath('data', 'cardiac-acdc'), cropMargin: 0 });
 const cases = await Promise.all(ids.map((id) => dataset.load(id)));
 // One untimed pair first: the weights load and the first libtorch calls allocate.
@@ -59,13 +56,11 @@ for (const [name, method, passes] of methods) {
 }
 
 const dims = cases.map((c) => c.fixed.dims.join('×')).join(', ');
-const machine = `${cpus()[0]?.model ?? 'unknown CPU'}, ${cpus().length} cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, libtorch ${engineInfo().version}, ${getNumThreads()} threads`;
+const machine = machineLine();
 const entry = [
   `## ${new Date().toISOString()}`,
   '',
-  `machine: ${machine}; load average at start ${loadStart}, at end ${loadavg()
-    .map((v) => v.toFixed(2))
-    .join(' ')}`,
+  `machine: ${machine}; load average at start ${loadStart}, at end ${loadAverage()}`,
   `command: node --import tsx bench/diffusereg/run.ts ${args.join(' ')}`,
   `pairs: ${ids.join(', ')} (ES → ED, whole volumes ${dims})`,
   '',

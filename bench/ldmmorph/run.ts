@@ -9,13 +9,12 @@
  * Appends to bench/ldmmorph/RESULTS.md with the machine and its load.
  * Usage: node --import tsx bench/ldmmorph/run.ts --run RUN [--model DIR] [--data DIR] [--3d]
  */
+import { loadAverage, machineLine } from '../machine.ts';
 import { appendFileSync } from 'node:fs';
-import { cpus, loadavg, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { acdcDataset, acdcSplit } from '../../src/data/acdc.ts';
-import { engineInfo, getNumThreads } from '../../src/engine/index.ts';
 import { runBenchmark } from '../../src/eval/bench/harness.ts';
 import { identityMethod } from '../../src/methods/baselines/identity.ts';
 import { ldmMorphMethod } from '../../src/methods/ldmmorph/method.ts';
@@ -38,11 +37,7 @@ if (!values.run)
 const runDir = resolve(values.run);
 const modelDir = resolve(values.model ?? join(runDir, 'model'));
 const dataDir = resolve(values.data ?? sharedPath('data'));
-const load = () =>
-  loadavg()
-    .map((v) => v.toFixed(2))
-    .join(' ');
-const loadStart = load();
+const loadStart = loadAverage();
 
 const fixed = (v: number | undefined, digits = 3) => (v === undefined ? '–' : v.toFixed(digits));
 const rows: string[] = [];
@@ -85,11 +80,11 @@ if (values['3d']) {
     );
 }
 
-const machine = `${cpus()[0]?.model ?? 'unknown CPU'}, ${cpus().length} cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, libtorch ${engineInfo().version}, ${getNumThreads()} threads`;
+const machine = machineLine();
 const entry = [
   `## ${new Date().toISOString()}`,
   '',
-  `machine: ${machine}; load average at start ${loadStart}, at end ${load()}`,
+  `machine: ${machine}; load average at start ${loadStart}, at end ${loadAverage()}`,
   `command: node --import tsx bench/ldmmorph/run.ts ${process.argv.slice(2).join(' ')}`,
   `model: ${modelDir}; ES moving → ED fixed`,
   '',

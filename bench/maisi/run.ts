@@ -8,10 +8,10 @@
  * Usage: node --import tsx bench/maisi/run.ts [--skip-large]
  * Appends its table to bench/maisi/RESULTS.md.
  */
+import { machineLine } from '../machine.ts';
 import { appendFileSync } from 'node:fs';
-import { cpus, totalmem } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { F, engineInfo, getNumThreads, noGrad, randn, tensor, tidy } from '../../src/engine/index.ts';
+import { F, noGrad, randn, tensor, tidy } from '../../src/engine/index.ts';
 import { conv, encoderGflop, unetGflop } from './flops.ts';
 import {
   AutoencoderKlMaisi,
@@ -109,7 +109,7 @@ if (!skipLarge) {
 
 const header = '| work | GFLOP | seconds | GFLOP/s | ratio to conv3d |\n|---|---|---|---|---|';
 const table = [header, ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n');
-const machine = `${cpus()[0]?.model ?? 'unknown CPU'}, ${cpus().length} cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, libtorch ${engineInfo().version}, ${getNumThreads()} threads`;
+const machine = machineLine();
 const entry = [
   `## ${new Date().toISOString()}`,
   '',

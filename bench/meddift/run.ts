@@ -7,11 +7,11 @@
  * the conv3d figure measured in the same run. Appends to bench/meddift/RESULTS.md.
  * Usage: node --import tsx bench/meddift/run.ts [brain|ct|brain:match|ct:register ...]
  */
+import { machineLine } from '../machine.ts';
 import { spawnSync } from 'node:child_process';
 import { appendFileSync } from 'node:fs';
-import { cpus, totalmem } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { F, engineInfo, getNumThreads, noGrad, randn, tidy } from '../../src/engine/index.ts';
+import { F, noGrad, randn, tidy } from '../../src/engine/index.ts';
 import { conv } from '../maisi/flops.ts';
 
 // Arguments: pairs (`brain`, `ct`: both tasks, MAISI) or single measurements `pair:task[:model]`
@@ -61,7 +61,7 @@ for (const [pair, task, model] of measurements) {
   process.stdout.write(`${rows[rows.length - 1]}\n`);
 }
 
-const machine = `${cpus()[0]?.model ?? 'unknown CPU'}, ${cpus().length} cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, libtorch ${engineInfo().version}, ${getNumThreads()} threads`;
+const machine = machineLine();
 const entry = [
   `## ${new Date().toISOString()}`,
   '',

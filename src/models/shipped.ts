@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { readSafetensors, type RawTensor } from '../engine/checkpoint/index.ts';
+import { readSafetensors, writeSafetensors, type RawTensor } from '../engine/checkpoint/index.ts';
 import { noGrad, type nn } from '../engine/index.ts';
 import { fail } from '../util/errors.ts';
 import { checkpointPath, latestCheckpointStep } from './training/checkpoint.ts';
@@ -41,6 +41,24 @@ export function verifiedFile(dir: string, file: string, expected: unknown, json:
   if (actual !== expected)
     fail(path, `SHA-256 ${actual} does not match ${json} (${expected}): the file is corrupt or was changed`);
   return path;
+}
+
+/** `module` with the weights of `dir/file` after its SHA-256 check against `expected` (from `json`), in eval mode. */
+export function loadVerifiedWeights<M extends nn.Module>(
+  dir: string,
+  file: string,
+  expected: unknown,
+  json: string,
+  module: M,
+): M {
+  module.loadStateDict(readSafetensors(verifiedFile(dir, file, expected, json)).tensors);
+  return module.eval();
+}
+
+/** Writes `module`'s weights as float16 `dir/file`; returns the file's SHA-256 for the model's JSON. */
+export function writeHalfWeights(dir: string, file: string, module: nn.Module): string {
+  writeSafetensors(join(dir, file), halfWeights(module));
+  return sha256File(join(dir, file));
 }
 
 /** The weights of the newest checkpoint of a training stage, loaded into `model` (eval mode). */

@@ -13,6 +13,7 @@ import { fieldOnFixed, imageOnGrid, networkGrid } from './grid.ts';
 import { loadDiffuseRegModel, type DiffuseRegModel } from './model.ts';
 import { sampleWithNetwork, type SampleOptions } from './sample.ts';
 import { watchSampling } from './watch.ts';
+import { warnIfNotCardiacMr } from '../cardiac-mr.ts';
 
 /** What `diffreg register --method diffusereg` passes (SampleOptions less what the method fills in). */
 export interface DiffuseRegSettings extends Omit<SampleOptions, 'normalisation' | 'prediction' | 'onStep'> {
@@ -37,13 +38,6 @@ let shipped: DiffuseRegModel | undefined;
 /** The shipped model, loaded once per process. */
 const model = () => (shipped ??= loadDiffuseRegModel());
 
-function checkModality(item: RegistrationCase, name: string): void {
-  if (item.modality !== 'mr')
-    process.stderr.write(
-      `diffreg: warning: ${name}'s weights were trained on cardiac cine MR; this ${item.modality.toUpperCase()} pair is outside what it learned\n`,
-    );
-}
-
 /** The pair on the network grid over the fixed image. */
 function onGrid(item: RegistrationCase) {
   const grid = networkGrid(item.fixed);
@@ -61,7 +55,7 @@ export const voxelMorphMethod: RegistrationMethod = {
   description:
     "VoxelMorph-style U-Net (local NCC + diffusion smoothness) trained here on ACDC ES↔ED pairs; DiffuseReg's bootstrap network",
   async register(item: RegistrationCase) {
-    checkModality(item, 'voxelmorph');
+    warnIfNotCardiacMr(item, 'voxelmorph');
     const { value, seconds, peakRssMb } = await measured(async () =>
       noGrad(() =>
         tidy(() => {
@@ -81,7 +75,7 @@ export function diffuseRegMethod(settings: DiffuseRegSettings = {}): Registratio
     name: 'diffusereg',
     description: `DiffuseReg: conditional Swin-UNETR denoising of the displacement field, ${sampler.toUpperCase()} ${steps} steps, ${settings.samples ?? 1} sample(s)`,
     async register(item: RegistrationCase, options: RegisterOptions = {}) {
-      checkModality(item, 'diffusereg');
+      warnIfNotCardiacMr(item, 'diffusereg');
       const denoiser = model().denoiser;
       if (!denoiser)
         fail('diffusereg', 'the shipped model has no trained denoiser yet (diffreg train diffusereg)');

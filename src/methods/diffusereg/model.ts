@@ -5,10 +5,10 @@
  */
 import { join } from 'node:path';
 import { existsSync } from 'node:fs';
-import { readSafetensors, writeSafetensors } from '../../engine/checkpoint/index.ts';
+import type { nn } from '../../engine/index.ts';
 import { DiffuseRegDenoiser, denoiserConfig, type DenoiserConfig } from '../../models/diffusereg/index.ts';
 import { DIFFUSEREG_SCHEDULE, type PredictionType } from '../../models/schedulers/schedule.ts';
-import { halfWeights, sha256File, shippedModelDir, verifiedFile } from '../../models/shipped.ts';
+import { loadVerifiedWeights, shippedModelDir, writeHalfWeights } from '../../models/shipped.ts';
 import { VoxelMorph, type VoxelMorphConfig } from '../../models/voxelmorph/index.ts';
 import { writeFileAtomic } from '../../util/atomic.ts';
 import { fail } from '../../util/errors.ts';
@@ -38,11 +38,9 @@ export interface DiffuseRegModel {
   dispose(): void;
 }
 
-/** The tensors of a weights file after its SHA-256 check (float16; loading converts to float32). */
-const verifiedTensors = (dir: string, file: string, expected: unknown) => {
-  const { tensors } = readSafetensors(verifiedFile(dir, file, expected, 'model.json'));
-  return tensors;
-};
+/** `module` with the float16 weights of `dir/file` after their SHA-256 check (loading converts to float32). */
+const loadWeights = <M extends nn.Module>(dir: string, file: string, meta: ModelJson, module: M): M =>
+  loadVerifiedWeights(dir, file, meta.sha256?.[file], 'model.json', module);
 
 /** Loads models/diffusereg (or `dir`), checking every file's SHA-256 and the network grid. */
 export function loadDiffuseRegModel(dir: string = DIFFUSEREG_MODEL_DIR): DiffuseRegModel {
@@ -52,20 +50,18 @@ export function loadDiffuseRegModel(dir: string = DIFFUSEREG_MODEL_DIR): Diffuse
   const meta = readJsonFile(jsonPath, 'DiffuseReg model description') as ModelJson;
   if (JSON.stringify(meta.grid) !== JSON.stringify({ dims: NETWORK_DIMS, spacing: NETWORK_SPACING }))
     fail(jsonPath, `network grid ${JSON.stringify(meta.grid)} differs from this version's`);
-  const bootstrap = new VoxelMorph(meta.bootstrap);
-  bootstrap.loadStateDict(
-    verifiedTensors(dir, 'bootstrap.safetensors', meta.sha256?.['bootstrap.safetensors']),
-  );
-  bootstrap.eval();
+  const bootstrap = loadWeights(dir, 'bootstrap.safetensors', meta, new VoxelMorph(meta.bootstrap));
   let denoiser: DiffuseRegModel['denoiser'];
   if (meta.denoiser) {
     if (!meta.normalisation) fail(jsonPath, 'a denoiser without its field normalisation');
-    const network = new DiffuseRegDenoiser(denoiserConfig(meta.denoiser));
-    network.loadStateDict(
-      verifiedTensors(dir, 'denoiser.safetensors', meta.sha256?.['denoiser.safetensors']),
+    const network = loadWeights(
+      dir,
+      'denoiser.safetensors',
+      meta,
+      new DiffuseRegDenoiser(denoiserConfig(meta.denoiser)),
     );
     const prediction = meta.schedule?.predictionType ?? 'epsilon';
-    denoiser = { network: network.eval(), normalisation: meta.normalisation, prediction };
+    denoiser = { network, normalisation: meta.normalisation, prediction };
   }
   return {
     name: meta.name,
@@ -87,13 +83,15 @@ export function exportDiffuseRegModel(
   networks: { bootstrap: VoxelMorph; denoiser?: { network: DiffuseRegDenoiser } & DenoiserRecord },
   card: Record<string, unknown>,
 ): string {
-  const files: Record<string, string> = {};
-  const write = (file: string, weights: ReturnType<typeof halfWeights>) => {
-    writeSafetensors(join(outDir, file), weights);
-    files[file] = sha256File(join(outDir, file));
+  const files: Record<string, string> = {
+    'bootstrap.safetensors': writeHalfWeights(outDir, 'bootstrap.safetensors', networks.bootstrap),
   };
-  write('bootstrap.safetensors', halfWeights(networks.bootstrap));
-  if (networks.denoiser) write('denoiser.safetensors', halfWeights(networks.denoiser.network));
+  if (networks.denoiser)
+    files['denoiser.safetensors'] = writeHalfWeights(
+      outDir,
+      'denoiser.safetensors',
+      networks.denoiser.network,
+    );
   const meta: ModelJson = {
     name: networks.denoiser ? 'diffreg-diffusereg-v1' : 'diffreg-diffusereg-bootstrap-v1',
     grid: { dims: NETWORK_DIMS, spacing: NETWORK_SPACING },

@@ -16,6 +16,7 @@ import type { MethodEntry, RegistrationCase, RegistrationMethod } from '../metho
 import { checkSlice, sliceFieldOnFixed, sliceGrid, sliceImageOnGrid } from './grid.ts';
 import { LDM_MORPH_MODEL_DIR, loadLdmMorphModel, type LdmMorphModel } from './model.ts';
 import { FEATURE_NOISE_SEED, predictDisplacement } from './predict.ts';
+import { warnIfNotCardiacMr } from '../cardiac-mr.ts';
 
 const zeroField = (fixed: Volume) => fixed.withData(new Float32Array(3 * fixed.size), 3) as DisplacementField;
 
@@ -111,10 +112,7 @@ export function ldmMorphMethod(modelDir: string = LDM_MORPH_MODEL_DIR): Registra
     async register(item, options = {}) {
       checkPair(item);
       const model = modelIn(modelDir);
-      if (item.modality !== 'mr')
-        process.stderr.write(
-          `diffreg: warning: ldmmorph's weights were trained on cardiac cine MR; this ${item.modality.toUpperCase()} pair is outside what it learned\n`,
-        );
+      warnIfNotCardiacMr(item, 'ldmmorph');
       const seed = options.seed ?? FEATURE_NOISE_SEED;
       const { value, seconds, peakRssMb } = await measured(async () =>
         item.fixed.dims[2] === 1

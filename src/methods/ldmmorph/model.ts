@@ -7,7 +7,6 @@
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { readSafetensors, writeSafetensors } from '../../engine/checkpoint/index.ts';
 import type { nn } from '../../engine/index.ts';
 import {
   Ldm2dAutoencoder,
@@ -19,7 +18,7 @@ import {
 } from '../../models/ldm2d/index.ts';
 import { LdmMorph } from '../../models/ldmmorph/index.ts';
 import { DDPMScheduler } from '../../models/schedulers/ddpm.ts';
-import { halfWeights, sha256File, shippedModelDir, verifiedFile } from '../../models/shipped.ts';
+import { loadVerifiedWeights, shippedModelDir, writeHalfWeights } from '../../models/shipped.ts';
 import { writeFileAtomic } from '../../util/atomic.ts';
 import { fail } from '../../util/errors.ts';
 import { readJsonFile } from '../../util/json.ts';
@@ -73,9 +72,9 @@ function readModelJson(dir: string): ModelJson {
 
 /** `module` with the weights of `dir/file` after its SHA-256 check, in eval mode, frozen. */
 function loadVerified<M extends nn.Module>(dir: string, file: string, meta: ModelJson, module: M): M {
-  module.loadStateDict(readSafetensors(verifiedFile(dir, file, meta.sha256?.[file], 'model.json')).tensors);
+  loadVerifiedWeights(dir, file, meta.sha256?.[file], 'model.json', module);
   for (const p of module.parameters()) p.requiresGrad_(false);
-  return module.eval();
+  return module;
 }
 
 function ldmOf(dir: string, meta: ModelJson): LoadedLdm {
@@ -115,12 +114,6 @@ export function loadLdmMorphModel(dir: string = LDM_MORPH_MODEL_DIR): LdmMorphMo
 const sameHashes = (a: Record<string, string>, b: Record<string, string>) =>
   LDM_FILES.every((f) => a[f] === b[f]);
 
-/** Writes `module` as float16 `dir/file`; returns its SHA-256. */
-function writeHalf(dir: string, file: string, module: nn.Module): string {
-  writeSafetensors(join(dir, file), halfWeights(module));
-  return sha256File(join(dir, file));
-}
-
 const writeModelJson = (dir: string, meta: ModelJson) =>
   writeFileAtomic(jsonPath(dir), JSON.stringify(meta, null, 2) + '\n');
 
@@ -135,8 +128,8 @@ export function exportLdm(
   card: Record<string, unknown>,
 ): void {
   const sha256: Record<string, string> = {
-    [LDM_FILES[0]]: writeHalf(outDir, LDM_FILES[0], autoencoder),
-    [LDM_FILES[1]]: writeHalf(outDir, LDM_FILES[1], unet),
+    [LDM_FILES[0]]: writeHalfWeights(outDir, LDM_FILES[0], autoencoder),
+    [LDM_FILES[1]]: writeHalfWeights(outDir, LDM_FILES[1], unet),
   };
   const previous = existsSync(jsonPath(outDir)) ? readModelJson(outDir) : undefined;
   const network =
@@ -170,6 +163,6 @@ export function exportNetwork(
       jsonPath(outDir),
       'its LDM is not the one the network was trained with; train the network again (diffreg train ldmmorph --stage network)',
     );
-  const sha256 = { ...meta.sha256, [NETWORK_FILE]: writeHalf(outDir, NETWORK_FILE, network) };
+  const sha256 = { ...meta.sha256, [NETWORK_FILE]: writeHalfWeights(outDir, NETWORK_FILE, network) };
   writeModelJson(outDir, { ...meta, network: { ...record, ...card }, sha256 });
 }
