@@ -76,6 +76,15 @@ test('denoiser stage: the held-out denoising error falls; targets and normalisat
   const record = JSON.parse(readFileSync(join(run, 'denoiser.json'), 'utf8'));
   assert.equal(record.prediction, 'sample');
   assert.equal(record.normalisation.std.length, 3);
+  assert.equal(record.config.imagesInFlowInput, true);
+  assert.deepEqual(record.config.gridSize, TINY.gridSize);
+  // A bad option is refused before the targets are computed or any file is written.
+  const refused = join(dir, 'refused');
+  assert.throws(
+    () => trainDenoiser({ dir: refused, steps: 1, config: TINY, highNoiseShare: 1.5 }, cases(), bootstrap),
+    /: highNoiseShare: expected a finite number >= 0 and <= 1, got 1\.5$/,
+  );
+  assert.ok(!existsSync(refused));
 
   // Export and load: float16 weights within their rounding, SHA-256 checked.
   const out = join(dir, 'model');

@@ -5,7 +5,17 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Generator, manualSeed, noGrad, randn, stack, tensor, Tensor } from '../../src/engine/index.ts';
+import {
+  cat,
+  Generator,
+  manualSeed,
+  noGrad,
+  randn,
+  stack,
+  tensor,
+  Tensor,
+  zeros,
+} from '../../src/engine/index.ts';
 import { clampWindow, MASKED } from '../../src/models/blocks/index.ts';
 import { denoiserConfig, DiffuseRegDenoiser, SwinBlock } from '../../src/models/diffusereg/index.ts';
 import { DiffregError } from '../../src/util/errors.ts';
@@ -173,6 +183,32 @@ test('denoiser: ε̂ shape, the same output for the same seed, and a gradient on
     'decoder1',
     'out',
   ]);
+});
+
+test("images in the flow input: the authors' network when their input weights are zero, and they matter", () => {
+  const x = inputs(4);
+  manualSeed(3);
+  const authors = new DiffuseRegDenoiser({ ...SMALL, imagesInFlowInput: false });
+  const ours = new DiffuseRegDenoiser(SMALL);
+  // Only the two input layers differ: 3 flow channels against 3 + moving + fixed.
+  const widened = ['flow_encoder.patch_embed.weight', 'encoder1.conv1.weight', 'encoder1.conv3.weight'];
+  const own = ours.stateDict();
+  for (const [key, t] of authors.stateDict()) {
+    const shape = own.get(key)?.shape;
+    if (widened.includes(key)) assert.deepEqual(shape, [t.shape[0], 5, ...t.shape.slice(2)], key);
+    else assert.deepEqual(shape, t.shape, key);
+  }
+  const zeroImages = (key: string, t: Tensor) =>
+    widened.includes(key) ? cat([t, zeros([t.shape[0], 2, ...t.shape.slice(2)])], 1) : t;
+  ours.loadStateDict(new Map([...authors.stateDict()].map(([k, t]) => [k, zeroImages(k, t)])));
+  const run = (net: DiffuseRegDenoiser, moving = x.moving) =>
+    noGrad(() => net.forward(x.flow, x.timesteps, x.fixed, moving));
+  assertClose(run(ours), run(authors), 'zero image weights', 1e-4, 1e-5);
+  // The images' channels come after the flow's: weights on them alone change the output.
+  const patch = ours.flowEncoder.patchEmbed.weight;
+  noGrad(() => patch.narrow(1, 3, 2).copy_(randn([6, 2, 2, 2, 2], { generator: new Generator(5) })));
+  const difference = run(ours).sub(run(authors)).abs().max().item();
+  assert.ok(difference > 1e-3, `output moved by ${difference}`);
 });
 
 function throwsOneLine(fn: () => unknown, pattern: RegExp): void {

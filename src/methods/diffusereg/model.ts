@@ -34,7 +34,7 @@ export interface DiffuseRegModel {
   name: string;
   bootstrap: VoxelMorph;
   /** Absent while only the bootstrap stage is shipped. */
-  denoiser?: { network: DiffuseRegDenoiser } & DenoiserRecord;
+  denoiser?: { network: DiffuseRegDenoiser } & Omit<DenoiserRecord, 'config'>;
   dispose(): void;
 }
 
@@ -80,7 +80,10 @@ export function loadDiffuseRegModel(dir: string = DIFFUSEREG_MODEL_DIR): Diffuse
  */
 export function exportDiffuseRegModel(
   outDir: string,
-  networks: { bootstrap: VoxelMorph; denoiser?: { network: DiffuseRegDenoiser } & DenoiserRecord },
+  networks: {
+    bootstrap: VoxelMorph;
+    denoiser?: { network: DiffuseRegDenoiser } & Omit<DenoiserRecord, 'config'>;
+  },
   card: Record<string, unknown>,
 ): string {
   const files: Record<string, string> = {

@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import { readJsonFile } from '../../util/json.ts';
 import { join } from 'node:path';
 import { acdcDataset, acdcSplit } from '../../data/acdc.ts';
-import { DiffuseRegDenoiser, DIFFUSEREG_DENOISER } from '../../models/diffusereg/index.ts';
+import { denoiserConfig, DiffuseRegDenoiser } from '../../models/diffusereg/index.ts';
 import { latestCheckpointStep } from '../../models/training/checkpoint.ts';
 import { lastValidation, lossCurveSvg, readLog } from '../../models/training/loop.ts';
 import { writeFileAtomic } from '../../util/atomic.ts';
@@ -32,10 +32,11 @@ import { trainDenoiser, type DenoiserRecord } from './train-denoiser.ts';
 const STAGES = ['all', 'bootstrap', 'denoiser', 'export', 'evaluate'] as const;
 
 /**
- * Steps of each stage, sized to finish in about 1.5 hours on these 2-core machines: bootstrap 1.15 s per
- * step and denoiser 0.8 s per step, each on one thread beside another job.
+ * Steps of each stage, sized to finish in under two hours on these 2-core machines, each on one thread
+ * beside another training: bootstrap 1.15 s per step; denoiser 1.25–1.5 s per step (images in the
+ * flow input; measured beside the LDM autoencoder's training).
  */
-export const DIFFUSEREG_STEPS = { bootstrap: 1800, denoiser: 6000 };
+export const DIFFUSEREG_STEPS = { bootstrap: 1800, denoiser: 4500 };
 
 export const DIFFUSEREG_RECIPE: TrainingRecipe = {
   name: 'diffusereg',
@@ -102,11 +103,11 @@ export const DIFFUSEREG_RECIPE: TrainingRecipe = {
     if (runs('export')) {
       const bootstrap = loadBootstrap(bootstrapPath);
       const trained = latestCheckpointStep(dirs.denoiser) !== undefined;
-      const denoiser = trained
-        ? loadStageWeights(dirs.denoiser, new DiffuseRegDenoiser(DIFFUSEREG_DENOISER))
-        : undefined;
       const record = trained
         ? (readJsonFile(join(dirs.denoiser, 'denoiser.json'), 'denoiser run record') as DenoiserRecord)
+        : undefined;
+      const denoiser = record
+        ? loadStageWeights(dirs.denoiser, new DiffuseRegDenoiser(denoiserConfig(record.config)))
         : undefined;
       const ids = acdcDataset({ root }).caseIds;
       exportDiffuseRegModel(

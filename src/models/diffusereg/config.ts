@@ -6,7 +6,7 @@
  * [2, 4, 4] in (D, H, W) is [4, 4, 2] here.
  */
 import { fail } from '../../util/errors.ts';
-import { integer, invalid, number } from '../../util/is.ts';
+import { bool, integer, invalid, number } from '../../util/is.ts';
 import { swinStages, type StageGeometry } from '../blocks/swin.ts';
 
 export interface DenoiserConfig {
@@ -25,6 +25,12 @@ export interface DenoiserConfig {
   flowChannels: number;
   imageChannels: number;
   mlpRatio: number;
+  /**
+   * The flow branch's input (patch embedding and first residual block) also carries the moving and
+   * fixed images as channels. Our addition: the authors' flow branch sees the images only through
+   * window attention, where flow tokens are the only queries (see DIFFUSEREG_DENOISER).
+   */
+  imagesInFlowInput: boolean;
 }
 
 /**
@@ -42,6 +48,7 @@ export const DIFFUSEREG_DENOISER: DenoiserConfig = {
   flowChannels: 3,
   imageChannels: 1,
   mlpRatio: 4,
+  imagesInFlowInput: true,
 };
 
 function triple(name: string, v: unknown): [number, number, number] {
@@ -53,6 +60,10 @@ function perStage(name: string, v: unknown): number[] {
   if (!Array.isArray(v) || v.length !== 4) throw invalid(name, "4 integers (Swin-UNETR's four stages)", v);
   return v.map((x, s) => integer(`${name}[${s}]`, x, { min: 1 }));
 }
+
+/** Channels of the flow branch's input: the noisy flow, and the images when imagesInFlowInput. */
+export const flowInputChannels = (c: DenoiserConfig): number =>
+  c.flowChannels + (c.imagesInFlowInput ? 2 * c.imageChannels : 0);
 
 /** The configuration checked and completed from DIFFUSEREG_DENOISER; throws a one-line DiffregError. */
 export function denoiserConfig(overrides: Partial<DenoiserConfig> = {}): DenoiserConfig {
@@ -67,6 +78,7 @@ export function denoiserConfig(overrides: Partial<DenoiserConfig> = {}): Denoise
     flowChannels: integer('flowChannels', c.flowChannels, { min: 1 }),
     imageChannels: integer('imageChannels', c.imageChannels, { min: 1 }),
     mlpRatio: number('mlpRatio', c.mlpRatio, { min: 0, exclusiveMin: true }),
+    imagesInFlowInput: bool('imagesInFlowInput', c.imagesInFlowInput),
   };
   config.gridSize.forEach((s, a) => {
     if (s % config.patchSize !== 0)

@@ -10,7 +10,7 @@
 import { F, cat, nn, tidy, type Tensor } from '../../engine/index.ts';
 import { fail } from '../../util/errors.ts';
 import { timestepEmbedding } from '../blocks/index.ts';
-import { denoiserConfig, type DenoiserConfig } from './config.ts';
+import { denoiserConfig, flowInputChannels, type DenoiserConfig } from './config.ts';
 import { FlowEncoder, ImageEncoder } from './swin.ts';
 
 /** Instance norm without affine parameters, then leaky ReLU (MONAI's "instance" and "leakyrelu" defaults). */
@@ -76,6 +76,8 @@ export class UnetrUpBlock extends nn.Module {
 export interface ImageTokens {
   moving: Tensor[][];
   fixed: Tensor[][];
+  /** The images themselves, (B, 2·imageChannels, w, h, d), moving first: the flow input's extra channels. */
+  images: Tensor;
 }
 
 export class DiffuseRegDenoiser extends nn.Module {
@@ -111,7 +113,7 @@ export class DiffuseRegDenoiser extends nn.Module {
     const res = (name: string, i: number, o: number) => this.register(name, new UnetResBlock(i, o, f));
     const up = (name: string, i: number, o: number, k = 2) =>
       this.register(name, new UnetrUpBlock(i, o, k, f));
-    this.encoder1 = res('encoder1', c.flowChannels, f);
+    this.encoder1 = res('encoder1', flowInputChannels(c), f);
     this.encoder2 = res('encoder2', f, f);
     this.encoder3 = res('encoder3', 2 * f, 2 * f);
     this.encoder4 = res('encoder4', 4 * f, 4 * f);
@@ -144,7 +146,7 @@ export class DiffuseRegDenoiser extends nn.Module {
       // One pass of the shared encoder over both images: moving first, fixed second in the batch.
       const records = this.imageEncoder.forward(cat([moving, fixed], 0));
       const half = (start: number) => records.map((stage) => stage.map((t) => t.narrow(0, start, b)));
-      return { moving: half(0), fixed: half(b) };
+      return { moving: half(0), fixed: half(b), images: cat([moving, fixed], 1) };
     });
   }
 
@@ -158,8 +160,9 @@ export class DiffuseRegDenoiser extends nn.Module {
     return tidy(() => {
       // Every user of the embedding starts with SiLU (as in the authors' code): applied once here.
       const time = this.timeEmbed.forward(timestepEmbedding(timesteps, this.config.featureSize)).silu();
-      const hidden = this.flowEncoder.forward(flow, images.moving, images.fixed, time);
-      const enc0 = this.encoder1.forward(flow, time);
+      const input = this.config.imagesInFlowInput ? cat([flow, images.images], 1) : flow;
+      const hidden = this.flowEncoder.forward(input, images.moving, images.fixed, time);
+      const enc0 = this.encoder1.forward(input, time);
       const enc1 = this.encoder2.forward(hidden[0], time);
       const enc2 = this.encoder3.forward(hidden[1], time);
       const enc3 = this.encoder4.forward(hidden[2], time);

@@ -15,7 +15,7 @@ import {
   type StageGeometry,
   type SwinTransformerBlockOptions,
 } from '../blocks/index.ts';
-import { stageGeometry, type DenoiserConfig } from './config.ts';
+import { flowInputChannels, stageGeometry, type DenoiserConfig } from './config.ts';
 
 /** What a flow-encoder block attends to besides its own tokens. */
 export interface WindowCondition {
@@ -203,13 +203,13 @@ export class FlowEncoder extends SwinEncoder {
     const timeDim = c.featureSize;
     super(
       c,
-      c.flowChannels,
+      flowInputChannels(c),
       stageGeometry(c).map((g) => new SwinStage(g, c.mlpRatio, { timeDim, downsample: true })),
     );
   }
 
   /**
-   * flow (B, C, w, h, d), the moving and fixed images' block inputs (ImageEncoder), the activated time
+   * flow (B, C, w, h, d) (with the images' channels when the configuration says so), the moving and fixed images' block inputs (ImageEncoder), the activated time
    * embedding (B, T) → the five hidden states of Swin-UNETR (patch embedding, then each stage after its
    * merging), layer-normalised without affine parameters, channels first.
    */
