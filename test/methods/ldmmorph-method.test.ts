@@ -277,7 +277,7 @@ test('CLI: register --method ldmmorph reads 2-D PNG images; other methods keep r
   );
   oneLine(
     diffreg('register', '--method', 'voxelmorph', '--fixed', a, '--moving', b, '--out-field', field),
-    /a\.png: 40x32x1 voxels is not a 3-D volume: at least 8 voxels along every axis/,
+    /a\.png: 40x32x1 voxels is not a 3-D volume: at least 4 voxels along every axis/,
   );
   assert.ok(methodEntry('ldmmorph').accepts2d && !methodEntry('voxelmorph').accepts2d);
 });

@@ -9,7 +9,13 @@ import { makeThoraxPhantom } from '../../src/eval/phantom.ts';
 import { reorient } from '../../src/geometry/orient.ts';
 import { latticeOver, tensorToField } from '../../src/geometry/field-tensor.ts';
 import { Volume } from '../../src/geometry/volume.ts';
-import { latticeDims, medDiftMatch, medDiftRegister, pcaBasis } from '../../src/methods/meddift/index.ts';
+import {
+  checkVolumeAxes,
+  latticeDims,
+  medDiftMatch,
+  medDiftRegister,
+  pcaBasis,
+} from '../../src/methods/meddift/index.ts';
 import { tinyFixtureModel } from '../helpers/fixture-model.ts';
 import { requireShared } from '../helpers/shared.ts';
 
@@ -81,16 +87,20 @@ test('medDiftRegister and medDiftMatch refuse 2-D images, single slices and thin
   const volume = (dims: [number, number, number]) =>
     new Volume({ data: Float32Array.from({ length: dims[0] * dims[1] * dims[2] }, (_, i) => i % 17), dims });
   const good = volume([32, 32, 32]);
-  for (const dims of [
-    [32, 32, 1],
-    [1, 32, 32],
-    [32, 32, 7],
-  ] as [number, number, number][]) {
-    const flat = volume(dims);
-    const message = (subject: string) =>
-      new RegExp(
-        `^${subject}: ${dims.join('x')} voxels is not a 3-D volume: at least 8 voxels along every axis are needed`,
-      );
+  const fewVoxels = (dims: number[]) =>
+    `${dims.join('x')} voxels is not a 3-D volume: at least 4 voxels along every axis are needed`;
+  const refused: [Volume, string][] = [
+    [volume([32, 32, 1]), fewVoxels([32, 32, 1])],
+    [volume([1, 32, 32]), fewVoxels([1, 32, 32])],
+    [volume([32, 32, 3]), fewVoxels([32, 32, 3])],
+    // 8 mm thick, 256 mm wide: 1/32.
+    [
+      volume([256, 8, 256]),
+      '256x8x256 voxels is a slab, not a 3-D volume: its thinnest axis \\(8 mm\\) is less than 1/16 of its widest \\(256 mm\\)',
+    ],
+  ];
+  for (const [flat, text] of refused) {
+    const message = (subject: string) => new RegExp(`^${subject}: ${text}`);
     assert.throws(() => medDiftRegister(model, flat, good), {
       name: 'DiffregError',
       message: message('fixed image'),
@@ -98,4 +108,11 @@ test('medDiftRegister and medDiftMatch refuse 2-D images, single slices and thin
     assert.throws(() => medDiftRegister(model, good, flat), { message: message('moving image') });
     assert.throws(() => medDiftMatch(model, good, flat, [[10, 10, 0]]), { message: message('moving image') });
   }
+  // A short-axis cardiac stack is a volume: 6 slices of 10 mm under 48 × 48 voxels of 1.5 mm.
+  assert.doesNotThrow(() =>
+    checkVolumeAxes(
+      new Volume({ data: new Float32Array(48 * 48 * 6), dims: [48, 48, 6], spacing: [1.5, 1.5, 10] }),
+      'stack',
+    ),
+  );
 });

@@ -3,7 +3,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { readVolume } from '../../io/index.ts';
 import { checkField } from '../../geometry/field.ts';
 import type { Volume } from '../../geometry/volume.ts';
-import { checkVolumeAxes, MIN_AXIS_VOXELS, type InitialTransform } from '../../methods/meddift/index.ts';
+import { checkVolumeAxes, type InitialTransform } from '../../methods/meddift/index.ts';
 import { fail } from '../../util/errors.ts';
 import { setNumThreads } from '../../engine/index.ts';
 import { optionalInteger } from '../args.ts';
@@ -12,16 +12,19 @@ import { optionalInteger } from '../args.ts';
  * An image for `match` or `register`, checked with the method's own rule before any model is loaded.
  * The 3-D networks and registrations would stretch a 2-D image or a single slice to a volume and give
  * answers without meaning, so they refuse it. A method that `accepts2d` registers slices along the
- * third axis: it takes 2-D images and stacks alike, slices of at least MIN_AXIS_VOXELS² voxels.
+ * third axis: it takes 2-D images and stacks alike, slices of at least MIN_SLICE_VOXELS² voxels.
  */
+/** Fewest voxels along either in-plane axis of a slice a 2-D method registers. */
+const MIN_SLICE_VOXELS = 8;
+
 export async function readImage(path: string, role: string, accepts2d = false): Promise<Volume> {
   if (!existsSync(path)) fail(path, `${role} image not found`);
   const volume = await readVolume(path);
   if (!accepts2d) checkVolumeAxes(volume, path);
-  else if (volume.dims[0] < MIN_AXIS_VOXELS || volume.dims[1] < MIN_AXIS_VOXELS)
+  else if (volume.dims[0] < MIN_SLICE_VOXELS || volume.dims[1] < MIN_SLICE_VOXELS)
     fail(
       path,
-      `${volume.dims.join('x')} voxels: slices along the third axis of at least ${MIN_AXIS_VOXELS}x${MIN_AXIS_VOXELS} voxels are needed`,
+      `${volume.dims.join('x')} voxels: slices along the third axis of at least ${MIN_SLICE_VOXELS}x${MIN_SLICE_VOXELS} voxels are needed`,
     );
   return volume;
 }

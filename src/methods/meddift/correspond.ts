@@ -106,19 +106,35 @@ export function imageFeatures(
 }
 
 /**
- * Fewest voxels along any axis of an image the features are computed from. Fewer make a slice or a thin
- * slab, not a volume: the 3-D networks stretch every axis to at least 128 voxels, so such an axis would
- * be stretched more than 16-fold into features of the interpolation rather than of the anatomy.
+ * Fewest voxels along any axis of an image the features are computed from: fewer make a 2-D image, a
+ * single slice or a few slices, without the neighbours the 3-D networks and trilinear sampling need.
  */
-export const MIN_AXIS_VOXELS = 8;
+export const MIN_AXIS_VOXELS = 4;
 
-/** Refuses a 2-D image, a single slice or a thin slab (see MIN_AXIS_VOXELS). */
+/**
+ * Least extent (mm) of the thinnest axis against the widest. A thinner slab is not a volume: the
+ * networks resize every axis to at least 128 voxels, so its anatomy would reach them stretched more
+ * than 16-fold against the other axes. Short-axis cardiac stacks (6–7 slices of 10 mm across about
+ * 200–350 mm in-plane: 1/6 to 1/3) are volumes; a 1-mm slab of 8 slices in a 256-mm image is not.
+ */
+export const MIN_EXTENT_RATIO = 1 / 16;
+
+/** Refuses a 2-D image, a single slice or a thin slab (see MIN_AXIS_VOXELS, MIN_EXTENT_RATIO). */
 export function checkVolumeAxes(volume: Volume, subject: string): void {
+  const dims = volume.dims.join('x');
   if (volume.dims.some((n) => n < MIN_AXIS_VOXELS))
     fail(
       subject,
-      `${volume.dims.join('x')} voxels is not a 3-D volume: at least ${MIN_AXIS_VOXELS} voxels along every ` +
-        'axis are needed (2-D images and single slices are not supported)',
+      `${dims} voxels is not a 3-D volume: at least ${MIN_AXIS_VOXELS} voxels along every axis are ` +
+        'needed (2-D images and single slices are not supported)',
+    );
+  const extents = volume.dims.map((n, a) => n * volume.spacing[a]);
+  const [thinnest, widest] = [Math.min(...extents), Math.max(...extents)];
+  if (thinnest < MIN_EXTENT_RATIO * widest)
+    fail(
+      subject,
+      `${dims} voxels is a slab, not a 3-D volume: its thinnest axis (${+thinnest.toFixed(1)} mm) is ` +
+        `less than 1/${1 / MIN_EXTENT_RATIO} of its widest (${+widest.toFixed(1)} mm)`,
     );
 }
 
