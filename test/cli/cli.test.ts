@@ -56,6 +56,11 @@ test('help and usage', () => {
 
 test('bad input gives one line, exit 1, and no output file', () => {
   const out = join(dir, 'never.csv');
+  const match = (...more: string[]) => [
+    'match',
+    ...['--fixed', image, '--moving', image, '--points', points, '--out', out],
+    ...more,
+  ];
   const cases: [string[], RegExp][] = [
     [['frobnicate'], /^diffreg: unknown command "frobnicate"/],
     [['match', '--bogus'], /^diffreg: match: Unknown option '--bogus'/],
@@ -64,30 +69,18 @@ test('bad input gives one line, exit 1, and no output file', () => {
       /^diffreg: .*missing\.nii\.gz: fixed image not found$/,
     ],
     [['match', '--fixed', image, '--moving', image, '--points', points], /^diffreg: --out: required$/],
+    [match('--timestep', 'soon'), /^diffreg: --timestep: expected a number, got "soon"$/],
     [
-      ['match', '--fixed', image, '--moving', image, '--points', points, '--out', out, '--timestep', 'soon'],
-      /^diffreg: --timestep: expected a number, got "soon"$/,
+      match('--search', 'nearby'),
+      /^diffreg: --search: expected one of registered, local, global, got "nearby"$/,
     ],
     [
-      ['match', '--fixed', image, '--moving', image, '--points', points, '--out', out, '--search', 'nearby'],
-      /^diffreg: --search: expected one of global, local, got "nearby"$/,
+      match('--search', 'global', '--radius', '5'),
+      /^diffreg: --radius: only with --search registered or local$/,
     ],
+    [match('--initial', points), /^diffreg: --initial: only with --search local$/],
     [
-      [
-        'match',
-        '--fixed',
-        image,
-        '--moving',
-        image,
-        '--points',
-        points,
-        '--out',
-        out,
-        '--unet',
-        join(dir, 'nope.pt'),
-        '--autoencoder',
-        join(dir, 'nope.pt'),
-      ],
+      match('--unet', join(dir, 'nope.pt'), '--autoencoder', join(dir, 'nope.pt')),
       /nope\.pt: checkpoint file not found$/,
     ],
   ];
@@ -237,7 +230,7 @@ test('--search local without --radius searches within the documented default, 20
   if (!model) return;
   assert.match(
     diffreg('match', '--help').stdout,
-    /--radius MM +local search radius in mm, with --search local \(default 20\)/,
+    /--radius MM +search radius in mm \(default 6 registered, 20 local\)/,
   );
   const out = join(dir, 'matches-default-radius.csv');
   const base = ['match', '--fixed', image, '--moving', image, '--points', points, '--out', out, ...model];

@@ -10,7 +10,8 @@ import { makeSyntheticPair } from '../../src/geometry/synthetic.ts';
 import { Volume, type Vec3 } from '../../src/geometry/volume.ts';
 import { reorient } from '../../src/geometry/orient.ts';
 import { loadMaisiUNet } from '../../src/models/index.ts';
-import { medDiftMatch } from '../../src/methods/meddift/index.ts';
+import { medDiftMatch, medDiftRegister, SEARCH_RADIUS_MM } from '../../src/methods/meddift/index.ts';
+import { warpPoints } from '../../src/geometry/warp.ts';
 import { toNetworkInput } from '../../src/models/index.ts';
 import { tinyFixtureModel } from '../helpers/fixture-model.ts';
 import { requireShared } from '../helpers/shared.ts';
@@ -33,14 +34,22 @@ test('network input: RAS axis order and intensity windows', () => {
   assert.ok(Math.min(...values) === 0 && Math.max(...values) === 1);
 });
 
+/** A thorax phantom and a smooth synthetic deformation of it with six landmarks. */
+function phantomPair(dims: Vec3, spacing: Vec3) {
+  const { image } = makeThoraxPhantom({ dims, spacing, seed: 3 });
+  const pair = makeSyntheticPair(image, { seed: 5, amplitude: 8, lengthScale: 60, pointCount: 6 });
+  return { image, pair, fixedPoints: pair.fixedPoints as Vec3[] };
+}
+
 test('medDiftMatch end to end on a synthetic pair: world/voxel answers, windows, confidence', (t) => {
   const root = requireShared(t, 'fixtures');
   if (!root) return;
   const model = tinyFixtureModel(root);
-  const { image } = makeThoraxPhantom({ dims: [48, 48, 40], spacing: [6, 6, 7], seed: 3 });
-  const pair = makeSyntheticPair(image, { seed: 5, amplitude: 8, lengthScale: 60, pointCount: 6 });
-  const fixedPoints = pair.fixedPoints as Vec3[];
-  const global = medDiftMatch(model, image, pair.moving, fixedPoints, { consistency: true });
+  const { image, pair, fixedPoints } = phantomPair([48, 48, 40], [6, 6, 7]);
+  const global = medDiftMatch(model, image, pair.moving, fixedPoints, {
+    search: 'global',
+    consistency: true,
+  });
   assert.equal(global.matches.length, 6);
   assert.equal(global.modality.fixed, 'ct');
   for (const m of global.matches) {
@@ -65,6 +74,29 @@ test('medDiftMatch end to end on a synthetic pair: world/voxel answers, windows,
   });
 });
 
+test('medDiftMatch by default searches around the registration of the same features', (t) => {
+  const root = requireShared(t, 'fixtures');
+  if (!root) return;
+  const model = tinyFixtureModel(root);
+  const { image, pair, fixedPoints } = phantomPair([32, 32, 24], [9, 9, 11]);
+  const { matches, seconds } = medDiftMatch(model, image, pair.moving, fixedPoints, {
+    consistency: false,
+    subvoxel: false,
+  });
+  assert.ok(seconds.registration > 0);
+  // The same features and seed give the same field: every match (integer voxel, no refinement) lies
+  // within the default radius of it.
+  const { field } = medDiftRegister(model, image, pair.moving);
+  const registered = warpPoints(fixedPoints, field);
+  matches.forEach((m, i) => {
+    const d = Math.hypot(...m.moving.map((x, a) => x - registered[i][a]));
+    assert.ok(
+      d <= SEARCH_RADIUS_MM.registered + 1e-6,
+      `match ${i}: ${d.toFixed(2)} mm from its registered position`,
+    );
+  });
+});
+
 test('medDiftMatch rejects bad options with one-line messages', (t) => {
   const root = requireShared(t, 'fixtures');
   if (!root) return;
@@ -78,7 +110,12 @@ test('medDiftMatch rejects bad options with one-line messages', (t) => {
     [{ levels: [] }, /^levels: expected at least one level$/],
     [{ search: 'local', radiusMm: 0 }, /^radiusMm: expected a finite number > 0, got 0$/],
     [{ search: 'local', radiusMm: -5 }, /^radiusMm: expected a finite number > 0, got -5$/],
-    [{ search: 'nearby' }, /^search: expected one of global, local, got "nearby"$/],
+    [{ search: 'nearby' }, /^search: expected one of registered, local, global, got "nearby"$/],
+    [{ search: 'global', radiusMm: 5 }, /^radiusMm: only with search "local" or "registered"$/],
+    [
+      { initial: { kind: 'identity' } },
+      /^initial: only with search "local" \(search "registered" registers first\)$/,
+    ],
     [{ levelWeights: [1, 1] }, /^levelWeights: expected 4 weights \(one per level\), got 2$/],
     [{ noiseDraws: 0 }, /^noiseDraws: expected an integer in \[1, 64\], got 0$/],
   ];

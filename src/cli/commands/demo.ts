@@ -17,12 +17,7 @@ import { warpPoints, warpVolume } from '../../geometry/warp.ts';
 import { Landmarks, writeLandmarks, writeVolume } from '../../io/index.ts';
 import { descriptorFeatures } from '../../methods/descriptors/index.ts';
 import { Generator } from '../../engine/index.ts';
-import {
-  imageFeatures,
-  matchFeatures,
-  registerFeatures,
-  type ImageFeatures,
-} from '../../methods/meddift/index.ts';
+import { imageFeatures, registerAndMatch, type ImageFeatures } from '../../methods/meddift/index.ts';
 import { writeFileAtomic } from '../../util/atomic.ts';
 import { optionalInteger, optionalNumber, type Command } from '../args.ts';
 import { MODEL_HELP, MODEL_INPUTS, MODEL_OPTIONS, defaultModelInstalled, modelLoader } from '../model.ts';
@@ -64,7 +59,7 @@ export const demoCommand: Command = {
       if (!values.json) process.stderr.write(`${s}\n`);
     };
 
-    say('1/5 generating the thorax phantom and a breathing deformation');
+    say('1/4 generating the thorax phantom and a breathing deformation');
     const phantom = makeThoraxPhantom({ seed });
     const fixed = phantom.image;
     const pair = makeBreathingPair(fixed, {
@@ -83,7 +78,7 @@ export const demoCommand: Command = {
       : useModel
         ? 'MedDIFT diffusion features (embedded default model)'
         : 'MIND-SSC descriptors (the default diffusion model is not installed in this build)';
-    say(`2/5 computing ${descriptor}`);
+    say(`2/4 computing ${descriptor}`);
     let f: ImageFeatures;
     let m: ImageFeatures;
     if (useModel) {
@@ -95,27 +90,19 @@ export const demoCommand: Command = {
       m = descriptorFeatures(pair.moving, 'mind', {}, 'moving image');
     }
 
-    say('3/5 matching the landmarks (local search, 30 mm)');
-    const matches = matchFeatures(f, m, pair.fixedPoints, pair.moving, {
-      search: 'local',
-      radiusMm: 30,
+    say('3/4 dense registration (ConvexAdam), then each landmark searched around its registered position');
+    const { registration, matches } = registerAndMatch(f, m, fixed, pair.moving, pair.fixedPoints, {
       progress,
-    });
-    const predicted = matches.map((x) => x.moving);
-    const afterMatching = targetRegistrationError(predicted, truth);
-
-    say('4/5 dense registration (ConvexAdam on the same descriptors)');
-    const registration = registerFeatures(f, m, fixed, {
-      maxLatticeVoxels: 48 ** 3,
-      searchRadius: 4,
-      progress,
+      register: { maxLatticeVoxels: 48 ** 3, searchRadius: 4 },
     });
     dispose([...f.grid.levels, ...m.grid.levels]);
+    const predicted = matches.map((x) => x.moving);
+    const afterMatching = targetRegistrationError(predicted, truth);
     const registered = warpPoints(pair.fixedPoints, registration.field);
     const afterRegistration = targetRegistrationError(registered, truth);
     const jacobian = jacobianStats(registration.field);
 
-    say(`5/5 writing outputs to ${out}`);
+    say(`4/4 writing outputs to ${out}`);
     mkdirSync(out, { recursive: true });
     const warped = warpVolume(pair.moving, registration.field, { outside: -1000 });
     await writeVolume(join(out, 'fixed.nii.gz'), fixed);

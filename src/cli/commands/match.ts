@@ -10,6 +10,8 @@ import {
 import {
   checkLevels,
   medDiftMatch,
+  SEARCH_MODES,
+  SEARCH_RADIUS_MM,
   MEDDIFT_TIMESTEP,
   type DiffusionFeatureModel,
   type MedDiftMatchResult,
@@ -95,9 +97,6 @@ export function checkFeatureOptions(
   }
 }
 
-/** The default of --radius with --search local (mm): about the largest motion of a breathing lung. */
-export const DEFAULT_RADIUS_MM = 20;
-
 /** What --out can be: the matches as CSV or JSON, or the matched points as a landmark file. */
 const MATCH_EXTENSIONS = ['.csv', '.json', '.pts', '.txt'];
 
@@ -157,9 +156,18 @@ export const matchCommand: Command = {
       '--out FILE',
       'matches: .csv or .json; or the matched points: .mrk.json (3D Slicer), .pts (POPI), .txt (elastix)',
     ],
-    ['--search global|local', 'search the whole image (default) or a window around the initial estimate'],
-    ['--radius MM', `local search radius in mm, with --search local (default ${DEFAULT_RADIUS_MM})`],
-    ['--initial FILE', 'initial transform: 4x4 LPS matrix (.txt) or displacement field image'],
+    [
+      '--search MODE',
+      'registered (default): register densely on the same features, then search around each registered point; local: around --initial; global: the whole image',
+    ],
+    [
+      '--radius MM',
+      `search radius in mm (default ${SEARCH_RADIUS_MM.registered} registered, ${SEARCH_RADIUS_MM.local} local)`,
+    ],
+    [
+      '--initial FILE',
+      'with --search local: 4x4 LPS matrix (.txt) or displacement field image (default identity)',
+    ],
     ['--no-subvoxel', 'integer voxel matches (no parabolic refinement)'],
     ['--no-consistency', 'skip the backward match (faster; no back_error_mm)'],
     ...FEATURE_HELP,
@@ -170,11 +178,12 @@ export const matchCommand: Command = {
     // Every option and output is checked before any file is read or any model is loaded.
     const out = required(values, 'out');
     const features = featureOptions(values);
-    const search = oneOf('--search', values.search ?? 'global', ['global', 'local'] as const);
-    const radius = optionalNumber(values, 'radius', { min: 0, exclusiveMin: true });
-    if (radius !== undefined && search !== 'local')
-      throw new DiffregError('--radius: only with --search local');
-    const radiusMm = search === 'local' ? (radius ?? DEFAULT_RADIUS_MM) : undefined;
+    const search = oneOf('--search', values.search ?? 'registered', SEARCH_MODES);
+    const radiusMm = optionalNumber(values, 'radius', { min: 0, exclusiveMin: true });
+    if (radiusMm !== undefined && search === 'global')
+      throw new DiffregError('--radius: only with --search registered or local');
+    if (values.initial !== undefined && search !== 'local')
+      throw new DiffregError('--initial: only with --search local');
     const format =
       values['points-format'] === undefined
         ? undefined

@@ -15,7 +15,7 @@ import { optionalInteger, optionalNumber, required, type Command } from '../args
 import { MODEL_HELP, MODEL_INPUTS, MODEL_OPTIONS, modelLoader } from '../model.ts';
 import { terminalProgress } from '../progress.ts';
 import { applyThreads, printJson, readImage, readInitialTransform } from './common.ts';
-import { DEFAULT_RADIUS_MM } from './match.ts';
+import { SEARCH_RADIUS_MM } from '../../methods/meddift/index.ts';
 
 /** The viewer's port when --port is not given (0 = any free port). */
 const DEFAULT_PORT = 8470;
@@ -159,7 +159,7 @@ export const viewCommand: Command = {
     ['--method NAME', 'with --bench: register the case again with this method of the run, to see its field'],
     [
       '--radius MM',
-      `click to correspond with a field: search within MM of p + u(p) (default ${DEFAULT_RADIUS_MM}); without one, the whole image`,
+      `click to correspond with a field: search within MM of p + u(p) (default ${SEARCH_RADIUS_MM.local}); without one, the whole image`,
     ],
     ['--port N', `port (default ${DEFAULT_PORT}; 0: any free port)`],
     ['--host H', `address to listen on (default ${DEFAULT_HOST}: this machine only)`],
@@ -172,7 +172,8 @@ export const viewCommand: Command = {
     applyThreads(values);
     // Every option is checked before any file is read or any model is loaded.
     checkCombinations(values);
-    const radiusMm = optionalNumber(values, 'radius', { min: 0, exclusiveMin: true }) ?? DEFAULT_RADIUS_MM;
+    const radiusMm =
+      optionalNumber(values, 'radius', { min: 0, exclusiveMin: true }) ?? SEARCH_RADIUS_MM.local;
     const port = optionalInteger(values, 'port', { min: 0, max: 65535 }) ?? DEFAULT_PORT;
     const host = values.host === undefined ? DEFAULT_HOST : required(values, 'host');
     const format =

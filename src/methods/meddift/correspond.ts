@@ -37,11 +37,27 @@ export type InitialTransform =
   /** Pull-back displacement field on the fixed grid: p ↦ p + u(p). */
   | { kind: 'field'; field: DisplacementField };
 
+export const SEARCH_MODES = ['registered', 'local', 'global'] as const;
+export type SearchMode = (typeof SEARCH_MODES)[number];
+
+/**
+ * Default search radii (mm). 'local': about the largest motion of a breathing lung, for an initial
+ * estimate that may be the identity. 'registered': around a registered position, the search only
+ * corrects the registration locally.
+ */
+export const SEARCH_RADIUS_MM = { local: 20, registered: 6 } as const;
+
 export interface MedDiftMatchOptions extends FeatureOptions {
   modality?: Modality | 'auto';
-  /** 'global' (MedDIFT's reference behaviour) or 'local' within `radiusMm` of the initial estimate. */
-  search?: 'global' | 'local';
+  /**
+   * 'registered' (default): a dense registration on the same features first, then a local search
+   * within `radiusMm` of each point's registered position; 'local': within `radiusMm` of `initial`;
+   * 'global': every voxel of the moving image (MedDIFT's reference behaviour).
+   */
+  search?: SearchMode;
+  /** Local search radius in mm (defaults in SEARCH_RADIUS_MM). */
   radiusMm?: number;
+  /** Initial estimate for 'local' search (identity when absent). */
   initial?: InitialTransform;
   /** Level weights (default equal: the mean of per-level cosines). */
   levelWeights?: readonly number[];
@@ -74,7 +90,8 @@ export interface PointMatch {
 export interface MedDiftMatchResult {
   matches: PointMatch[];
   modality: { fixed: Modality; moving: Modality };
-  seconds: { features: number; matching: number };
+  /** Wall time of the stages; registration is 0 unless the search is 'registered'. */
+  seconds: { features: number; registration: number; matching: number };
 }
 
 /** Features of one image plus the RAS grid they live on. */
@@ -161,12 +178,21 @@ export function pairFeatures(
   }
 }
 
-function checkOptions(model: DiffusionFeatureModel, o: MedDiftMatchOptions): void {
+/** Checks matching options against the model, before any file is read or feature computed. */
+export function checkMatchOptions(model: DiffusionFeatureModel, o: MedDiftMatchOptions): void {
   integer('timestep', o.timestep ?? MEDDIFT_TIMESTEP, { min: 0, max: model.scheduler.numTrainTimesteps - 1 });
   const levels = checkLevels(model, o.levels);
   integer('noiseDraws', o.noiseDraws ?? 1, { min: 1, max: 64 });
-  oneOf('search', o.search ?? 'global', ['global', 'local'] as const);
-  if (o.search === 'local') number('radiusMm', o.radiusMm, { min: 0, exclusiveMin: true });
+  const search = oneOf('search', o.search ?? 'registered', SEARCH_MODES);
+  if (o.radiusMm !== undefined) {
+    if (search === 'global') fail('radiusMm', 'only with search "local" or "registered"');
+    number('radiusMm', o.radiusMm, { min: 0, exclusiveMin: true });
+  }
+  if (o.initial && search !== 'local')
+    fail(
+      'initial',
+      `only with search "local" (search "${search}" ${search === 'global' ? 'has no window' : 'registers first'})`,
+    );
   if (o.levelWeights) {
     if (o.levelWeights.length !== levels.length)
       fail('levelWeights', `expected ${levels.length} weights (one per level), got ${o.levelWeights.length}`);
@@ -189,7 +215,7 @@ export function initialEstimate(
   return points.map((p, i) => [p[0] + u[i][0], p[1] + u[i][1], p[2] + u[i][2]]);
 }
 
-function voxelsOf(volume: Volume, points: readonly Vec3[], subject: string): number[][] {
+export function voxelsOf(volume: Volume, points: readonly Vec3[], subject: string): number[][] {
   return points.map((p, i) => {
     const v = volume.worldToVoxel(p);
     if (v.some((x, a) => x < -0.5 || x > volume.dims[a] - 0.5)) {
@@ -234,11 +260,13 @@ export function matchFeatures(
   m: ImageFeatures,
   fixedPoints: readonly Vec3[],
   moving: Volume,
-  options: Omit<MedDiftMatchOptions, keyof FeatureOptions | 'modality'> = {},
+  options: Omit<MedDiftMatchOptions, keyof FeatureOptions | 'modality' | 'search'> & {
+    search?: 'global' | 'local';
+  } = {},
 ): PointMatch[] {
   const queries = voxelsOf(f.volume, fixedPoints, 'fixed points');
-  const radius = options.radiusMm ?? 0;
   const local = options.search === 'local';
+  const radius = options.radiusMm ?? SEARCH_RADIUS_MM.local;
   const windows = local
     ? initialEstimate(fixedPoints, options.initial).map((p) => ({
         center: m.volume.worldToVoxel(p),
@@ -293,32 +321,4 @@ export function matchFeatures(
       confidence: distinct * consistent,
     };
   });
-}
-
-export function medDiftMatch(
-  model: DiffusionFeatureModel,
-  fixed: Volume,
-  moving: Volume,
-  fixedPoints: readonly Vec3[],
-  options: MedDiftMatchOptions = {},
-): MedDiftMatchResult {
-  checkOptions(model, options);
-  if (fixedPoints.length === 0) fail('points', 'no query points given');
-  voxelsOf(fixed, fixedPoints, 'fixed points');
-  const seed = options.seed ?? 0;
-  const t0 = performance.now();
-  const [f, m] = pairFeatures(fixed, moving, (volume, subject, side) =>
-    imageFeatures(model, volume, { ...options, generator: new Generator(seed + side) }, subject),
-  );
-  try {
-    const t1 = performance.now();
-    const matches = matchFeatures(f, m, fixedPoints, moving, options);
-    return {
-      matches,
-      modality: { fixed: f.modality, moving: m.modality },
-      seconds: { features: (t1 - t0) / 1000, matching: (performance.now() - t1) / 1000 },
-    };
-  } finally {
-    dispose([...f.grid.levels, ...m.grid.levels]);
-  }
 }

@@ -2,3 +2,4 @@ export * from './features.ts';
 export * from './match.ts';
 export * from './correspond.ts';
 export * from './register.ts';
+export * from './points.ts';

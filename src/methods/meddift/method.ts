@@ -15,7 +15,8 @@ import type {
 import { descriptorFeatures, type DescriptorKind } from '../descriptors/index.ts';
 import { imageFeatures, matchFeatures, pairFeatures, type ImageFeatures } from './correspond.ts';
 import type { DiffusionFeatureModel } from './features.ts';
-import { registerFeatures, type MedDiftRegisterOptions } from './register.ts';
+import { registerAndMatch } from './points.ts';
+import { registerFeatures, type FeatureRegistration, type MedDiftRegisterOptions } from './register.ts';
 
 /** Where the features of a case come from: a diffusion model or a classical descriptor. */
 export type FeatureSource =
@@ -42,8 +43,8 @@ export interface FeatureMethodOptions {
   /** Dense registration (a field) and/or point matching of the case's landmarks. */
   dense: boolean;
   match: boolean;
-  /** Local search radius in mm for matching (global search when absent). */
-  radiusMm?: number;
+  /** How matching searches: after a registration on the same features (default), or the whole image. */
+  search?: 'registered' | 'global';
   /** Feature and ConvexAdam settings (`diffreg register`'s options); the defaults otherwise. */
   settings?: MedDiftRegisterOptions;
 }
@@ -61,23 +62,34 @@ export function featureMethod(o: FeatureMethodOptions): RegistrationMethod {
         const t1 = performance.now();
         try {
           const result: Omit<RegistrationResult, 'seconds' | 'peakRssMb'> = {};
-          if (o.match && item.fixedPoints && item.fixedPoints.length > 0) {
-            const matches = matchFeatures(f, m, item.fixedPoints, item.moving, {
-              search: o.radiusMm ? 'local' : 'global',
-              radiusMm: o.radiusMm,
+          const registerOptions = {
+            iterations: options.quick ? 10 : undefined,
+            maxLatticeVoxels: options.quick ? 24 ** 3 : undefined,
+            ...settings,
+            seed,
+            progress: options.progress,
+          };
+          const points = o.match && item.fixedPoints && item.fixedPoints.length > 0 ? item.fixedPoints : null;
+          let registration: FeatureRegistration | undefined;
+          if (points && (o.search ?? 'registered') === 'registered') {
+            const r = registerAndMatch(f, m, item.fixed, item.moving, points, {
+              seed,
+              consistency: false,
+              progress: options.progress,
+              register: registerOptions,
+            });
+            registration = r.registration;
+            result.movingPointsPredicted = r.matches.map((x) => x.moving);
+          } else if (points) {
+            const matches = matchFeatures(f, m, points, item.moving, {
+              search: 'global',
               consistency: false,
               progress: options.progress,
             });
             result.movingPointsPredicted = matches.map((x) => x.moving);
           }
           if (o.dense) {
-            const registration = registerFeatures(f, m, item.fixed, {
-              iterations: options.quick ? 10 : undefined,
-              maxLatticeVoxels: options.quick ? 24 ** 3 : undefined,
-              ...settings,
-              seed,
-              progress: options.progress,
-            });
+            registration ??= registerFeatures(f, m, item.fixed, registerOptions);
             result.field = registration.field;
             const stages = { features: (t1 - t0) / 1000, registration: (performance.now() - t1) / 1000 };
             result.details = { lattice: registration.lattice, stageSeconds: stages };
@@ -112,11 +124,30 @@ const DIFFUSION_OPTIONS = [
   'region-bottom',
 ];
 
+/** What a feature method does with the case: register, or match its landmarks one of two ways. */
+const FEATURE_TASKS = [
+  { suffix: 'register', dense: true, does: 'ConvexAdam (PCA 24, diffeomorphic)' },
+  {
+    suffix: 'match',
+    dense: false,
+    search: 'registered',
+    does: 'point matching around a ConvexAdam registration',
+  },
+  {
+    suffix: 'match-global',
+    dense: false,
+    search: 'global',
+    does: "point matching over the whole image (MedDIFT's)",
+  },
+] as const;
+
 /**
- * The feature methods by name: `<source>-match` (global point matching of the case's landmarks) and
- * `<source>-register` (ConvexAdam) for MedDIFT's diffusion features (`meddift`, the model loaded on
- * first use) and, for the ablation, MIND-SSC (`mind`) and intensity patches (`patches`). Settings
- * (MedDiftRegisterOptions) apply to the registering ones.
+ * The feature methods by name: `<source>-register` (ConvexAdam), `<source>-match` (the case's
+ * landmarks searched around their registered positions, `diffreg match`'s default) and
+ * `<source>-match-global` (searched over the whole image, the reference behaviour) for MedDIFT's
+ * diffusion features (`meddift`, the model loaded on first use) and, for the ablation, MIND-SSC
+ * (`mind`) and intensity patches (`patches`). Settings (MedDiftRegisterOptions) apply to the
+ * registering ones.
  */
 export const featureMethodEntries: MethodEntry[] = (
   [
@@ -125,11 +156,10 @@ export const featureMethodEntries: MethodEntry[] = (
     ['patches', 'intensity patches (NCC)'],
   ] as const
 ).flatMap(([prefix, what]) =>
-  [false, true].map((dense): MethodEntry => {
-    const name = `${prefix}-${dense ? 'register' : 'match'}`;
-    const description = dense
-      ? `ConvexAdam (PCA 24, diffeomorphic) on ${what}`
-      : `point matching (global search) on ${what}`;
+  FEATURE_TASKS.map((task): MethodEntry => {
+    const name = `${prefix}-${task.suffix}`;
+    const description = `${task.does} on ${what}`;
+    const dense = task.dense;
     return {
       name,
       summary: description,
@@ -148,6 +178,7 @@ export const featureMethodEntries: MethodEntry[] = (
           source,
           dense,
           match: !dense,
+          search: dense ? undefined : task.search,
           settings: dense ? (settings as MedDiftRegisterOptions | undefined) : undefined,
         });
       },

@@ -1,0 +1,101 @@
+/**
+ * `medDiftMatch`: MedDIFT's point correspondence between two volumes, end to end. By default
+ * ('registered' search) a dense registration on the same features comes first: it carries the large,
+ * smooth part of the motion, which a search over the whole image gets wrong wherever the anatomy
+ * repeats (ribs, vessels, vertebrae), and each point is then searched within a few millimetres of its
+ * registered position. 'local' searches around a given initial estimate, 'global' the whole image.
+ */
+import { Generator, dispose } from '../../engine/index.ts';
+import type { Vec3, Volume } from '../../geometry/volume.ts';
+import { fail } from '../../util/errors.ts';
+import {
+  checkMatchOptions,
+  imageFeatures,
+  matchFeatures,
+  pairFeatures,
+  SEARCH_RADIUS_MM,
+  voxelsOf,
+  type ImageFeatures,
+  type MedDiftMatchOptions,
+  type MedDiftMatchResult,
+  type PointMatch,
+} from './correspond.ts';
+import type { DiffusionFeatureModel, FeatureOptions } from './features.ts';
+import { registerFeatures, type FeatureRegistration, type MedDiftRegisterOptions } from './register.ts';
+
+/** What matching on precomputed features reads. */
+type MatchSettings = Pick<
+  MedDiftMatchOptions,
+  'radiusMm' | 'levelWeights' | 'seed' | 'subvoxel' | 'consistency' | 'slabVoxels' | 'progress'
+>;
+
+/**
+ * Dense registration on precomputed features (`register`: ConvexAdam's settings), then each fixed
+ * point searched within `radiusMm` (default SEARCH_RADIUS_MM.registered) of its registered position.
+ */
+export function registerAndMatch(
+  f: ImageFeatures,
+  m: ImageFeatures,
+  fixed: Volume,
+  moving: Volume,
+  fixedPoints: readonly Vec3[],
+  options: MatchSettings & {
+    register?: Omit<MedDiftRegisterOptions, keyof FeatureOptions | 'modality'>;
+  } = {},
+): {
+  registration: FeatureRegistration;
+  matches: PointMatch[];
+  seconds: { registration: number; matching: number };
+} {
+  const t0 = performance.now();
+  const registration = registerFeatures(f, m, fixed, {
+    seed: options.seed,
+    levelWeights: options.levelWeights,
+    progress: options.progress,
+    ...options.register,
+  });
+  const t1 = performance.now();
+  const matches = matchFeatures(f, m, fixedPoints, moving, {
+    ...options,
+    search: 'local',
+    initial: { kind: 'field', field: registration.field },
+    radiusMm: options.radiusMm ?? SEARCH_RADIUS_MM.registered,
+  });
+  const seconds = { registration: (t1 - t0) / 1000, matching: (performance.now() - t1) / 1000 };
+  return { registration, matches, seconds };
+}
+
+export function medDiftMatch(
+  model: DiffusionFeatureModel,
+  fixed: Volume,
+  moving: Volume,
+  fixedPoints: readonly Vec3[],
+  options: MedDiftMatchOptions = {},
+): MedDiftMatchResult {
+  checkMatchOptions(model, options);
+  if (fixedPoints.length === 0) fail('points', 'no query points given');
+  voxelsOf(fixed, fixedPoints, 'fixed points');
+  const seed = options.seed ?? 0;
+  const search = options.search ?? 'registered';
+  const t0 = performance.now();
+  const [f, m] = pairFeatures(fixed, moving, (volume, subject, side) =>
+    imageFeatures(model, volume, { ...options, generator: new Generator(seed + side) }, subject),
+  );
+  try {
+    const t1 = performance.now();
+    const modality = { fixed: f.modality, moving: m.modality };
+    const features = (t1 - t0) / 1000;
+    if (search === 'registered') {
+      const { matches, seconds } = registerAndMatch(f, m, fixed, moving, fixedPoints, options);
+      return { matches, modality, seconds: { features, ...seconds } };
+    }
+    const matches = matchFeatures(f, m, fixedPoints, moving, { ...options, search });
+    return {
+      matches,
+      modality,
+      seconds: { features, registration: 0, matching: (performance.now() - t1) / 1000 },
+    };
+  } finally {
+    dispose([...f.grid.levels, ...m.grid.levels]);
+  }
+}
