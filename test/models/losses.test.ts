@@ -12,6 +12,7 @@ import {
   spatialTransformer,
   ssim,
   ssimLoss,
+  warpLabelMap,
 } from '../../src/models/losses/index.ts';
 
 const close = (a: number, b: number, tol: number, what: string) =>
@@ -33,6 +34,26 @@ test('spatialTransformer: a constant integer shift per axis reads image(p + u) e
       for (let j = 2; j < 5; j++)
         for (let k = 0; k < 3; k++)
           close(out[at(i, j, k)], src[at(i + 1, j - 2, k + 1)], 1e-6, `voxel ${i},${j},${k}`);
+  });
+});
+
+test('warpLabelMap: nearest label, 0 more than half a voxel beyond the grid (ITK), edge repeated by spatialTransformer', () => {
+  tidy(() => {
+    // Labels 1, 2, 3, 4 along the last axis; shifts of 0.4 and 0.6 voxel toward the end.
+    const labels = arange(1, 5, 1, { dtype: 'float32' }).reshape(1, 1, 1, 4);
+    const values = (shift: number, warp: (l: typeof labels, u: typeof labels) => typeof labels) => [
+      ...(warp(
+        labels,
+        stack([full([1, 1, 4], 0), full([1, 1, 4], shift)], 1),
+      ).toTypedArray() as Float32Array),
+    ];
+    const itk = (l: typeof labels, u: typeof labels) => warpLabelMap(l, u);
+    const clamped = (l: typeof labels, u: typeof labels) => spatialTransformer(l, u, { mode: 'nearest' });
+    // 3.4 rounds to voxel 3 (inside the voxel's extent); 3.6 lies beyond it.
+    assert.deepEqual(values(0.4, itk), [1, 2, 3, 4]);
+    assert.deepEqual(values(0.6, itk), [2, 3, 4, 0]);
+    assert.deepEqual(values(0.6, clamped), [2, 3, 4, 4]);
+    assert.deepEqual(values(-2.6, itk), [0, 0, 0, 1]);
   });
 });
 

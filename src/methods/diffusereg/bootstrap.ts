@@ -17,7 +17,7 @@ import {
   type DisplacementField,
   type Volume,
 } from '../../geometry/index.ts';
-import { nccLoss, smoothnessLoss, spatialTransformer } from '../../models/losses/index.ts';
+import { nccLoss, smoothnessLoss, spatialTransformer, warpLabelMap } from '../../models/losses/index.ts';
 import { latestCheckpointStep, rawOf } from '../../models/training/checkpoint.ts';
 import {
   adam,
@@ -121,7 +121,7 @@ export function validationScores(
         sums.ncc += ncc.item();
         sums.smoothness += smooth.item();
         sums.folded += foldedPercent(u);
-        const warped = spatialTransformer(c.esLabels, u, { mode: 'nearest' });
+        const warped = warpLabelMap(c.esLabels, u);
         diceScores(c.edLabels, warped, labels).forEach((d, i) => {
           if (!Number.isNaN(d)) {
             dice[i].sum += d;

@@ -7,7 +7,7 @@
 import { noGrad, tensor, tidy, type Tensor } from '../../engine/index.ts';
 import { ACDC_LABELS } from '../../data/acdc.ts';
 import { Grid, jacobianDeterminant } from '../../geometry/index.ts';
-import { spatialTransformer } from '../../models/losses/spatial.ts';
+import { warpLabelMap } from '../../models/losses/spatial.ts';
 import type { AcdcSlice } from './data.ts';
 import { sliceFieldOnFixed } from './grid.ts';
 
@@ -60,7 +60,7 @@ export function sliceScores(
         const u = predict(p.es, p.ed);
         seconds += (performance.now() - start) / 1000;
         folded += foldedPercent(u);
-        labelDice(p.edLabels, spatialTransformer(p.esLabels, u, { mode: 'nearest' })).forEach((d, i) => {
+        labelDice(p.edLabels, warpLabelMap(p.esLabels, u)).forEach((d, i) => {
           if (!Number.isNaN(d)) {
             dice[i].sum += d;
             dice[i].n++;

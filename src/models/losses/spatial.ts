@@ -54,3 +54,12 @@ export function spatialTransformer(image: Tensor, displacement: Tensor, o: Trans
     });
   });
 }
+
+/**
+ * A label map (B, 1, ...) warped by `displacement` in voxels, nearest neighbour, 0 beyond the grid:
+ * ITK's and transformix's convention, so that Dice compares with theirs (repeating the edge slices
+ * moved the Dice of 10-mm ACDC stacks by up to 0.04 at the top and bottom slices).
+ */
+export function warpLabelMap(labels: Tensor, displacement: Tensor): Tensor {
+  return spatialTransformer(labels, displacement, { mode: 'nearest', paddingMode: 'zeros' });
+}
