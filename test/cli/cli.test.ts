@@ -80,6 +80,14 @@ test('bad input gives one line, exit 1, and no output file', () => {
     ],
     [match('--initial', points), /^diffreg: --initial: only with --search local$/],
     [
+      match('--descriptor', 'sift'),
+      /^diffreg: --descriptor: expected one of diffusion, mind, patches, fused, got "sift"$/,
+    ],
+    [
+      match('--descriptor', 'fused', '--level-weights', '1,2'),
+      /^diffreg: --level-weights: only with --descriptor diffusion$/,
+    ],
+    [
       match('--unet', join(dir, 'nope.pt'), '--autoencoder', join(dir, 'nope.pt')),
       /nope\.pt: checkpoint file not found$/,
     ],

@@ -9,6 +9,7 @@ import {
 } from '../../io/index.ts';
 import {
   checkLevels,
+  DESCRIPTORS,
   medDiftMatch,
   SEARCH_MODES,
   SEARCH_RADIUS_MM,
@@ -138,6 +139,7 @@ export const matchCommand: Command = {
     points: { type: 'string' },
     'points-format': { type: 'string' },
     out: { type: 'string' },
+    descriptor: { type: 'string' },
     search: { type: 'string' },
     radius: { type: 'string' },
     initial: { type: 'string' },
@@ -156,6 +158,7 @@ export const matchCommand: Command = {
       '--out FILE',
       'matches: .csv or .json; or the matched points: .mrk.json (3D Slicer), .pts (POPI), .txt (elastix)',
     ],
+    ['--descriptor NAME', "diffusion (default: the model's features), mind, patches, or fused (all three)"],
     [
       '--search MODE',
       'registered (default): register densely on the same features, then search around each registered point; local: around --initial; global: the whole image',
@@ -178,6 +181,9 @@ export const matchCommand: Command = {
     // Every option and output is checked before any file is read or any model is loaded.
     const out = required(values, 'out');
     const features = featureOptions(values);
+    const descriptor = oneOf('--descriptor', values.descriptor ?? 'diffusion', DESCRIPTORS);
+    if (features.levelWeights && descriptor !== 'diffusion')
+      throw new DiffregError('--level-weights: only with --descriptor diffusion');
     const search = oneOf('--search', values.search ?? 'registered', SEARCH_MODES);
     const radiusMm = optionalNumber(values, 'radius', { min: 0, exclusiveMin: true });
     if (radiusMm !== undefined && search === 'global')
@@ -211,6 +217,7 @@ export const matchCommand: Command = {
       Array.from({ length: points.count }, (_, i) => points.point(i)),
       {
         ...features,
+        descriptor,
         search,
         radiusMm,
         initial,

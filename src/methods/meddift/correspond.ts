@@ -37,6 +37,10 @@ export type InitialTransform =
   /** Pull-back displacement field on the fixed grid: p ↦ p + u(p). */
   | { kind: 'field'; field: DisplacementField };
 
+/** What images are described by: see describe.ts. */
+export const DESCRIPTORS = ['diffusion', 'mind', 'patches', 'fused'] as const;
+export type Descriptor = (typeof DESCRIPTORS)[number];
+
 export const SEARCH_MODES = ['registered', 'local', 'global'] as const;
 export type SearchMode = (typeof SEARCH_MODES)[number];
 
@@ -49,6 +53,8 @@ export const SEARCH_RADIUS_MM = { local: 20, registered: 6 } as const;
 
 export interface MedDiftMatchOptions extends FeatureOptions {
   modality?: Modality | 'auto';
+  /** What the images are described by (default 'diffusion', MedDIFT's; see describe.ts). */
+  descriptor?: Descriptor;
   /**
    * 'registered' (default): a dense registration on the same features first, then a local search
    * within `radiusMm` of each point's registered position; 'local': within `radiusMm` of `initial`;
@@ -193,6 +199,9 @@ export function checkMatchOptions(model: DiffusionFeatureModel, o: MedDiftMatchO
       'initial',
       `only with search "local" (search "${search}" ${search === 'global' ? 'has no window' : 'registers first'})`,
     );
+  const descriptor = oneOf('descriptor', o.descriptor ?? 'diffusion', DESCRIPTORS);
+  if (o.levelWeights && descriptor !== 'diffusion')
+    fail('levelWeights', 'only with the diffusion descriptor');
   if (o.levelWeights) {
     if (o.levelWeights.length !== levels.length)
       fail('levelWeights', `expected ${levels.length} weights (one per level), got ${o.levelWeights.length}`);

@@ -3,3 +3,4 @@ export * from './match.ts';
 export * from './correspond.ts';
 export * from './register.ts';
 export * from './points.ts';
+export * from './describe.ts';

@@ -29,6 +29,8 @@ export interface FeatureGrid {
   shape: [number, number, number];
   /** Voxel spacing of that array in mm, per axis. */
   spacing: [number, number, number];
+  /** The levels' weights when none are given (equal when absent; the fused descriptor's groups). */
+  weights?: readonly number[];
 }
 
 /** A local search region: a sphere of `radiusMm` around a continuous voxel position of the target. */
@@ -89,7 +91,7 @@ export function descriptorsAt(
   points: readonly number[][],
   weights?: readonly number[],
 ): Tensor {
-  const w = levelWeights(grid.levels.length, weights);
+  const w = levelWeights(grid.levels.length, weights ?? grid.weights);
   return tidy(() => {
     const parts = grid.levels.map((level, l) => {
       const arr = levelArray(level);

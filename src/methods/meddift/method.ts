@@ -12,15 +12,17 @@ import type {
   RegistrationMethod,
   RegistrationResult,
 } from '../method.ts';
-import { descriptorFeatures, type DescriptorKind } from '../descriptors/index.ts';
-import { imageFeatures, matchFeatures, pairFeatures, type ImageFeatures } from './correspond.ts';
+import { matchFeatures, pairFeatures, type Descriptor, type ImageFeatures } from './correspond.ts';
+import { describeImage, usesDiffusionModel } from './describe.ts';
 import type { DiffusionFeatureModel } from './features.ts';
 import { registerAndMatch } from './points.ts';
 import { registerFeatures, type FeatureRegistration, type MedDiftRegisterOptions } from './register.ts';
 
-/** Where the features of a case come from: a diffusion model or a classical descriptor. */
-export type FeatureSource =
-  { kind: 'diffusion'; model: DiffusionFeatureModel } | { kind: 'descriptor'; descriptor: DescriptorKind };
+/** Where the features of a case come from: a descriptor, and the diffusion model for those that use it. */
+export interface FeatureSource {
+  descriptor: Descriptor;
+  model?: DiffusionFeatureModel;
+}
 
 function features(
   source: FeatureSource,
@@ -30,9 +32,13 @@ function features(
 ): [ImageFeatures, ImageFeatures] {
   const options = { ...settings, modality: settings.modality ?? item.modality };
   return pairFeatures(item.fixed, item.moving, (volume, subject, side) =>
-    source.kind === 'descriptor'
-      ? descriptorFeatures(volume, source.descriptor, options, subject)
-      : imageFeatures(source.model, volume, { ...options, generator: new Generator(seed + side) }, subject),
+    describeImage(
+      source.descriptor,
+      source.model,
+      volume,
+      { ...options, generator: new Generator(seed + side) },
+      subject,
+    ),
   );
 }
 
@@ -145,37 +151,35 @@ const FEATURE_TASKS = [
  * The feature methods by name: `<source>-register` (ConvexAdam), `<source>-match` (the case's
  * landmarks searched around their registered positions, `diffreg match`'s default) and
  * `<source>-match-global` (searched over the whole image, the reference behaviour) for MedDIFT's
- * diffusion features (`meddift`, the model loaded on first use) and, for the ablation, MIND-SSC
- * (`mind`) and intensity patches (`patches`). Settings (MedDiftRegisterOptions) apply to the
- * registering ones.
+ * diffusion features (`meddift`, the model loaded on first use), MIND-SSC (`mind`), intensity
+ * patches (`patches`) and the three fused (`fused`; describe.ts). Settings (MedDiftRegisterOptions)
+ * apply to the registering ones.
  */
 export const featureMethodEntries: MethodEntry[] = (
   [
-    ['meddift', "MedDIFT diffusion features (t=20, the model's feature levels)"],
-    ['mind', 'MIND-SSC descriptors'],
-    ['patches', 'intensity patches (NCC)'],
+    ['meddift', 'diffusion', "MedDIFT diffusion features (t=20, the model's feature levels)"],
+    ['mind', 'mind', 'MIND-SSC descriptors'],
+    ['patches', 'patches', 'intensity patches (NCC)'],
+    ['fused', 'fused', 'diffusion features, MIND-SSC and intensity patches fused'],
   ] as const
-).flatMap(([prefix, what]) =>
+).flatMap(([prefix, descriptor, what]) =>
   FEATURE_TASKS.map((task): MethodEntry => {
     const name = `${prefix}-${task.suffix}`;
     const description = `${task.does} on ${what}`;
     const dense = task.dense;
+    const usesModel = usesDiffusionModel(descriptor);
     return {
       name,
       summary: description,
       dense,
-      options: dense ? [...REGISTER_OPTIONS, ...(prefix === 'meddift' ? DIFFUSION_OPTIONS : [])] : [],
-      usesModel: prefix === 'meddift',
+      options: dense ? [...REGISTER_OPTIONS, ...(usesModel ? DIFFUSION_OPTIONS : [])] : [],
+      usesModel,
       create({ model, settings }) {
-        let source: FeatureSource = { kind: 'descriptor', descriptor: prefix as DescriptorKind };
-        if (prefix === 'meddift') {
-          if (!model) throw new Error(`${name}: the method context has no model`);
-          source = { kind: 'diffusion', model: model() };
-        }
+        if (usesModel && !model) throw new Error(`${name}: the method context has no model`);
         return featureMethod({
           name,
           description,
-          source,
+          source: { descriptor, model: usesModel ? model?.() : undefined },
           dense,
           match: !dense,
           search: dense ? undefined : task.search,

@@ -10,7 +10,6 @@ import type { Vec3, Volume } from '../../geometry/volume.ts';
 import { fail } from '../../util/errors.ts';
 import {
   checkMatchOptions,
-  imageFeatures,
   matchFeatures,
   pairFeatures,
   SEARCH_RADIUS_MM,
@@ -20,6 +19,7 @@ import {
   type MedDiftMatchResult,
   type PointMatch,
 } from './correspond.ts';
+import { describeImage } from './describe.ts';
 import type { DiffusionFeatureModel, FeatureOptions } from './features.ts';
 import { registerFeatures, type FeatureRegistration, type MedDiftRegisterOptions } from './register.ts';
 
@@ -78,8 +78,9 @@ export function medDiftMatch(
   const seed = options.seed ?? 0;
   const search = options.search ?? 'registered';
   const t0 = performance.now();
+  const descriptor = options.descriptor ?? 'diffusion';
   const [f, m] = pairFeatures(fixed, moving, (volume, subject, side) =>
-    imageFeatures(model, volume, { ...options, generator: new Generator(seed + side) }, subject),
+    describeImage(descriptor, model, volume, { ...options, generator: new Generator(seed + side) }, subject),
   );
   try {
     const t1 = performance.now();

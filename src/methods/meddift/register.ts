@@ -190,7 +190,7 @@ export function registerFeatures(
           [m, gridPositions(latticeGrid, m.volume)],
         ],
         channels,
-        options.levelWeights,
+        options.levelWeights ?? f.grid.weights,
         seed,
       ),
     ),

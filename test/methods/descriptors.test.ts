@@ -1,0 +1,108 @@
+/**
+ * The descriptors matching and registration run on: MIND-SSC and intensity patches on a linear ramp,
+ * worked by hand; the fused descriptor's levels and group weights; one-line errors for bad options.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Generator, arange, dispose, type Tensor } from '../../src/engine/index.ts';
+import { Volume } from '../../src/geometry/volume.ts';
+import { descriptorFeatures, intensityPatches, mindSsc } from '../../src/methods/descriptors/index.ts';
+import { describeImage, FUSED_WEIGHTS, medDiftMatch } from '../../src/methods/meddift/index.ts';
+import { tinyFixtureModel } from '../helpers/fixture-model.ts';
+import { requireShared } from '../helpers/shared.ts';
+
+const SHAPE = [8, 7, 6];
+
+/** I(x, y, z) = x on an 8 × 7 × 6 grid, as (1, 1, W, H, D). */
+const ramp = (): Tensor =>
+  arange(0, SHAPE[0], 1, { dtype: 'float32' })
+    .reshape(1, 1, SHAPE[0], 1, 1)
+    .expand(1, 1, ...SHAPE)
+    .contiguous();
+
+/** The channels of a (C, W, H, D) descriptor at voxel (i, j, k). */
+function at(d: Tensor, [i, j, k]: number[]): number[] {
+  const v = d.toTypedArray() as Float32Array;
+  const n = SHAPE[0] * SHAPE[1] * SHAPE[2];
+  return Array.from({ length: d.shape[0] }, (_, c) => v[c * n + (i * SHAPE[1] + j) * SHAPE[2] + k]);
+}
+
+test('MIND-SSC of a ramp along x: exp(−1.5) on the 8 edges that cross x, 1 on the 4 within y–z', () => {
+  const image = ramp();
+  const mind = mindSsc(image);
+  assert.deepEqual(mind.shape, [12, ...SHAPE]);
+  // Interior voxel: pairs of neighbours one along x and one along y or z differ by 1 (squared 1),
+  // pairs along y and z by 0; the local variance is their mean, 8/12; divided by the channel maximum.
+  const values = at(mind, [4, 3, 3]).sort((a, b) => a - b);
+  const expected = [...new Array(8).fill(Math.exp(-1.5)), 1, 1, 1, 1];
+  values.forEach((v, c) => assert.ok(Math.abs(v - expected[c]) < 1e-5, `channel ${c}: ${v}`));
+  dispose([image, mind]);
+});
+
+test('intensity patches of a ramp: centred neighbours, 2·dilation·a for an x-offset of a', () => {
+  const image = ramp();
+  const patches = intensityPatches(image, 2);
+  assert.deepEqual(patches.shape, [27, ...SHAPE]);
+  // Offsets run a, b, c over −1, 0, 1 with a slowest: channel 9a + 3b + c (shifted by 13).
+  const values = at(patches, [4, 3, 3]);
+  for (const a of [-1, 0, 1])
+    for (const b of [-1, 0, 1])
+      for (const c of [-1, 0, 1])
+        assert.equal(values[13 + 9 * a + 3 * b + c], 2 * a, `offset ${a},${b},${c}`);
+  dispose([image, patches]);
+});
+
+test('descriptorFeatures: one level on the RAS grid, downsampled on request; bad options in one line', () => {
+  const volume = new Volume({
+    data: Float32Array.from({ length: 16 * 16 * 12 }, (_, i) => i % 16),
+    dims: [16, 16, 12],
+  });
+  const full = descriptorFeatures(volume, 'mind', { modality: 'mr' });
+  assert.deepEqual(full.grid.levels[0].shape, [12, 16, 16, 12]);
+  const half = descriptorFeatures(volume, 'patches', { modality: 'mr', downsample: 2 });
+  assert.deepEqual(half.grid.levels[0].shape, [27, 8, 8, 6]);
+  assert.deepEqual(half.grid.shape, [16, 16, 12], 'positions still map to the full grid');
+  dispose([...full.grid.levels, ...half.grid.levels]);
+  assert.throws(() => descriptorFeatures(volume, 'patches', { downsample: 0 }), {
+    message: /^downsample: expected an integer in \[1, 16\], got 0$/,
+  });
+  assert.throws(() => descriptorFeatures(volume, 'sift' as never), {
+    message: /^descriptor: expected one of mind, patches, got "sift"$/,
+  });
+});
+
+test('the fused descriptor: the diffusion levels, then MIND-SSC and patches, weighted by group', (t) => {
+  const root = requireShared(t, 'fixtures');
+  if (!root) return;
+  const model = tinyFixtureModel(root);
+  const volume = new Volume({
+    data: Float32Array.from({ length: 24 * 24 * 16 }, (_, i) => (i * 7919) % 101),
+    dims: [24, 24, 16],
+    spacing: [4, 4, 5],
+  });
+  const options = { modality: 'ct' as const, generator: new Generator(0) };
+  const diffusion = describeImage('diffusion', model, volume, options, 'image');
+  const fused = describeImage('fused', model, volume, { ...options, generator: new Generator(0) }, 'image');
+  const n = diffusion.grid.levels.length;
+  assert.equal(fused.grid.levels.length, n + 2);
+  assert.deepEqual(
+    fused.grid.levels.map((l) => l.shape[0]),
+    [...diffusion.grid.levels.map((l) => l.shape[0]), 12, 27],
+  );
+  assert.deepEqual(fused.grid.shape, diffusion.grid.shape);
+  assert.deepEqual(fused.grid.weights, [
+    ...new Array(n).fill(FUSED_WEIGHTS.diffusion / n),
+    FUSED_WEIGHTS.mind,
+    FUSED_WEIGHTS.patches,
+  ]);
+  // The same generator seed: the diffusion levels are those of the diffusion descriptor.
+  const same = diffusion.grid.levels.every((l, i) => l.sub(fused.grid.levels[i]).abs().max().item() === 0);
+  assert.ok(same, 'diffusion levels reproduced');
+  dispose([...diffusion.grid.levels, ...fused.grid.levels]);
+  assert.throws(
+    () => medDiftMatch(model, volume, volume, [[10, 10, 10]], { descriptor: 'fused', levelWeights: [1] }),
+    {
+      message: /^levelWeights: only with the diffusion descriptor$/,
+    },
+  );
+});
