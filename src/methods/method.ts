@@ -31,6 +31,8 @@ export interface RegistrationResult {
   field?: DisplacementField;
   /** Predicted moving position (LPS mm) of each case.fixedPoints entry, for point-matching methods. */
   movingPointsPredicted?: Vec3[];
+  /** The method's confidence in [0, 1] of each predicted point, when it gives one. */
+  pointConfidence?: number[];
   /** Wall time of the registration (s). */
   seconds: number;
   /** Peak resident memory of the process during the registration (MB). */

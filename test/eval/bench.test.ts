@@ -176,7 +176,10 @@ test('runBenchmark: metrics per case and aggregated, JSON/CSV/Markdown/HTML/PNG 
   );
 
   const casesText = readFileSync(join(outDir, 'cases.csv'), 'utf8');
-  assert.match(casesText, /^case,method,.*,peak_rss_mb,dice_structures_mean,std_jacobian,error\n/);
+  assert.match(
+    casesText,
+    /^case,method,.*,peak_rss_mb,dice_structures_mean,std_jacobian,tre_confident_mean,error\n/,
+  );
   const rows = parseCsv(casesText);
   assert.equal(rows.length, 8);
   const row = rows.find((r) => r.case === 'b' && r.method === 'identity');

@@ -83,3 +83,28 @@ test('evaluateCase: std det J is 0 for an affine field and hand-computed for a r
   const rampItem: RegistrationCase = { id: 'ramp', fixed: line, moving: line, modality: 'ct' };
   near(evaluateCase(rampItem, 'ramp', { field: ramp, seconds: 0, peakRssMb: 0 }).stdJacobian, 0.5, 1e-12);
 });
+
+test('evaluateCase: TRE of all matches and of the more confident half, hand-computed', () => {
+  const grid = new Volume({ data: new Float32Array(8), dims: [2, 2, 2] });
+  const fixedPoints: Vec3[] = [
+    [0, 0, 0],
+    [1, 0, 0],
+    [0, 1, 0],
+    [1, 1, 0],
+  ];
+  const item: RegistrationCase = {
+    id: 'points',
+    fixed: grid,
+    moving: grid,
+    fixedPoints,
+    movingPoints: fixedPoints,
+    modality: 'ct',
+  };
+  // Errors 1, 2, 3, 4 mm along z; the first and third matches are the confident ones.
+  const predicted = fixedPoints.map((p, i): Vec3 => [p[0], p[1], i + 1]);
+  const result = { movingPointsPredicted: predicted, seconds: 0, peakRssMb: 0 };
+  const scores = evaluateCase(item, 'matcher', { ...result, pointConfidence: [0.9, 0.1, 0.8, 0.2] });
+  near(scores.tre?.mean, 2.5);
+  near(scores.treConfidentMean, 2);
+  assert.equal(evaluateCase(item, 'matcher', result).treConfidentMean, undefined);
+});

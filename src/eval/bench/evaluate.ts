@@ -40,6 +40,8 @@ export interface CaseScores {
   caseId: string;
   method: string;
   tre?: TreScores;
+  /** Mean TRE of the more confident half of the matches (for methods that give a confidence). */
+  treConfidentMean?: number;
   dice?: LabelTable;
   hd95?: LabelTable;
   /** Dice of each label union of the case (name → Dice); unions absent from both maps left out. */
@@ -63,6 +65,7 @@ export interface CaseScores {
 /** The scalar metrics tabulated per case and aggregated (key → label, unit, better direction). */
 export const METRICS = [
   { key: 'treMean', label: 'TRE mean', unit: 'mm', better: 'lower' },
+  { key: 'treConfidentMean', label: 'TRE top-50 % confident', unit: 'mm', better: 'lower' },
   { key: 'diceMean', label: 'Dice mean', unit: '', better: 'higher' },
   { key: 'diceStructuresMean', label: 'Dice labels+unions', unit: '', better: 'higher' },
   { key: 'hd95Mean', label: 'HD95 mean', unit: 'mm', better: 'lower' },
@@ -126,6 +129,13 @@ export function warpedLabels(item: RegistrationCase, result: RegistrationResult)
   return warpVolume(item.movingLabels, result.field, { interpolation: 'nearest', outside: 0 });
 }
 
+/** Mean error of the ⌈n/2⌉ matches of highest confidence (ties keep the points' order). */
+function confidentHalfMean(errors: readonly number[], confidence: readonly number[]): number {
+  const order = errors.map((_, i) => i).sort((a, b) => confidence[b] - confidence[a]);
+  const kept = order.slice(0, Math.ceil(errors.length / 2));
+  return kept.reduce((s, i) => s + errors[i], 0) / kept.length;
+}
+
 /** All metrics the case's ground truth allows for this result. */
 export function evaluateCase(item: RegistrationCase, method: string, result: RegistrationResult): CaseScores {
   const scores: CaseScores = {
@@ -143,6 +153,7 @@ export function evaluateCase(item: RegistrationCase, method: string, result: Reg
         Math.hypot(p[0] - movingPoints[n][0], p[1] - movingPoints[n][1], p[2] - movingPoints[n][2]),
       );
       scores.tre = treScores(errors, initial);
+      if (result.pointConfidence) scores.treConfidentMean = confidentHalfMean(errors, result.pointConfidence);
     } else if (field) {
       scores.tre = treScores(targetRegistrationError(fixedPoints, movingPoints, { field }).errors, initial);
     }

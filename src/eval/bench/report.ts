@@ -129,7 +129,7 @@ const csvText = (s: string) => (/[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` 
 export const CASE_COLUMNS = [
   'case', 'method', 'tre_mean', 'tre_sd', 'tre_p25', 'tre_p50', 'tre_p75', 'tre_initial', 'tre_points',
   'dice_mean', 'hd95_mean', 'percent_njd', 'sd_log_j', 'min_jacobian', 'seconds', 'peak_rss_mb',
-  'dice_structures_mean', 'std_jacobian', 'error',
+  'dice_structures_mean', 'std_jacobian', 'tre_confident_mean', 'error',
 ] as const; // prettier-ignore
 
 export function casesCsv(cases: CaseScores[]): string {
@@ -150,6 +150,7 @@ export function casesCsv(cases: CaseScores[]): string {
         c.peakRssMb,
         c.diceStructuresMean,
         c.stdJacobian,
+        c.treConfidentMean,
       ].map(csvNumber),
       csvText(c.error ?? ''),
     ].join(','),
@@ -212,6 +213,10 @@ function summaryTable(report: BenchmarkReport): { header: string[]; rows: string
           : '–',
       (a) => meanSd(a.trePooled, 2),
     );
+  }
+  if (has('treConfidentMean')) {
+    header.push('TRE top-50 % confident (mm)');
+    columns.push((a) => meanSd(a.metrics.treConfidentMean, 2));
   }
   if (has('diceMean')) {
     header.push('Dice mean ± sd');

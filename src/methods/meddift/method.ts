@@ -86,6 +86,7 @@ export function featureMethod(o: FeatureMethodOptions): RegistrationMethod {
             });
             registration = r.registration;
             result.movingPointsPredicted = r.matches.map((x) => x.moving);
+            result.pointConfidence = r.matches.map((x) => x.confidence);
           } else if (points) {
             const matches = matchFeatures(f, m, points, item.moving, {
               search: 'global',
@@ -93,6 +94,7 @@ export function featureMethod(o: FeatureMethodOptions): RegistrationMethod {
               progress: options.progress,
             });
             result.movingPointsPredicted = matches.map((x) => x.moving);
+            result.pointConfidence = matches.map((x) => x.confidence);
           }
           if (o.dense) {
             registration ??= registerFeatures(f, m, item.fixed, registerOptions);
