@@ -161,7 +161,7 @@ export const matchCommand: Command = {
     ['--descriptor NAME', "diffusion (default: the model's features), mind, patches, or fused (all three)"],
     [
       '--search MODE',
-      'registered (default): register densely on the same features, then search around each registered point; local: around --initial; global: the whole image',
+      'registered (default): the positions of a dense registration on the same features, scored by a search around them; local: the best match around --initial; global: over the whole image',
     ],
     [
       '--radius MM',

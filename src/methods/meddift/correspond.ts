@@ -46,8 +46,8 @@ export type SearchMode = (typeof SEARCH_MODES)[number];
 
 /**
  * Default search radii (mm). 'local': about the largest motion of a breathing lung, for an initial
- * estimate that may be the identity. 'registered': around a registered position, the search only
- * corrects the registration locally.
+ * estimate that may be the identity. 'registered': the window that scores a registered position
+ * (points.ts).
  */
 export const SEARCH_RADIUS_MM = { local: 20, registered: 6 } as const;
 
@@ -56,9 +56,9 @@ export interface MedDiftMatchOptions extends FeatureOptions {
   /** What the images are described by (default 'diffusion', MedDIFT's; see describe.ts). */
   descriptor?: Descriptor;
   /**
-   * 'registered' (default): a dense registration on the same features first, then a local search
-   * within `radiusMm` of each point's registered position; 'local': within `radiusMm` of `initial`;
-   * 'global': every voxel of the moving image (MedDIFT's reference behaviour).
+   * 'registered' (default): the registered positions of a dense registration on the same features,
+   * scored by a search within `radiusMm` around them (points.ts); 'local': the best match within
+   * `radiusMm` of `initial`; 'global': over every voxel of the moving image (MedDIFT's reference).
    */
   search?: SearchMode;
   /** Local search radius in mm (defaults in SEARCH_RADIUS_MM). */

@@ -1,12 +1,13 @@
 /**
  * `medDiftMatch`: MedDIFT's point correspondence between two volumes, end to end. By default
- * ('registered' search) a dense registration on the same features comes first: it carries the large,
- * smooth part of the motion, which a search over the whole image gets wrong wherever the anatomy
- * repeats (ribs, vessels, vertebrae), and each point is then searched within a few millimetres of its
- * registered position. 'local' searches around a given initial estimate, 'global' the whole image.
+ * ('registered' search) a dense registration on the same features gives the matches (registerAndMatch):
+ * a search over the whole image gets the motion wrong wherever the anatomy repeats (ribs, vessels,
+ * vertebrae; 49.96 mm mean TRE on the synthetic lung cases against 10.66 without registration).
+ * 'local' searches around a given initial estimate, 'global' the whole image (MedDIFT's reference).
  */
 import { Generator, dispose } from '../../engine/index.ts';
 import type { Vec3, Volume } from '../../geometry/volume.ts';
+import { warpPoints } from '../../geometry/warp.ts';
 import { fail } from '../../util/errors.ts';
 import {
   checkMatchOptions,
@@ -30,8 +31,13 @@ type MatchSettings = Pick<
 >;
 
 /**
- * Dense registration on precomputed features (`register`: ConvexAdam's settings), then each fixed
- * point searched within `radiusMm` (default SEARCH_RADIUS_MM.registered) of its registered position.
+ * Dense registration on precomputed features (`register`: ConvexAdam's settings); each fixed point's
+ * match is its registered position p + u(p), scored by a search of the descriptors within `radiusMm`
+ * (default SEARCH_RADIUS_MM.registered) around it: similarity, competing peak and confidence are the
+ * search's. The search's own best voxel is not returned: on the synthetic lung validation cases 1–5
+ * it moved every point away from the truth at every radius (diffusion features: registration 1.5–2.3
+ * mm, search within 2 mm 3.0–3.8, within 6 mm 5.4–6.9; MIND-SSC, cases 1–2: 0.21–0.22 against
+ * 0.73–0.84): the regularised field is more precise than any single voxel's best descriptor match.
  */
 export function registerAndMatch(
   f: ImageFeatures,
@@ -55,12 +61,18 @@ export function registerAndMatch(
     ...options.register,
   });
   const t1 = performance.now();
-  const matches = matchFeatures(f, m, fixedPoints, moving, {
+  const searched = matchFeatures(f, m, fixedPoints, moving, {
     ...options,
     search: 'local',
     initial: { kind: 'field', field: registration.field },
     radiusMm: options.radiusMm ?? SEARCH_RADIUS_MM.registered,
   });
+  const registered = warpPoints(fixedPoints, registration.field);
+  const matches = searched.map((x, i) => ({
+    ...x,
+    moving: registered[i],
+    movingVoxel: moving.worldToVoxel(registered[i]),
+  }));
   const seconds = { registration: (t1 - t0) / 1000, matching: (performance.now() - t1) / 1000 };
   return { registration, matches, seconds };
 }
