@@ -356,8 +356,8 @@ test('issue 19: options, outputs and images are checked before any input is read
     ],
     // 5. options that would be ignored
     [
-      [...match, '--out', join(dir, 'm.csv'), '--radius', '5'],
-      /^diffreg: --radius: only with --search local$/,
+      [...match, '--out', join(dir, 'm.csv'), '--search', 'global', '--radius', '5'],
+      /^diffreg: --radius: only with --search registered or local$/,
     ],
     [
       [...matchInputs, '--out', join(dir, 'm.csv'), '--model-config', badConfig],
