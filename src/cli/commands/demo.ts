@@ -90,7 +90,9 @@ export const demoCommand: Command = {
       m = descriptorFeatures(pair.moving, 'mind', {}, 'moving image');
     }
 
-    say('3/4 dense registration (ConvexAdam), then each landmark searched around its registered position');
+    say(
+      '3/4 dense registration (ConvexAdam); each landmark matched at its registered position, scored around it',
+    );
     const { registration, matches } = registerAndMatch(f, m, fixed, pair.moving, pair.fixedPoints, {
       progress,
       register: { maxLatticeVoxels: 48 ** 3, searchRadius: 4 },
