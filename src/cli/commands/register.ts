@@ -7,7 +7,7 @@ import { fieldToVoxelUnits } from '../../geometry/field.ts';
 import { warpVolume } from '../../geometry/warp.ts';
 import type { Volume } from '../../geometry/volume.ts';
 import { jacobianStats } from '../../eval/metrics.ts';
-import type { DiffuseRegSettings } from '../../methods/diffusereg/method.ts';
+import { DIFFUSEREG_GUIDANCE, type DiffuseRegSettings } from '../../methods/diffusereg/method.ts';
 import { METHODS, methodEntry } from '../../methods/method.ts';
 import { oneOf } from '../../util/is.ts';
 import { guessModality } from '../../models/index.ts';
@@ -120,7 +120,10 @@ export const registerCommand: Command = {
     ['--watch DIR --every K', 'every K steps: the predicted field, the warped image and strip.png'],
     ['--guide-folding S', 'guidance against det J ≤ 0 during sampling (strength, default 0)'],
     ['--guide-smoothness S', 'guidance toward a smooth field (default 0)'],
-    ['--guide-similarity S', 'guidance toward a warped moving image like the fixed one (default 0)'],
+    [
+      '--guide-similarity S',
+      `guidance toward a warped moving image like the fixed one (default ${DIFFUSEREG_GUIDANCE.similarity})`,
+    ],
     ['--tolerance V', 'stop when the predicted field changes less than V network voxels (default 0: off)'],
     ...FEATURE_HELP,
     ...MODEL_HELP,

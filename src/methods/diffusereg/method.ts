@@ -68,12 +68,27 @@ export const voxelMorphMethod: RegistrationMethod = {
   },
 };
 
+/**
+ * The method's guidance when none is given: similarity (local NCC) at strength 4, chosen with DDIM-10
+ * on ten training patients (001, 005, 021, 025, 041, 045, 061, 065, 081, 085; network grid): mean Dice
+ * 0.724 unguided, 0.730 at 1, 0.735 at 2, 0.742 at 4 (det J ≤ 0 0.19 %), 0.743 at 8 (0.61 %: above the
+ * 0.5 % DiffuseReg is held to), 0.734 at 16.
+ */
+export const DIFFUSEREG_GUIDANCE = { similarity: 4 } as const;
+
+/** The default guidance with the strengths the user gave (undefined ones keep the default). */
+function guidanceOf(given: DiffuseRegSettings['guidance'] = {}): DiffuseRegSettings['guidance'] {
+  const set = Object.entries(given).filter(([, v]) => v !== undefined);
+  return { ...DIFFUSEREG_GUIDANCE, ...Object.fromEntries(set) };
+}
+
 export function diffuseRegMethod(settings: DiffuseRegSettings = {}): RegistrationMethod {
   const sampler = settings.sampler ?? 'ddim';
   const steps = settings.steps ?? (sampler === 'ddpm' ? 2000 : 10);
+  const guidance = guidanceOf(settings.guidance);
   return {
     name: 'diffusereg',
-    description: `DiffuseReg: conditional Swin-UNETR denoising of the displacement field, ${sampler.toUpperCase()} ${steps} steps, ${settings.samples ?? 1} sample(s)`,
+    description: `DiffuseReg: conditional Swin-UNETR denoising of the displacement field, ${sampler.toUpperCase()} ${steps} steps, ${settings.samples ?? 1} sample(s), similarity guidance ${guidance?.similarity ?? 0}`,
     async register(item: RegistrationCase, options: RegisterOptions = {}) {
       warnIfNotCardiacMr(item, 'diffusereg');
       const denoiser = model().denoiser;
@@ -92,6 +107,7 @@ export function diffuseRegMethod(settings: DiffuseRegSettings = {}): Registratio
         try {
           const result = sampleWithNetwork(denoiser.network, images, {
             ...settings,
+            guidance,
             sampler,
             steps,
             seed: settings.seed ?? options.seed,
