@@ -8,15 +8,15 @@ import { fail } from '../../util/errors.ts';
 import { setNumThreads } from '../../engine/index.ts';
 import { optionalInteger } from '../args.ts';
 
+/** Fewest voxels along either in-plane axis of a slice a 2-D method registers. */
+const MIN_SLICE_VOXELS = 8;
+
 /**
  * An image for `match` or `register`, checked with the method's own rule before any model is loaded.
  * The 3-D networks and registrations would stretch a 2-D image or a single slice to a volume and give
  * answers without meaning, so they refuse it. A method that `accepts2d` registers slices along the
  * third axis: it takes 2-D images and stacks alike, slices of at least MIN_SLICE_VOXELS² voxels.
  */
-/** Fewest voxels along either in-plane axis of a slice a 2-D method registers. */
-const MIN_SLICE_VOXELS = 8;
-
 export async function readImage(path: string, role: string, accepts2d = false): Promise<Volume> {
   if (!existsSync(path)) fail(path, `${role} image not found`);
   const volume = await readVolume(path);

@@ -77,7 +77,7 @@ export const voxelMorphMethod: RegistrationMethod = {
 export const DIFFUSEREG_GUIDANCE = { similarity: 4 } as const;
 
 /** The default guidance with the strengths the user gave (undefined ones keep the default). */
-function guidanceOf(given: DiffuseRegSettings['guidance'] = {}): DiffuseRegSettings['guidance'] {
+function guidanceOf(given: DiffuseRegSettings['guidance'] = {}): NonNullable<DiffuseRegSettings['guidance']> {
   const set = Object.entries(given).filter(([, v]) => v !== undefined);
   return { ...DIFFUSEREG_GUIDANCE, ...Object.fromEntries(set) };
 }
@@ -88,7 +88,7 @@ export function diffuseRegMethod(settings: DiffuseRegSettings = {}): Registratio
   const guidance = guidanceOf(settings.guidance);
   return {
     name: 'diffusereg',
-    description: `DiffuseReg: conditional Swin-UNETR denoising of the displacement field, ${sampler.toUpperCase()} ${steps} steps, ${settings.samples ?? 1} sample(s), similarity guidance ${guidance?.similarity ?? 0}`,
+    description: `DiffuseReg: conditional Swin-UNETR denoising of the displacement field, ${sampler.toUpperCase()} ${steps} steps, ${settings.samples ?? 1} sample(s), similarity guidance ${guidance.similarity ?? 0}`,
     async register(item: RegistrationCase, options: RegisterOptions = {}) {
       warnIfNotCardiacMr(item, 'diffusereg');
       const denoiser = model().denoiser;

@@ -17,12 +17,12 @@
  * normalisation; each step draws a pair, flips images and field alike along random axes (a flip of
  * axis a also negates component a of the displacement), a timestep and the noise.
  */
-import type { Random } from '../../geometry/random.ts';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { readSafetensors, writeSafetensors, type RawTensor } from '../../engine/checkpoint/index.ts';
 import { cat, Generator, manualSeed, noGrad, Tensor, tidy } from '../../engine/index.ts';
 import { acdcSplit } from '../../data/acdc.ts';
+import type { Random } from '../../geometry/random.ts';
 import { denoiserConfig, DiffuseRegDenoiser, type DenoiserConfig } from '../../models/diffusereg/index.ts';
 import { smoothnessLoss, spatialTransformer, ssimLoss } from '../../models/losses/index.ts';
 import { DDPMScheduler } from '../../models/schedulers/ddpm.ts';

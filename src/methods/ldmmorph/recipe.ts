@@ -44,11 +44,12 @@ import { LDM_MORPH_VARIANTS, readNetworkRecord, trainNetwork, type LdmMorphVaria
  * Steps of each stage, sized for about two hours each on one thread of these 2-core machines with
  * other jobs running: autoencoder 1.2 s per step at batch 4 (6000 steps; 0.65–0.8 s beside one other
  * training), U-Net 0.6–0.8 s at batch 16 (6000 steps: 1–1.3 h, so that it and the DiffuseReg denoiser
- * both finish inside a session; the network uses its features at t = 1 only, the least-noisy end). Network: a whole trainer step at 128², batch 1 (features of the pair from
- * the default LDM, network, loss with the latent term's gradient through the real autoencoder,
- * backward, clipping, Adam), measured over 54 steps of the real recipe on ACDC slices, load average
- * 7–8 on 2 cores: fastest 0.21 s, median 0.25–0.7 s, mean 0.39–0.78 s; the features alone 0.06–0.08 s.
- * At 0.40 s per step, 18000 steps (the authors train 24000 at batch 1).
+ * both finish inside a session; the network uses its features at t = 1 only, the least-noisy end).
+ * Network: a whole trainer step at 128², batch 1 (features of the pair from the default LDM, network,
+ * loss with the latent term's gradient through the real autoencoder, backward, clipping, Adam),
+ * measured over 54 steps of the real recipe on ACDC slices, load average 7–8 on 2 cores: fastest
+ * 0.21 s, median 0.25–0.7 s, mean 0.39–0.78 s; the features alone 0.06–0.08 s. At 0.40 s per step,
+ * 18000 steps (the authors train 24000 at batch 1).
  */
 export const LDM_MORPH_STEPS = { autoencoder: 6000, unet: 6000, network: 18000 };
 
