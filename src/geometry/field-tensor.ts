@@ -26,11 +26,15 @@ export function tensorToVoxels(t: Tensor): Float32Array {
 }
 
 /**
- * (3, w, h, d): where each voxel of `grid` lies in voxels of `target` (any placement; the map is
- * affine, so it is evaluated at the origin and one step along each axis).
+ * (3, w, h, d): where each voxel of `grid` lies in voxels of `target`, optionally after an affine map
+ * of world coordinates `through` (any placement; the map is affine, so it is evaluated at the origin
+ * and one step along each axis).
  */
-export function gridPositions(grid: Grid, target: Grid): Tensor {
-  const at = (k: Vec3) => target.worldToVoxel(grid.voxelToWorld(k));
+export function gridPositions(grid: Grid, target: Grid, through?: (world: Vec3) => Vec3): Tensor {
+  const at = (k: Vec3) => {
+    const world = grid.voxelToWorld(k);
+    return target.worldToVoxel(through ? through(world) : world);
+  };
   const q0 = at([0, 0, 0]);
   const steps = [0, 1, 2].map((a) => {
     const e: Vec3 = [0, 0, 0];

@@ -41,8 +41,6 @@ function benchRun(dir: string) {
   const seed = optionalInteger(values, 'seed', { min: 0 });
   const dataset: RegistrationDataset = openBenchDataset({
     dataset: text('dataset') ?? fail(path, 'the recorded command line has no --dataset'),
-    methods: [],
-    outDir: dir,
     quick,
     seed,
     dataRoot: text('data'),

@@ -104,6 +104,15 @@ test('bad input gives one line, exit 1, and no output file', () => {
       ['train', '--data', dir, '--run', run, '--unet-steps', '0'],
       /^diffreg: --unet-steps: expected an integer >= 1, got 0$/,
     ],
+    // --variant counts from 0 (the full model), step counts from 1
+    [
+      ['train', 'ldmmorph', '--data', dir, '--run', run, '--variant', '-1'],
+      /^diffreg: --variant: expected an integer >= 0, got -1$/,
+    ],
+    [
+      ['train', 'ldmmorph', '--data', dir, '--run', run, '--variant', '5'],
+      /^diffreg: --variant: expected an integer in \[0, 4\], got 5$/,
+    ],
     [
       ['train', '--data', dir, '--run', run],
       /diffreg-cli-\w+: training data folder has no lung\/ \(expected the layout of \.\.\/shared\/data\)$/,
@@ -349,6 +358,23 @@ test('issue 19: options, outputs and images are checked before any input is read
     [
       [...register, '--out-field', field, '--search-radius', '0'],
       /^diffreg: --search-radius: expected an integer in \[1, 12\], got 0$/,
+    ],
+    [
+      [...register, '--out-field', field, '--search-lattice-voxels', '300000'],
+      /^diffreg: --search-lattice-voxels: expected an integer in \[512, 262144\], got 300000$/,
+    ],
+    [
+      [...register, '--out-field', field, '--descriptor', 'sift'],
+      /^diffreg: --descriptor: expected one of diffusion, mind, patches, fused, got "sift"$/,
+    ],
+    [
+      [...register, '--out-field', field, '--method', 'elastix-bspline', '--descriptor', 'mind'],
+      /^diffreg: method elastix-bspline: takes no --descriptor \(only the feature methods do\)$/,
+    ],
+    // --descriptor picks the feature method: mind-register uses no model, so --unet is refused
+    [
+      [...register, '--out-field', field, '--descriptor', 'mind'],
+      /^diffreg: --unet: method mind-register uses no diffusion model$/,
     ],
     [
       [...register, '--out-field', field, '--channels', '2.5'],

@@ -6,7 +6,12 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Generator, arange, dispose, type Tensor } from '../../src/engine/index.ts';
 import { Volume } from '../../src/geometry/volume.ts';
-import { descriptorFeatures, intensityPatches, mindSsc } from '../../src/methods/descriptors/index.ts';
+import {
+  axisDilation,
+  descriptorFeatures,
+  intensityPatches,
+  mindSsc,
+} from '../../src/methods/descriptors/index.ts';
 import { describeImage, FUSED_WEIGHTS, medDiftMatch } from '../../src/methods/meddift/index.ts';
 import { tinyFixtureModel } from '../helpers/fixture-model.ts';
 import { requireShared } from '../helpers/shared.ts';
@@ -50,6 +55,25 @@ test('intensity patches of a ramp: centred neighbours, 2·dilation·a for an x-o
       for (const c of [-1, 0, 1])
         assert.equal(values[13 + 9 * a + 3 * b + c], 2 * a, `offset ${a},${b},${c}`);
   dispose([image, patches]);
+});
+
+test('thick slices: neighbour distances in mm, none across 10-mm slices; 2-D patches and MIND-SSC', () => {
+  assert.deepEqual(axisDilation([1.4, 1.4, 10], 2), [2, 2, 0]);
+  assert.deepEqual(axisDilation([1, 1, 1], 2), [2, 2, 2]);
+  assert.deepEqual(axisDilation([0.7, 0.7, 1.4], 2), [2, 2, 1]);
+  assert.deepEqual(axisDilation([0.7, 0.7, 2.5], 1), [1, 1, 0]);
+  const image = ramp();
+  // Patches: the 3×3 in-plane neighbourhood, a slowest: channel 3(a + 1) + (b + 1) holds 2a.
+  const patches = intensityPatches(image, [2, 2, 0]);
+  assert.deepEqual(patches.shape, [9, ...SHAPE]);
+  const values = at(patches, [4, 3, 3]);
+  for (const a of [-1, 0, 1])
+    for (const b of [-1, 0, 1]) assert.equal(values[3 * (a + 1) + (b + 1)], 2 * a, `offset ${a},${b}`);
+  // MIND-SSC: the 4 edges between an x- and a y-neighbour, each crossing x once: all equal, so 1.
+  const mind = mindSsc(image, [1, 1, 0]);
+  assert.deepEqual(mind.shape, [4, ...SHAPE]);
+  at(mind, [4, 3, 3]).forEach((v, c) => assert.ok(Math.abs(v - 1) < 1e-6, `channel ${c}: ${v}`));
+  dispose([image, patches, mind]);
 });
 
 test('descriptorFeatures: one level on the RAS grid, downsampled on request; bad options in one line', () => {

@@ -4,7 +4,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Generator, randn, tensor, tidy, zeros } from '../../src/engine/index.ts';
+import { Generator, dispose, randn, tensor, tidy, zeros } from '../../src/engine/index.ts';
 import { makeThoraxPhantom } from '../../src/eval/phantom.ts';
 import { reorient } from '../../src/geometry/orient.ts';
 import { latticeOver, tensorToField } from '../../src/geometry/field-tensor.ts';
@@ -15,7 +15,9 @@ import {
   medDiftMatch,
   medDiftRegister,
   pcaBasis,
+  registerFeatures,
 } from '../../src/methods/meddift/index.ts';
+import { descriptorFeatures } from '../../src/methods/descriptors/index.ts';
 import { tinyFixtureModel } from '../helpers/fixture-model.ts';
 import { requireShared } from '../helpers/shared.ts';
 
@@ -44,8 +46,12 @@ test('lattice displacement → world-mm field on an LPS-ordered, anisotropic fix
 });
 
 test('lattice size and joint PCA basis', () => {
-  assert.deepEqual(latticeDims([512, 512, 141], 64 ** 3), [98, 98, 27]);
-  assert.deepEqual(latticeDims([40, 40, 40], 64 ** 3), [40, 40, 40]);
+  // One spacing for all axes: clinical CT of 0.7 × 0.7 × 2.5 mm (358.4 × 358.4 × 352.5 mm) at
+  // ∛(358.4² · 352.5 / 64³) = 5.567 mm; a 10-mm slice stack (150 × 150 × 100 mm) at 2.0475 mm, its 10
+  // slices sampled 49 times; an image smaller than the budget keeps its spacing.
+  assert.deepEqual(latticeDims([512, 512, 141], [0.7, 0.7, 2.5], 64 ** 3), [64, 64, 63]);
+  assert.deepEqual(latticeDims([100, 100, 10], [1.5, 1.5, 10], 64 ** 3), [73, 73, 49]);
+  assert.deepEqual(latticeDims([40, 40, 40], [1, 1, 1], 64 ** 3), [40, 40, 40]);
   const a = randn([40, 5, 5, 5], { generator: new Generator(1) });
   const b = randn([40, 5, 5, 5], { generator: new Generator(2) });
   const { mean, basis } = pcaBasis(a.reshape(40, -1), b.reshape(40, -1), 6);
@@ -60,6 +66,53 @@ test('lattice size and joint PCA basis', () => {
   for (let i = 0; i < 6; i++)
     for (let j = 0; j < 6; j++)
       if (i !== j) assert.ok(Math.abs(flat[i * 6 + j]) < 0.35 * Math.sqrt(flat[i * 7] * flat[j * 7]));
+});
+
+test('registerFeatures: a shifted copy gives its shift, with one lattice, a coarser search lattice, and the affine stage', () => {
+  // moving = fixed with its origin moved by d, so moving(x) = fixed(x − d) and the pull-back field
+  // warped(p) = moving(p + u(p)) = fixed(p) is u = d everywhere.
+  const { image } = makeThoraxPhantom({ dims: [48, 48, 40], spacing: [4, 4, 4], seed: 3 });
+  const d = [6, -4, 3];
+  const moving = new Volume({
+    data: image.data,
+    dims: image.dims,
+    spacing: image.spacing,
+    origin: image.origin.map((v, a) => v + d[a]) as [number, number, number],
+  });
+  const f = descriptorFeatures(image, 'patches', { modality: 'ct' });
+  const m = descriptorFeatures(moving, 'patches', { modality: 'ct' });
+  const settings = [
+    { affine: false },
+    { affine: false, maxSearchLatticeVoxels: 12 ** 3 },
+    { affine: true, maxSearchLatticeVoxels: 12 ** 3 },
+  ];
+  const medians: number[] = [];
+  for (const extra of settings) {
+    const { field, lattice } = registerFeatures(f, m, image, {
+      maxLatticeVoxels: 24 ** 3,
+      iterations: 40,
+      ...extra,
+    });
+    // 192 × 192 × 160 mm at ∛(192² · 160 / 24³) = 7.53 mm.
+    assert.deepEqual(lattice.dims, [25, 25, 21]);
+    // Median error over the inner half of the image (the borders replicate, so they may lag).
+    const [nx, ny, nz] = image.dims;
+    const errors: number[] = [];
+    for (let k = nz / 4; k < (3 * nz) / 4; k++)
+      for (let j = ny / 4; j < (3 * ny) / 4; j++)
+        for (let i = nx / 4; i < (3 * nx) / 4; i++) {
+          const at = image.offset(i, j, k);
+          errors.push(Math.hypot(...[0, 1, 2].map((c) => field.data[c * image.size + at] - d[c])));
+        }
+    errors.sort((a, b) => a - b);
+    const median = errors[errors.length >> 1];
+    medians.push(median);
+    // Within a quarter of a lattice voxel (7.5 mm) of the 7.8-mm shift; measured 1.46, 1.49, 0.79 mm.
+    assert.ok(median < 1.9, `${JSON.stringify(extra)}: median error ${median.toFixed(2)} mm of |d| = 7.8 mm`);
+  }
+  // The affine stage takes the shift as a whole, leaving the deformable stages nothing to smooth away.
+  assert.ok(medians[2] < 0.7 * medians[0], `affine ${medians[2].toFixed(2)} vs ${medians[0].toFixed(2)} mm`);
+  dispose([...f.grid.levels, ...m.grid.levels]);
 });
 
 test('medDiftRegister end to end with the tiny networks: field on the fixed grid, small for an identical pair', (t) => {

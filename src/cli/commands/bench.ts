@@ -1,6 +1,9 @@
 /** `diffreg bench`: run methods on a dataset and write per-case results, tables and an HTML report. */
 import { BENCH_DATASETS, runBenchCommand } from '../../eval/bench/command.ts';
+import { DESCRIPTORS, isFeatureMethod, withDescriptor } from '../../methods/meddift/index.ts';
 import { METHODS } from '../../methods/method.ts';
+import { oneOf } from '../../util/is.ts';
+import { DESCRIPTOR_HELP } from './match.ts';
 import { optionalInteger, required, type Command } from '../args.ts';
 import { MODEL_HELP, MODEL_INPUTS, MODEL_OPTIONS, modelLoader } from '../model.ts';
 import { checkOutputs } from '../outputs.ts';
@@ -14,6 +17,7 @@ export const benchCommand: Command = {
   options: {
     dataset: { type: 'string' },
     methods: { type: 'string' },
+    descriptor: { type: 'string' },
     cases: { type: 'string' },
     out: { type: 'string' },
     quick: { type: 'boolean' },
@@ -32,6 +36,7 @@ export const benchCommand: Command = {
     ['--dataset NAME', `one of ${BENCH_DATASETS.join(', ')}`],
     ['--methods A,B', 'methods of the registry, comma-separated:'],
     ...METHODS.map((m): [string, string] => [`  ${m.name}`, m.summary]),
+    ['--descriptor NAME', `the feature methods of --methods (meddift-*, mind-*, …) on: ${DESCRIPTOR_HELP}`],
     ['--cases SPEC', 'case ids, ranges a..b or a count N (default all; --quick: two)'],
     ['--out DIR', 'results folder (JSON/CSV per case, summary.md, report.html, overlays)'],
     ['--quick', 'few cases, small settings (smoke test)'],
@@ -50,12 +55,17 @@ export const benchCommand: Command = {
     const seed = optionalInteger(values, 'seed', { min: 0 });
     const count = optionalInteger(values, 'count');
     const outDir = required(values, 'out');
+    const descriptor =
+      values.descriptor === undefined ? undefined : oneOf('--descriptor', values.descriptor, DESCRIPTORS);
+    const methods = required(values, 'methods')
+      .split(',')
+      .map((m) => (descriptor && isFeatureMethod(m.trim()) ? withDescriptor(m.trim(), descriptor) : m));
     const loadModel = modelLoader(values);
     checkOutputs([{ option: 'out', path: outDir }], values, ['data', 'images', 'landmarks', ...MODEL_INPUTS]);
     const report = await runBenchCommand(
       {
         dataset: required(values, 'dataset'),
-        methods: required(values, 'methods'),
+        methods,
         cases: values.cases as string | undefined,
         outDir,
         quick: Boolean(values.quick),

@@ -9,6 +9,7 @@ import {
 } from '../../io/index.ts';
 import {
   checkLevels,
+  DEFAULT_DESCRIPTOR,
   DESCRIPTORS,
   medDiftMatch,
   SEARCH_MODES,
@@ -27,6 +28,9 @@ import { MODEL_HELP, MODEL_INPUTS, MODEL_OPTIONS, modelLoader } from '../model.t
 import { checkOutputs } from '../outputs.ts';
 import { terminalProgress } from '../progress.ts';
 import { applyThreads, printJson, readImage, readInitialTransform } from './common.ts';
+
+/** --descriptor's help line (match, register, bench). */
+export const DESCRIPTOR_HELP = `diffusion (the model's features), mind (MIND-SSC), patches (intensities) or fused (all three; default ${DEFAULT_DESCRIPTOR})`;
 
 export const FEATURE_OPTIONS = {
   timestep: { type: 'string' },
@@ -158,7 +162,7 @@ export const matchCommand: Command = {
       '--out FILE',
       'matches: .csv or .json; or the matched points: .mrk.json (3D Slicer), .pts (POPI), .txt (elastix)',
     ],
-    ['--descriptor NAME', "diffusion (default: the model's features), mind, patches, or fused (all three)"],
+    ['--descriptor NAME', DESCRIPTOR_HELP],
     [
       '--search MODE',
       'registered (default): the positions of a dense registration on the same features, scored by a search around them; local: the best match around --initial; global: over the whole image',
@@ -181,7 +185,7 @@ export const matchCommand: Command = {
     // Every option and output is checked before any file is read or any model is loaded.
     const out = required(values, 'out');
     const features = featureOptions(values);
-    const descriptor = oneOf('--descriptor', values.descriptor ?? 'diffusion', DESCRIPTORS);
+    const descriptor = oneOf('--descriptor', values.descriptor ?? DEFAULT_DESCRIPTOR, DESCRIPTORS);
     if (features.levelWeights && descriptor !== 'diffusion')
       throw new DiffregError('--level-weights: only with --descriptor diffusion');
     const search = oneOf('--search', values.search ?? 'registered', SEARCH_MODES);

@@ -8,6 +8,13 @@ import { warpVolume } from '../../geometry/warp.ts';
 import type { Volume } from '../../geometry/volume.ts';
 import { jacobianStats } from '../../eval/metrics.ts';
 import { DIFFUSEREG_GUIDANCE, type DiffuseRegSettings } from '../../methods/diffusereg/method.ts';
+import { CONVEX_ADAM_DEFAULTS as CONVEX } from '../../methods/dense/convex-adam.ts';
+import {
+  DEFAULT_DESCRIPTOR,
+  DESCRIPTORS,
+  FEATURE_REGISTRATION_DEFAULTS as LATTICE,
+  withDescriptor,
+} from '../../methods/meddift/index.ts';
 import { METHODS, methodEntry } from '../../methods/method.ts';
 import { oneOf } from '../../util/is.ts';
 import { guessModality } from '../../models/index.ts';
@@ -17,12 +24,18 @@ import { MODEL_HELP, MODEL_INPUTS, MODEL_OPTIONS, modelLoader } from '../model.t
 import { VOLUME_EXTENSIONS, checkOutputs } from '../outputs.ts';
 import { terminalProgress } from '../progress.ts';
 import { applyThreads, printJson, readImage } from './common.ts';
-import { FEATURE_HELP, FEATURE_OPTIONS, checkFeatureOptions, featureOptions } from './match.ts';
+import {
+  DESCRIPTOR_HELP,
+  FEATURE_HELP,
+  FEATURE_OPTIONS,
+  checkFeatureOptions,
+  featureOptions,
+} from './match.ts';
 
 const OUTPUTS = ['out-field', 'out-learn2reg', 'out-warped', 'out-labels', 'out-uncertainty'];
 
-/** The method when --method is not given. */
-const DEFAULT_METHOD = 'meddift-register';
+/** The method when --method is not given: the feature registration on the default descriptor. */
+const DEFAULT_METHOD = withDescriptor('meddift-register', DEFAULT_DESCRIPTOR);
 /** The registry's methods that give a displacement field. */
 const DENSE_METHODS = METHODS.filter((m) => m.dense);
 /** Flags that belong to some method; each method accepts only its own. */
@@ -69,6 +82,7 @@ export const registerCommand: Command = {
   usage: 'diffreg register --fixed IMAGE --moving IMAGE --out-field FILE [--out-warped FILE] [options]',
   options: {
     method: { type: 'string' },
+    descriptor: { type: 'string' },
     fixed: { type: 'string' },
     moving: { type: 'string' },
     'moving-labels': { type: 'string' },
@@ -90,8 +104,10 @@ export const registerCommand: Command = {
     smoothness: { type: 'string' },
     iterations: { type: 'string' },
     'lattice-voxels': { type: 'string' },
+    'search-lattice-voxels': { type: 'string' },
     channels: { type: 'string' },
     'no-diffeomorphic': { type: 'boolean' },
+    'no-affine': { type: 'boolean' },
     help: { type: 'boolean', short: 'h' },
     ...FEATURE_OPTIONS,
     ...MODEL_OPTIONS,
@@ -99,6 +115,7 @@ export const registerCommand: Command = {
   help: [
     ['--method NAME', `registration method (default ${DEFAULT_METHOD}):`],
     ...DENSE_METHODS.map((m): [string, string] => [`  ${m.name}`, m.summary]),
+    ['--descriptor NAME', `with a feature method: ${DESCRIPTOR_HELP}`],
     ['--fixed IMAGE', `fixed image (3-D; for ${METHODS_2D.join(', ')} also 2-D: PNG or one-slice NIfTI)`],
     ['--moving IMAGE', 'moving image'],
     ['--moving-labels IMAGE', 'label map on the moving image, warped with nearest neighbour'],
@@ -106,12 +123,17 @@ export const registerCommand: Command = {
     ['--out-learn2reg FILE', 'the same field in Learn2Reg voxel units'],
     ['--out-warped FILE', 'moving image warped onto the fixed grid (a 2-D pair: .png too)'],
     ['--out-labels FILE', 'moving labels warped onto the fixed grid'],
-    ['--search-radius N', 'correlation search half-width in lattice voxels (default 4)'],
-    ['--smoothness L', 'diffusion regularisation weight (default 1)'],
-    ['--iterations N', 'Adam instance-optimisation iterations (default 80)'],
-    ['--lattice-voxels N', 'upper bound on working-lattice voxels (default 262144 = 64³)'],
-    ['--channels N', 'descriptor channels kept by PCA (default 24)'],
+    ['--search-radius N', `correlation search half-width in lattice voxels (default ${CONVEX.searchRadius})`],
+    ['--smoothness L', `diffusion regularisation weight (default ${CONVEX.smoothness})`],
+    ['--iterations N', `Adam instance-optimisation iterations (default ${CONVEX.iterations})`],
+    ['--lattice-voxels N', `upper bound on working-lattice voxels (default ${LATTICE.maxLatticeVoxels})`],
+    [
+      '--search-lattice-voxels N',
+      `upper bound on the correlation search's lattice voxels (default ${LATTICE.maxSearchLatticeVoxels})`,
+    ],
+    ['--channels N', `descriptor channels kept by PCA (default ${LATTICE.channels})`],
     ['--no-diffeomorphic', 'optimise displacements directly instead of a velocity field'],
+    ['--no-affine', 'no affine pre-alignment before the deformable stages'],
     ['diffusereg:', ''],
     ['--sampler ddpm|ddim', 'ancestral DDPM over all 2000 steps (the paper) or DDIM (default)'],
     ['--steps N', 'DDIM steps (default 10; DDPM always 2000)'],
@@ -137,7 +159,12 @@ export const registerCommand: Command = {
       throw new DiffregError('--out-labels: needs --moving-labels');
     if (values['moving-labels'] && !values['out-labels'])
       throw new DiffregError('--moving-labels: needs --out-labels (where to write them warped)');
-    const entry = methodEntry(typeof values.method === 'string' ? values.method : DEFAULT_METHOD);
+    const named = typeof values.method === 'string' ? values.method : DEFAULT_METHOD;
+    const entry = methodEntry(
+      values.descriptor === undefined
+        ? named
+        : withDescriptor(named, oneOf('--descriptor', values.descriptor, DESCRIPTORS)),
+    );
     if (!entry.dense) throw new DiffregError(`--method: ${entry.name} matches points; use diffreg match`);
     const foreign = METHOD_FLAGS.find((f) => values[f] !== undefined && !entry.options.includes(f));
     if (foreign) throw new DiffregError(`--${foreign}: not an option of method ${entry.name}`);
@@ -157,8 +184,13 @@ export const registerCommand: Command = {
             smoothness: optionalNumber(values, 'smoothness', { min: 0 }),
             iterations: optionalInteger(values, 'iterations', { min: 0, max: 10000 }),
             maxLatticeVoxels: optionalInteger(values, 'lattice-voxels', { min: 512, max: 256 ** 3 }),
+            maxSearchLatticeVoxels: optionalInteger(values, 'search-lattice-voxels', {
+              min: 512,
+              max: Number(values['lattice-voxels'] ?? LATTICE.maxLatticeVoxels),
+            }),
             channels: optionalInteger(values, 'channels', { min: 1, max: 1024 }),
-            diffeomorphic: !values['no-diffeomorphic'],
+            diffeomorphic: values['no-diffeomorphic'] ? false : undefined,
+            affine: values['no-affine'] ? false : undefined,
           };
     const [fixedPath, movingPath] = ['fixed', 'moving'].map((o) => required(values, o));
     const loadModel = entry.usesModel ? modelLoader(values) : undefined;

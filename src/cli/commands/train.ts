@@ -61,7 +61,9 @@ export const trainCommand: Command = {
       runDir,
       modelDir: resolve(typeof values.out === 'string' ? values.out : resolve(runDir, 'model')),
       stopAfter: optionalInteger(values, 'stop-after'),
-      settings: Object.fromEntries(recipe.settings.map((s) => [s.name, optionalInteger(values, s.name)])),
+      settings: Object.fromEntries(
+        recipe.settings.map((s) => [s.name, optionalInteger(values, s.name, { min: s.min ?? 1 })]),
+      ),
       // A bar on a terminal; a line every 10 steps when stderr goes to a log file.
       progress: process.stderr.isTTY ? terminalProgress() : lineProgress(10),
     };

@@ -82,7 +82,12 @@ export function selectCases(ids: readonly string[], spec: string): string[] {
   return [...new Set(chosen)];
 }
 
-export function openBenchDataset(options: BenchCommandOptions): RegistrationDataset {
+export function openBenchDataset(
+  options: Pick<
+    BenchCommandOptions,
+    'dataset' | 'dataRoot' | 'images' | 'landmarks' | 'count' | 'seed' | 'quick'
+  >,
+): RegistrationDataset {
   const name = oneOf('dataset', options.dataset, BENCH_DATASETS);
   const root = options.dataRoot ?? defaultDataRoot();
   const images = () =>

@@ -31,18 +31,27 @@ import { integer, number, bool } from '../../util/is.ts';
 import type { ProgressFn } from '../../util/progress.ts';
 
 export interface ConvexAdamOptions {
-  /** Half-width of the displacement search cube, in lattice voxels (default 4). */
+  /** Half-width of the displacement search cube, in lattice voxels. */
   searchRadius?: number;
-  /** Weight of the diffusion regulariser in the Adam stage (default 1). */
+  /** Weight of the diffusion regulariser in the Adam stage. */
   smoothness?: number;
-  /** Adam iterations (default 80; 0 keeps the convex result). */
+  /** Adam iterations (0 keeps the convex result). */
   iterations?: number;
-  /** Adam step size in voxels (default 0.5). */
+  /** Adam step size in voxels. */
   learningRate?: number;
-  /** Optimise a stationary velocity field and exponentiate it, so the result does not fold (default true). */
+  /** Optimise a stationary velocity field and exponentiate it, so the result does not fold. */
   diffeomorphic?: boolean;
   progress?: ProgressFn;
 }
+
+/** ConvexAdam's defaults, the ones `diffreg register` states in its help. */
+export const CONVEX_ADAM_DEFAULTS = {
+  searchRadius: 4,
+  smoothness: 1,
+  iterations: 80,
+  learningRate: 0.5,
+  diffeomorphic: true,
+};
 
 /** volume (C, w, h, d) read at lattice positions p + u(p) (trilinear, border values outside). */
 export function warpLattice(volume: Tensor, displacement: Tensor): Tensor {
@@ -132,15 +141,41 @@ function diffusionPenalty(u: Tensor): Tensor {
 }
 
 /**
- * Displacement (3, w, h, d) in lattice voxels that best maps fixed descriptors onto moving ones.
- * Descriptors are (C, w, h, d) on the same lattice.
+ * A finer lattice for the Adam stage (ConvexAdam's authors optimise on a finer grid than the convex
+ * search): both images' descriptors on it, and the convex stage's displacement carried onto it (read
+ * at its voxels, in its voxel units).
  */
-export function convexAdam(fixed: Tensor, moving: Tensor, options: ConvexAdamOptions = {}): Tensor {
-  const r = integer('searchRadius', options.searchRadius ?? 4, { min: 1, max: 12 });
-  const lambda = number('smoothness', options.smoothness ?? 1, { min: 0 });
-  const iterations = integer('iterations', options.iterations ?? 80, { min: 0, max: 10000 });
-  const lr = number('learningRate', options.learningRate ?? 0.5, { min: 0, exclusiveMin: true });
-  const diffeomorphic = bool('diffeomorphic', options.diffeomorphic ?? true);
+export interface FineLattice {
+  fixed: Tensor;
+  moving: Tensor;
+  fromCoarse(displacement: Tensor): Tensor;
+}
+
+/**
+ * Displacement (3, w, h, d) in lattice voxels that best maps fixed descriptors onto moving ones.
+ * Descriptors are (C, w, h, d) on the same lattice; with `fine`, the Adam stage runs on its lattice
+ * and the displacement is on that lattice.
+ */
+export function convexAdam(
+  fixed: Tensor,
+  moving: Tensor,
+  options: ConvexAdamOptions = {},
+  fine?: FineLattice,
+): Tensor {
+  const r = integer('searchRadius', options.searchRadius ?? CONVEX_ADAM_DEFAULTS.searchRadius, {
+    min: 1,
+    max: 12,
+  });
+  const lambda = number('smoothness', options.smoothness ?? CONVEX_ADAM_DEFAULTS.smoothness, { min: 0 });
+  const iterations = integer('iterations', options.iterations ?? CONVEX_ADAM_DEFAULTS.iterations, {
+    min: 0,
+    max: 10000,
+  });
+  const lr = number('learningRate', options.learningRate ?? CONVEX_ADAM_DEFAULTS.learningRate, {
+    min: 0,
+    exclusiveMin: true,
+  });
+  const diffeomorphic = bool('diffeomorphic', options.diffeomorphic ?? CONVEX_ADAM_DEFAULTS.diffeomorphic);
   const report = options.progress;
 
   report?.({ stage: 'correlation cost', done: 0, total: 1 });
@@ -148,13 +183,15 @@ export function convexAdam(fixed: Tensor, moving: Tensor, options: ConvexAdamOpt
     tidy(() => {
       const cost = ssdCostVolume(fixed, moving, r);
       report?.({ stage: 'correlation cost', done: 1, total: 1 });
-      return coupledConvex(cost, r);
+      const convex = coupledConvex(cost, r);
+      return fine ? fine.fromCoarse(convex) : convex;
     }),
   );
   if (iterations === 0) return initial;
+  const target = fine ?? { fixed, moving };
 
   // Descriptor scale so that the data term is about 1 whatever the descriptors are.
-  const scale = noGrad(() => tidy(() => 1 / Math.max(1e-12, fixed.square().mean().item())));
+  const scale = noGrad(() => tidy(() => 1 / Math.max(1e-12, target.fixed.square().mean().item())));
   const parameter = initial.detach().requiresGrad_(true).keep();
   initial.dispose();
   const optimiser = new optim.Adam([parameter], { lr });
@@ -165,7 +202,7 @@ export function convexAdam(fixed: Tensor, moving: Tensor, options: ConvexAdamOpt
         // The data term's gradient comes from the fused kernels (warped SSD, then back through the
         // squarings) and enters as ∂(v·g)/∂v = g; the regulariser's from autograd.
         const flow = diffeomorphic ? integrate(parameter, 6) : undefined;
-        const { gradient } = warpedSsd(moving, fixed, flow ? flow.u : parameter.detach());
+        const { gradient } = warpedSsd(target.moving, target.fixed, flow ? flow.u : parameter.detach());
         const data = flow ? flow.backward(gradient) : gradient;
         flow?.dispose();
         enableGrad(() =>

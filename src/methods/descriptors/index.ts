@@ -25,37 +25,62 @@ export interface DescriptorOptions {
   dilation?: number;
 }
 
-/** x shifted by `offset` voxels (replicate borders): out(p) = x(p + offset). x is (1, C, W, H, D). */
-function shifted(padded: Tensor, offset: number[], pad: number, shape: readonly number[]): Tensor {
-  return padded
-    .narrow(2, pad + offset[0], shape[0])
-    .narrow(3, pad + offset[1], shape[1])
-    .narrow(4, pad + offset[2], shape[2]);
-}
-
 function boxFilter(x: Tensor): Tensor {
   return F.avgPool3d(F.pad(x, [1, 1, 1, 1, 1, 1], { mode: 'replicate' }), 3, { stride: 1 });
 }
 
-/** MIND-SSC of an image (1, 1, W, H, D) → (12, W, H, D). */
-export function mindSsc(image: Tensor, dilation = 1): Tensor {
+/**
+ * Neighbour distance per axis, in voxels: `dilation` voxels of the finest axis, as near as whole
+ * voxels allow in mm on the others — 0 across the thick slices of a stack (1.4 × 1.4 × 10 mm: 2, 2,
+ * 0), so that a descriptor does not mix slices 20 mm apart; those are then 2-D.
+ */
+export function axisDilation(spacing: readonly number[], dilation: number): [number, number, number] {
+  const finest = Math.min(...spacing);
+  return spacing.map((s) => Math.round((dilation * finest) / s)) as [number, number, number];
+}
+
+/** The unit offsets along the axes with a non-zero dilation, scaled by it. */
+function neighbourOffsets(dilation: readonly number[]): number[][] {
+  const six: number[][] = [];
+  for (let a = 0; a < 3; a++)
+    if (dilation[a] > 0)
+      for (const sign of [1, -1]) six.push([0, 1, 2].map((b) => (b === a ? sign * dilation[a] : 0)));
+  return six;
+}
+
+/** The image padded by `pad` voxels per axis (replicate borders), (1, C, W + 2p₀, …). */
+const paddedBy = (image: Tensor, pad: readonly number[]) =>
+  F.pad(image, [pad[2], pad[2], pad[1], pad[1], pad[0], pad[0]], { mode: 'replicate' });
+
+/** x shifted by `offset` voxels from a copy padded by `pad`: out(p) = x(p + offset). */
+function shiftedBy(
+  padded: Tensor,
+  offset: number[],
+  pad: readonly number[],
+  shape: readonly number[],
+): Tensor {
+  return padded
+    .narrow(2, pad[0] + offset[0], shape[0])
+    .narrow(3, pad[1] + offset[1], shape[1])
+    .narrow(4, pad[2] + offset[2], shape[2]);
+}
+
+/**
+ * MIND-SSC of an image (1, 1, W, H, D) → (12, W, H, D), or (4, …) when one axis has no neighbours
+ * (dilation 0 on it): the edges between the six (four) neighbours in orthogonal directions.
+ */
+export function mindSsc(image: Tensor, dilation: number | readonly number[] = 1): Tensor {
   return tidy(() => {
+    const d = typeof dilation === 'number' ? [dilation, dilation, dilation] : dilation;
     const shape = image.shape.slice(2);
-    const pad = dilation;
-    const padded = F.pad(image, [pad, pad, pad, pad, pad, pad], { mode: 'replicate' });
-    const six = [
-      [1, 0, 0],
-      [-1, 0, 0],
-      [0, 1, 0],
-      [0, -1, 0],
-      [0, 0, 1],
-      [0, 0, -1],
-    ].map((o) => o.map((v) => v * dilation));
-    // Pairs of neighbours at distance √2·dilation (orthogonal directions): the 12 SSC edges.
+    const padded = paddedBy(image, d);
+    const six = neighbourOffsets(d);
+    // Pairs of neighbours along different axes (distance √2·dilation): the SSC edges.
+    const axis = (o: number[]) => o.findIndex((v) => v !== 0);
     const pairs: [number, number][] = [];
-    for (let i = 0; i < 6; i++)
-      for (let j = i + 1; j < 6; j++) if (Math.floor(i / 2) !== Math.floor(j / 2)) pairs.push([i, j]);
-    const neighbours = six.map((o) => shifted(padded, o, pad, shape));
+    for (let i = 0; i < six.length; i++)
+      for (let j = i + 1; j < six.length; j++) if (axis(six[i]) !== axis(six[j])) pairs.push([i, j]);
+    const neighbours = six.map((o) => shiftedBy(padded, o, d, shape));
     const distances = cat(
       pairs.map(([i, j]) => boxFilter(neighbours[i].sub(neighbours[j]).square())),
       1,
@@ -68,19 +93,21 @@ export function mindSsc(image: Tensor, dilation = 1): Tensor {
   });
 }
 
-/** Centred intensities of the dilated 3×3×3 neighbourhood: (1, 1, W, H, D) → (27, W, H, D). */
-export function intensityPatches(image: Tensor, dilation = 2): Tensor {
+/**
+ * Centred intensities of the dilated 3×3×3 neighbourhood: (1, 1, W, H, D) → (27, W, H, D), or the
+ * 3×3 one (9, …) when one axis has dilation 0.
+ */
+export function intensityPatches(image: Tensor, dilation: number | readonly number[] = 2): Tensor {
   return tidy(() => {
+    const d = typeof dilation === 'number' ? [dilation, dilation, dilation] : dilation;
     const shape = image.shape.slice(2);
-    const padded = F.pad(image, [dilation, dilation, dilation, dilation, dilation, dilation], {
-      mode: 'replicate',
-    });
+    const padded = paddedBy(image, d);
+    const steps = d.map((v) => (v > 0 ? [-1, 0, 1] : [0]));
     const offsets: number[][] = [];
-    for (const a of [-1, 0, 1])
-      for (const b of [-1, 0, 1])
-        for (const c of [-1, 0, 1]) offsets.push([a, b, c].map((v) => v * dilation));
+    for (const a of steps[0])
+      for (const b of steps[1]) for (const c of steps[2]) offsets.push([a * d[0], b * d[1], c * d[2]]);
     const patches = stack(
-      offsets.map((o) => shifted(padded, o, dilation, shape).squeeze(0).squeeze(0)),
+      offsets.map((o) => shiftedBy(padded, o, d, shape).squeeze(0).squeeze(0)),
       0,
     );
     return patches.sub(patches.mean(0, true));
@@ -102,7 +129,8 @@ export function descriptorFeatures(
     const level = tidy(() => {
       const image =
         factor === 1 ? input.image : F.avgPool3d(input.image, factor, { stride: factor, ceilMode: true });
-      return kind === 'mind' ? mindSsc(image, dilation) : intensityPatches(image, dilation);
+      const perAxis = axisDilation(input.grid.spacing, dilation);
+      return kind === 'mind' ? mindSsc(image, perAxis) : intensityPatches(image, perAxis);
     }).keep();
     return {
       grid: { levels: [level], shape: input.grid.dims, spacing: input.grid.spacing },

@@ -48,10 +48,10 @@ import { LDM_MORPH_VARIANTS, readNetworkRecord, trainNetwork, type LdmMorphVaria
  * Network: a whole trainer step at 128², batch 1 (features of the pair from the default LDM, network,
  * loss with the latent term's gradient through the real autoencoder, backward, clipping, Adam),
  * measured over 54 steps of the real recipe on ACDC slices, load average 7–8 on 2 cores: fastest
- * 0.21 s, median 0.25–0.7 s, mean 0.39–0.78 s; the features alone 0.06–0.08 s. At 0.40 s per step,
- * 18000 steps (the authors train 24000 at batch 1).
+ * 0.21 s, median 0.25–0.7 s, mean 0.39–0.78 s; the features alone 0.06–0.08 s. 12000 steps (the
+ * authors train 24000 at batch 1): at 0.3–0.4 s per step they and the evaluation fit one session.
  */
-export const LDM_MORPH_STEPS = { autoencoder: 6000, unet: 6000, network: 18000 };
+export const LDM_MORPH_STEPS = { autoencoder: 6000, unet: 6000, network: 12000 };
 
 /** What the recipes build and how their loops run; tests shrink it. */
 export interface LdmMorphRecipeConfig {
@@ -279,6 +279,7 @@ export function ldmMorphRecipe(c: LdmMorphRecipeConfig = LDM_MORPH_RECIPE_CONFIG
       { name: 'network-steps', help: `network steps (default ${c.steps.network})` },
       {
         name: 'variant',
+        min: 0,
         help: `what to train and export: ${LDM_MORPH_VARIANTS.map((v, i) => `${i} ${v}`).join(', ')} (default 0)`,
       },
     ],

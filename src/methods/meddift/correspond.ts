@@ -40,6 +40,8 @@ export type InitialTransform =
 /** What images are described by: see describe.ts. */
 export const DESCRIPTORS = ['diffusion', 'mind', 'patches', 'fused'] as const;
 export type Descriptor = (typeof DESCRIPTORS)[number];
+/** The descriptor of `diffreg match` and `diffreg register` when none is given. */
+export const DEFAULT_DESCRIPTOR: Descriptor = 'diffusion';
 
 export const SEARCH_MODES = ['registered', 'local', 'global'] as const;
 export type SearchMode = (typeof SEARCH_MODES)[number];
@@ -53,7 +55,7 @@ export const SEARCH_RADIUS_MM = { local: 20, registered: 6 } as const;
 
 export interface MedDiftMatchOptions extends FeatureOptions {
   modality?: Modality | 'auto';
-  /** What the images are described by (default 'diffusion', MedDIFT's; see describe.ts). */
+  /** What the images are described by (default DEFAULT_DESCRIPTOR; see describe.ts). */
   descriptor?: Descriptor;
   /**
    * 'registered' (default): the registered positions of a dense registration on the same features,
@@ -199,7 +201,7 @@ export function checkMatchOptions(model: DiffusionFeatureModel, o: MedDiftMatchO
       'initial',
       `only with search "local" (search "${search}" ${search === 'global' ? 'has no window' : 'registers first'})`,
     );
-  const descriptor = oneOf('descriptor', o.descriptor ?? 'diffusion', DESCRIPTORS);
+  const descriptor = oneOf('descriptor', o.descriptor ?? DEFAULT_DESCRIPTOR, DESCRIPTORS);
   if (o.levelWeights && descriptor !== 'diffusion')
     fail('levelWeights', 'only with the diffusion descriptor');
   if (o.levelWeights) {

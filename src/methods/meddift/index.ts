@@ -4,3 +4,4 @@ export * from './correspond.ts';
 export * from './register.ts';
 export * from './points.ts';
 export * from './describe.ts';
+export { isFeatureMethod, withDescriptor } from './method.ts';

@@ -4,6 +4,7 @@
  * descriptors through exactly the same matching and optimisation.
  */
 import { Generator, dispose } from '../../engine/index.ts';
+import { fail } from '../../util/errors.ts';
 import { measured } from '../../util/measure.ts';
 import type {
   MethodEntry,
@@ -118,8 +119,10 @@ const REGISTER_OPTIONS = [
   'smoothness',
   'iterations',
   'lattice-voxels',
+  'search-lattice-voxels',
   'channels',
   'no-diffeomorphic',
+  'no-affine',
   'modality',
   'seed',
 ];
@@ -149,6 +152,33 @@ const FEATURE_TASKS = [
   },
 ] as const;
 
+/** Each descriptor's method-name prefix and description. */
+const FEATURE_SOURCES = [
+  ['meddift', 'diffusion', "MedDIFT diffusion features (t=20, the model's feature levels)"],
+  ['mind', 'mind', 'MIND-SSC descriptors'],
+  ['patches', 'patches', 'intensity patches (NCC)'],
+  ['fused', 'fused', 'diffusion features, MIND-SSC and intensity patches fused'],
+] as const satisfies readonly (readonly [string, Descriptor, string])[];
+
+/** What a feature method does (its FEATURE_TASKS suffix), or undefined for other methods. */
+function featureTask(method: string): string | undefined {
+  const source = FEATURE_SOURCES.find(([prefix]) => method.startsWith(`${prefix}-`));
+  return FEATURE_TASKS.find((t) => source && method === `${source[0]}-${t.suffix}`)?.suffix;
+}
+
+/** Whether `method` is a feature method (one that takes a descriptor). */
+export const isFeatureMethod = (method: string): boolean => featureTask(method) !== undefined;
+
+/**
+ * The feature method doing what `method` does (register, match, match-global) on `descriptor`
+ * (`--descriptor`): mind + meddift-register → mind-register. A one-line error for other methods.
+ */
+export function withDescriptor(method: string, descriptor: Descriptor): string {
+  const task = featureTask(method);
+  if (!task) fail(`method ${method}`, 'takes no --descriptor (only the feature methods do)');
+  return `${FEATURE_SOURCES.find(([, d]) => d === descriptor)![0]}-${task}`;
+}
+
 /**
  * The feature methods by name: `<source>-register` (ConvexAdam), `<source>-match` (the case's
  * landmarks searched around their registered positions, `diffreg match`'s default) and
@@ -157,14 +187,7 @@ const FEATURE_TASKS = [
  * patches (`patches`) and the three fused (`fused`; describe.ts). Settings (MedDiftRegisterOptions)
  * apply to the registering ones.
  */
-export const featureMethodEntries: MethodEntry[] = (
-  [
-    ['meddift', 'diffusion', "MedDIFT diffusion features (t=20, the model's feature levels)"],
-    ['mind', 'mind', 'MIND-SSC descriptors'],
-    ['patches', 'patches', 'intensity patches (NCC)'],
-    ['fused', 'fused', 'diffusion features, MIND-SSC and intensity patches fused'],
-  ] as const
-).flatMap(([prefix, descriptor, what]) =>
+export const featureMethodEntries: MethodEntry[] = FEATURE_SOURCES.flatMap(([prefix, descriptor, what]) =>
   FEATURE_TASKS.map((task): MethodEntry => {
     const name = `${prefix}-${task.suffix}`;
     const description = `${task.does} on ${what}`;

@@ -11,6 +11,7 @@ import { warpPoints } from '../../geometry/warp.ts';
 import { fail } from '../../util/errors.ts';
 import {
   checkMatchOptions,
+  DEFAULT_DESCRIPTOR,
   matchFeatures,
   pairFeatures,
   SEARCH_RADIUS_MM,
@@ -90,7 +91,7 @@ export function medDiftMatch(
   const seed = options.seed ?? 0;
   const search = options.search ?? 'registered';
   const t0 = performance.now();
-  const descriptor = options.descriptor ?? 'diffusion';
+  const descriptor = options.descriptor ?? DEFAULT_DESCRIPTOR;
   const [f, m] = pairFeatures(fixed, moving, (volume, subject, side) =>
     describeImage(descriptor, model, volume, { ...options, generator: new Generator(seed + side) }, subject),
   );

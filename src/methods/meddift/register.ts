@@ -21,6 +21,7 @@ import { gridPositions, latticeOver, tensorToField } from '../../geometry/field-
 import { Volume, type Vec3 } from '../../geometry/volume.ts';
 import { integer } from '../../util/is.ts';
 import type { ProgressFn } from '../../util/progress.ts';
+import { affineAlign, applyLatticeAffine } from '../dense/affine.ts';
 import { convexAdam, type ConvexAdamOptions } from '../dense/convex-adam.ts';
 import { imageFeatures, pairFeatures, type ImageFeatures, type MedDiftMatchOptions } from './correspond.ts';
 import type { DiffusionFeatureModel, FeatureOptions } from './features.ts';
@@ -29,12 +30,24 @@ export interface MedDiftRegisterOptions
   extends
     Omit<MedDiftMatchOptions, 'search' | 'radiusMm' | 'initial' | 'subvoxel' | 'consistency'>,
     ConvexAdamOptions {
-  /** Upper bound on working-lattice voxels (default 64³): sets the lattice spacing. */
+  /** Upper bound on working-lattice voxels: sets the lattice spacing of the Adam stage. */
   maxLatticeVoxels?: number;
-  /** Descriptor channels kept after a joint PCA of both images (default 24). */
+  /** Upper bound on the convex search's lattice voxels (at most the working lattice's). */
+  maxSearchLatticeVoxels?: number;
+  /** An affine pre-alignment on the search lattice before the deformable stages. */
+  affine?: boolean;
+  /** Descriptor channels kept after a joint PCA of both images. */
   channels?: number;
   progress?: ProgressFn;
 }
+
+/** The lattices' and the descriptors' defaults of the dense registration (ConvexAdam's apart). */
+export const FEATURE_REGISTRATION_DEFAULTS = {
+  maxLatticeVoxels: 64 ** 3,
+  maxSearchLatticeVoxels: 64 ** 3,
+  channels: 24,
+  affine: false,
+};
 
 export interface MedDiftRegisterResult {
   field: DisplacementField;
@@ -43,11 +56,21 @@ export interface MedDiftRegisterResult {
   seconds: { features: number; registration: number };
 }
 
-/** Lattice dims: the grid shrunk by one factor per axis so that at most `maxVoxels` remain. */
-export function latticeDims(dims: readonly number[], maxVoxels: number): Vec3 {
-  const n = dims[0] * dims[1] * dims[2];
-  const factor = Math.max(1, Math.cbrt(n / maxVoxels));
-  return dims.map((d) => Math.max(4, Math.floor(d / factor))) as Vec3;
+/**
+ * Lattice dims over a grid of `dims` voxels of `spacing` mm: one spacing for every axis (the search
+ * cube, the smoothing and the regulariser are isotropic in lattice voxels, so they are in mm too),
+ * the image's finest spacing or coarser so that at most `maxVoxels` remain. Thick-slice stacks are
+ * sampled finer than their slices across them.
+ */
+export function latticeDims(dims: readonly number[], spacing: readonly number[], maxVoxels: number): Vec3 {
+  const extent = dims.map((n, a) => n * spacing[a]);
+  const step = Math.max(Math.min(...spacing), Math.cbrt((extent[0] * extent[1] * extent[2]) / maxVoxels));
+  const fit = (e: number) => Math.max(4, Math.round(e / step));
+  let lattice = extent.map(fit);
+  // Rounding up may overshoot the budget by a few voxels: shrink by the excess.
+  const excess = Math.cbrt((lattice[0] * lattice[1] * lattice[2]) / maxVoxels);
+  if (excess > 1) lattice = extent.map((e) => Math.max(4, Math.floor(e / (step * excess))));
+  return lattice as Vec3;
 }
 
 /**
@@ -161,6 +184,27 @@ function orthonormalColumns(m: Tensor): Tensor {
     .contiguous();
 }
 
+/** The pull-back field of x ↦ through(x + u(x)): a deformation u, then an affine map of world mm. */
+function followedBy(field: DisplacementField, through: (world: Vec3) => Vec3): DisplacementField {
+  const origin = through([0, 0, 0]);
+  const columns = [0, 1, 2].map((a) =>
+    through([a === 0 ? 1 : 0, a === 1 ? 1 : 0, a === 2 ? 1 : 0]).map((v, r) => v - origin[r]),
+  );
+  const out = field.withData(new Float32Array(field.data.length), 3) as DisplacementField;
+  const [nx, ny, nz] = field.dims;
+  const n = field.size;
+  for (let k = 0, i = 0; k < nz; k++)
+    for (let j = 0; j < ny; j++)
+      for (let l = 0; l < nx; l++, i++) {
+        const x = field.voxelToWorld([l, j, k]);
+        const y = [0, 1, 2].map((c) => x[c] + field.data[c * n + i]);
+        for (let r = 0; r < 3; r++)
+          out.data[r * n + i] =
+            origin[r] + columns[0][r] * y[0] + columns[1][r] * y[1] + columns[2][r] * y[2] - x[r];
+      }
+  return out;
+}
+
 export interface FeatureRegistration {
   field: DisplacementField;
   lattice: { dims: Vec3; spacing: Vec3 };
@@ -173,32 +217,75 @@ export function registerFeatures(
   fixed: Volume,
   options: Omit<MedDiftRegisterOptions, keyof FeatureOptions | 'modality'> = {},
 ): FeatureRegistration {
-  const maxVoxels = integer('maxLatticeVoxels', options.maxLatticeVoxels ?? 64 ** 3, {
-    min: 512,
-    max: 256 ** 3,
-  });
-  const channels = integer('channels', options.channels ?? 24, { min: 1, max: 1024 });
-  const seed = integer('seed', options.seed ?? 0, { min: 0 });
-  const lattice = latticeDims(f.volume.dims, maxVoxels);
-  // The working lattice spans the fixed image's network grid (RAS order, as the features).
-  const latticeGrid = latticeOver(f.volume, lattice);
-  const [fixedDesc, movingDesc] = noGrad(() =>
-    tidy(() =>
-      projectedDescriptors(
-        [
-          [f, gridPositions(latticeGrid, f.volume)],
-          [m, gridPositions(latticeGrid, m.volume)],
-        ],
-        channels,
-        options.levelWeights ?? f.grid.weights,
-        seed,
-      ),
-    ),
+  const maxVoxels = integer(
+    'maxLatticeVoxels',
+    options.maxLatticeVoxels ?? FEATURE_REGISTRATION_DEFAULTS.maxLatticeVoxels,
+    {
+      min: 512,
+      max: 256 ** 3,
+    },
   );
-  const u = convexAdam(fixedDesc, movingDesc, options);
-  dispose([fixedDesc, movingDesc]);
-  const field = tensorToField(u, latticeGrid, fixed);
+  // The default search lattice shrinks with a smaller working lattice; a given one may not exceed it.
+  const maxSearchVoxels =
+    options.maxSearchLatticeVoxels === undefined
+      ? Math.min(maxVoxels, FEATURE_REGISTRATION_DEFAULTS.maxSearchLatticeVoxels)
+      : integer('maxSearchLatticeVoxels', options.maxSearchLatticeVoxels, { min: 512, max: maxVoxels });
+  const channels = integer('channels', options.channels ?? FEATURE_REGISTRATION_DEFAULTS.channels, {
+    min: 1,
+    max: 1024,
+  });
+  const seed = integer('seed', options.seed ?? 0, { min: 0 });
+  // The lattices span the fixed image's network grid (RAS order, as the features); the moving
+  // descriptors are read through the affine pre-alignment, when there is one.
+  const onLattice = (dims: Vec3, through?: (world: Vec3) => Vec3) => {
+    const grid = latticeOver(f.volume, dims);
+    const [fixedDesc, movingDesc] = noGrad(() =>
+      tidy(() =>
+        projectedDescriptors(
+          [
+            [f, gridPositions(grid, f.volume)],
+            [m, gridPositions(grid, m.volume, through)],
+          ],
+          channels,
+          options.levelWeights ?? f.grid.weights,
+          seed,
+        ),
+      ),
+    );
+    return { grid, fixed: fixedDesc, moving: movingDesc };
+  };
+  const lattice = latticeDims(f.volume.dims, f.volume.spacing, maxVoxels);
+  const searchDims = latticeDims(f.volume.dims, f.volume.spacing, maxSearchVoxels);
+  let search = onLattice(searchDims);
+  let through: ((world: Vec3) => Vec3) | undefined;
+  if (options.affine ?? FEATURE_REGISTRATION_DEFAULTS.affine) {
+    const a = affineAlign(search.fixed, search.moving, { progress: options.progress });
+    const grid = search.grid;
+    through = (x) => grid.voxelToWorld(applyLatticeAffine(a, grid.worldToVoxel(x)));
+    dispose([search.fixed, search.moving]);
+    search = onLattice(searchDims, through);
+  }
+  const fine = searchDims.every((n, a) => n === lattice[a]) ? undefined : onLattice(lattice, through);
+  const latticeGrid = (fine ?? search).grid;
+  const u = convexAdam(
+    search.fixed,
+    search.moving,
+    options,
+    fine && {
+      ...fine,
+      // A search-lattice displacement read at the fine voxels, in fine voxels.
+      fromCoarse: (u) =>
+        tidy(() =>
+          sampleTrilinear(u, gridPositions(fine.grid, search.grid)).mul(
+            tensor(search.grid.spacing.map((s, a) => s / fine.grid.spacing[a])).reshape(3, 1, 1, 1),
+          ),
+        ),
+    },
+  );
+  dispose([search.fixed, search.moving, ...(fine ? [fine.fixed, fine.moving] : [])]);
+  const deformable = tensorToField(u, latticeGrid, fixed);
   u.dispose();
+  const field = through ? followedBy(deformable, through) : deformable;
   return { field, lattice: { dims: lattice, spacing: latticeGrid.spacing } };
 }
 

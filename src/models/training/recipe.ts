@@ -9,6 +9,8 @@ export interface RecipeSetting {
   name: string;
   /** One line for --help, with the default. */
   help: string;
+  /** Smallest value the CLI accepts (default 1: step counts); the recipe checks the rest. */
+  min?: number;
 }
 
 export interface RecipeRunOptions {
