@@ -5,7 +5,45 @@
 import { fail } from '../util/errors.ts';
 import { integer, number } from '../util/is.ts';
 import { checkField, displacementNorms, type DisplacementField } from './field.ts';
-import { indexMap, resampleInto } from './sampling.ts';
+import { checkAffine, indexMap, resampleInto } from './sampling.ts';
+import type { Vec3 } from './volume.ts';
+
+/**
+ * The field of x ↦ A(x + u(x)): the deformation u, then the world affine A (4×4 row-major), on u's
+ * grid. A(x + u) − x = (A(x) − x) + B·u with B A's linear part; A(x) − x is affine in the voxel index.
+ */
+export function fieldThenAffine(field: DisplacementField, affine: readonly number[]): DisplacementField {
+  checkField(field, 'field');
+  const a = checkAffine('affine', affine);
+  const moved = (index: Vec3) => {
+    const x = field.voxelToWorld(index);
+    return [0, 1, 2].map(
+      (r) => a[4 * r] * x[0] + a[4 * r + 1] * x[1] + a[4 * r + 2] * x[2] + a[4 * r + 3] - x[r],
+    );
+  };
+  const t0 = moved([0, 0, 0]);
+  const step = (
+    [
+      [1, 0, 0],
+      [0, 1, 0],
+      [0, 0, 1],
+    ] as Vec3[]
+  ).map((e) => moved(e).map((v, r) => v - t0[r]));
+  const out = new Float32Array(field.size * 3);
+  const [nx, ny, nz] = field.dims;
+  const n = field.size;
+  const u = field.data;
+  for (let r = 0; r < 3; r++) {
+    const [b0, b1, b2] = [a[4 * r], a[4 * r + 1], a[4 * r + 2]];
+    for (let k = 0, i = 0; k < nz; k++)
+      for (let j = 0; j < ny; j++) {
+        const row = t0[r] + j * step[1][r] + k * step[2][r];
+        for (let l = 0; l < nx; l++, i++)
+          out[r * n + i] = row + l * step[0][r] + b0 * u[i] + b1 * u[n + i] + b2 * u[2 * n + i];
+      }
+  }
+  return field.withData(out, 3) as DisplacementField;
+}
 
 /**
  * The field of the transform "inner, then outer": w(x) = inner(x) + outer(x + inner(x)), on inner's

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import {
   Volume,
   composeFields,
+  fieldThenAffine,
   displacementNorms,
   expField,
   fieldFromFunction,
@@ -104,4 +105,28 @@ test('expField of a linear contraction v(x) = L(x − c) gives (I + L/2^N)^(2^N)
       assert.ok(Math.abs(u.data[t + a * n] - (Math.exp(lambda[a]) - 1) * x) < 2e-3 * Math.abs(x) + 1e-4);
     }
   }
+});
+
+test('fieldThenAffine: u = (1, 2, 3) mm then A = diag(2, 1, 1) + (5, 0, 0) gives (x + 7, 2, 3) everywhere', () => {
+  // A(x + u) − x = (2(x + 1) + 5 − x, 2, 3) with x the voxel's world x: 2 mm steps from the origin.
+  const origin: Vec3 = [-10, 4, 7];
+  const u = fieldFromFunction(
+    new Volume({ data: new Float32Array(6 * 5 * 4), dims: [6, 5, 4], spacing: [2, 2.5, 3], origin }),
+    () => [1, 2, 3],
+  );
+  const w = fieldThenAffine(u, [2, 0, 0, 5, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1]);
+  assert.ok(w.sameGrid(u));
+  const n = w.size;
+  for (const [i, j, k] of [
+    [0, 0, 0],
+    [5, 4, 3],
+    [2, 3, 1],
+  ]) {
+    const at = w.offset(i, j, k);
+    const x = origin[0] + 2 * i;
+    assert.ok(Math.abs(w.data[at] - (x + 7)) < 1e-4, `x at ${i},${j},${k}: ${w.data[at]}`);
+    assert.ok(Math.abs(w.data[n + at] - 2) < 1e-5);
+    assert.ok(Math.abs(w.data[2 * n + at] - 3) < 1e-5);
+  }
+  assert.throws(() => fieldThenAffine(u, [1, 0, 0]), /affine: expected a 4x4 row-major affine/);
 });

@@ -137,7 +137,7 @@ const DIFFUSION_OPTIONS = [
 
 /** What a feature method does with the case: register, or match its landmarks one of two ways. */
 const FEATURE_TASKS = [
-  { suffix: 'register', dense: true, does: 'ConvexAdam (PCA 24, diffeomorphic)' },
+  { suffix: 'register', dense: true, does: 'affine, then ConvexAdam (PCA 24, diffeomorphic)' },
   {
     suffix: 'match',
     dense: false,

@@ -17,6 +17,7 @@ import {
   type Tensor,
 } from '../../engine/index.ts';
 import type { DisplacementField } from '../../geometry/field.ts';
+import { fieldThenAffine } from '../../geometry/compose.ts';
 import { gridPositions, latticeOver, tensorToField } from '../../geometry/field-tensor.ts';
 import { Volume, type Vec3 } from '../../geometry/volume.ts';
 import { integer } from '../../util/is.ts';
@@ -46,7 +47,7 @@ export const FEATURE_REGISTRATION_DEFAULTS = {
   maxLatticeVoxels: 64 ** 3,
   maxSearchLatticeVoxels: 64 ** 3,
   channels: 24,
-  affine: false,
+  affine: true,
 };
 
 export interface MedDiftRegisterResult {
@@ -184,25 +185,15 @@ function orthonormalColumns(m: Tensor): Tensor {
     .contiguous();
 }
 
-/** The pull-back field of x ↦ through(x + u(x)): a deformation u, then an affine map of world mm. */
-function followedBy(field: DisplacementField, through: (world: Vec3) => Vec3): DisplacementField {
+/** The 4×4 row-major matrix of an affine map of world mm given as a function. */
+function affineMatrix(through: (world: Vec3) => Vec3): number[] {
   const origin = through([0, 0, 0]);
   const columns = [0, 1, 2].map((a) =>
-    through([a === 0 ? 1 : 0, a === 1 ? 1 : 0, a === 2 ? 1 : 0]).map((v, r) => v - origin[r]),
+    through([0, 1, 2].map((b) => (b === a ? 1 : 0)) as Vec3).map((v, r) => v - origin[r]),
   );
-  const out = field.withData(new Float32Array(field.data.length), 3) as DisplacementField;
-  const [nx, ny, nz] = field.dims;
-  const n = field.size;
-  for (let k = 0, i = 0; k < nz; k++)
-    for (let j = 0; j < ny; j++)
-      for (let l = 0; l < nx; l++, i++) {
-        const x = field.voxelToWorld([l, j, k]);
-        const y = [0, 1, 2].map((c) => x[c] + field.data[c * n + i]);
-        for (let r = 0; r < 3; r++)
-          out.data[r * n + i] =
-            origin[r] + columns[0][r] * y[0] + columns[1][r] * y[1] + columns[2][r] * y[2] - x[r];
-      }
-  return out;
+  return [0, 1, 2]
+    .flatMap((r) => [columns[0][r], columns[1][r], columns[2][r], origin[r]])
+    .concat([0, 0, 0, 1]);
 }
 
 export interface FeatureRegistration {
@@ -285,7 +276,7 @@ export function registerFeatures(
   dispose([search.fixed, search.moving, ...(fine ? [fine.fixed, fine.moving] : [])]);
   const deformable = tensorToField(u, latticeGrid, fixed);
   u.dispose();
-  const field = through ? followedBy(deformable, through) : deformable;
+  const field = through ? fieldThenAffine(deformable, affineMatrix(through)) : deformable;
   return { field, lattice: { dims: lattice, spacing: latticeGrid.spacing } };
 }
 
