@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { volumeSlice } from '../../src/data/slices.ts';
 import { Grid, resampleVolume, Volume, warpVolume, type Mat3, type Vec3 } from '../../src/geometry/index.ts';
-import { readVolume, writeVolume } from '../../src/io/index.ts';
+import { readPng, readVolume, writeVolume } from '../../src/io/index.ts';
 import { loadLdmMorphModel } from '../../src/methods/ldmmorph/model.ts';
 import { ldmMorphMethod, registerSlice, registerStack } from '../../src/methods/ldmmorph/method.ts';
 import { sliceGrid, sliceImageOnGrid } from '../../src/methods/ldmmorph/grid.ts';
@@ -249,10 +249,17 @@ test('CLI: register --method ldmmorph reads 2-D PNG images; other methods keep r
     assert.match(r.stderr.trimEnd(), pattern);
   };
   const ldmmorph = ['register', '--method', 'ldmmorph', '--out-field', field];
-  // Accepted and read; then the shipped model is looked for (not part of the repository until trained).
+  // Accepted and read; then the shipped model is loaded (its network is added by diffreg train ldmmorph).
   const r = diffreg(...ldmmorph, '--fixed', a, '--moving', b, '--out-warped', join(dir, 'w.png'));
-  if (r.status !== 0)
-    oneLine(r, /models\/ldmmorph\/model\.json: LDM-Morph model not found \(train it: diffreg train ldm2d/);
+  if (r.status === 0) {
+    const warped = readPng(join(dir, 'w.png'));
+    assert.deepEqual(warped.dims, [40, 32, 1]);
+    assert.deepEqual((await readVolume(field)).dims, [40, 32, 1]);
+  } else
+    oneLine(
+      r,
+      /models\/ldmmorph\/model\.json: holds no LDM-Morph network yet \(train it: diffreg train ldmmorph\)$/,
+    );
   oneLine(
     diffreg(...ldmmorph, '--fixed', tiny, '--moving', b),
     /tiny\.png: 4x32x1 voxels: slices along the third axis of at least 8x8 voxels are needed$/,

@@ -66,8 +66,10 @@ test('the streaming encoder holds at most about two full-resolution activations 
     d.mu.dispose();
     d.sigma.dispose();
     console.log(`# streaming encode peak: ${held.toFixed(2)} full-resolution activations`);
-    // Keeping every slab's float64 statistics copy alive (an earlier defect) peaked at 8.8 here.
-    assert.ok(held >= 2 && held < 3, `peak of ${held.toFixed(2)} activations`);
+    // Keeping every slab's float64 statistics copy alive (an earlier defect) peaked at 8.8 here. The
+    // two stored activations measure 2.20 alone and 1.996 after the whole suite (the allocator's
+    // rounding of what other tests left cached), so the floor is 1.9.
+    assert.ok(held >= 1.9 && held < 3, `peak of ${held.toFixed(3)} activations`);
   });
   x.dispose();
   vae.dispose();
