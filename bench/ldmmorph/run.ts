@@ -57,9 +57,10 @@ if (values['3d']) {
     '|---|---|---|---|---|---|---|',
   ];
   for (const a of report.aggregate) {
+    // Per-label Dice is keyed by label value (ACDC_LABELS: 1 RV, 2 myocardium, 3 LV).
     const d = a.dicePerLabel ?? {};
     rows.push(
-      `| ${a.method} | ${fixed(a.metrics.diceMean?.mean)} | ${fixed(d.RV)} | ${fixed(d.myocardium)} | ${fixed(d.LV)} | ${fixed(a.metrics.percentNonPositiveJacobian?.mean)} | ${fixed(a.metrics.seconds?.mean, 2)} |`,
+      `| ${a.method} | ${fixed(a.metrics.diceMean?.mean)} | ${fixed(d['1'])} | ${fixed(d['2'])} | ${fixed(d['3'])} | ${fixed(a.metrics.percentNonPositiveJacobian?.mean)} | ${fixed(a.metrics.seconds?.mean, 2)} |`,
     );
   }
 } else {
