@@ -12,6 +12,7 @@
 import { noGrad, sampleTrilinear, stack, Tensor, tensor, tidy } from '../engine/index.ts';
 import type { DisplacementField } from './field.ts';
 import { Grid, type Vec3, type Volume } from './volume.ts';
+import { transformPoints } from './warp.ts';
 
 /** A Volume's voxels as a (C, w, h, d) float32 tensor. */
 export function volumeToTensor(volume: Volume): Tensor {
@@ -26,14 +27,14 @@ export function tensorToVoxels(t: Tensor): Float32Array {
 }
 
 /**
- * (3, w, h, d): where each voxel of `grid` lies in voxels of `target`, optionally after an affine map
- * of world coordinates `through` (any placement; the map is affine, so it is evaluated at the origin
- * and one step along each axis).
+ * (3, w, h, d): where each voxel of `grid` lies in voxels of `target`, optionally after a world
+ * affine (4×4 row-major) (any placement; the map is affine, so it is evaluated at the origin and one
+ * step along each axis).
  */
-export function gridPositions(grid: Grid, target: Grid, through?: (world: Vec3) => Vec3): Tensor {
+export function gridPositions(grid: Grid, target: Grid, affine?: readonly number[]): Tensor {
   const at = (k: Vec3) => {
     const world = grid.voxelToWorld(k);
-    return target.worldToVoxel(through ? through(world) : world);
+    return target.worldToVoxel(affine ? transformPoints([world], affine)[0] : world);
   };
   const q0 = at([0, 0, 0]);
   const steps = [0, 1, 2].map((a) => {

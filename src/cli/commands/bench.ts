@@ -59,7 +59,8 @@ export const benchCommand: Command = {
       values.descriptor === undefined ? undefined : oneOf('--descriptor', values.descriptor, DESCRIPTORS);
     const methods = required(values, 'methods')
       .split(',')
-      .map((m) => (descriptor && isFeatureMethod(m.trim()) ? withDescriptor(m.trim(), descriptor) : m));
+      .map((m) => m.trim())
+      .map((m) => (descriptor && isFeatureMethod(m) ? withDescriptor(m, descriptor) : m));
     const loadModel = modelLoader(values);
     checkOutputs([{ option: 'out', path: outDir }], values, ['data', 'images', 'landmarks', ...MODEL_INPUTS]);
     const report = await runBenchCommand(

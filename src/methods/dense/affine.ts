@@ -7,7 +7,7 @@
  * ∂L/∂u(p): ∂L/∂M_ab = Σ_p ∂L/∂u_a(p)·(p_b − c_b)/h_b, ∂L/∂t_a = Σ_p ∂L/∂u_a(p).
  */
 import { noGrad, stack, tensor, tidy, warpedSsd, type Tensor } from '../../engine/index.ts';
-import type { Vec3 } from '../../geometry/volume.ts';
+import type { Grid, Vec3 } from '../../geometry/volume.ts';
 import { integer, number } from '../../util/is.ts';
 import type { ProgressFn } from '../../util/progress.ts';
 
@@ -35,6 +35,21 @@ export function applyLatticeAffine(a: LatticeAffine, p: Vec3): Vec3 {
     (v, r) =>
       v + a.matrix[3 * r] * q[0] + a.matrix[3 * r + 1] * q[1] + a.matrix[3 * r + 2] * q[2] + a.translation[r],
   ) as Vec3;
+}
+
+/**
+ * The map as a world affine (4×4 row-major, LPS mm) for a lattice laid out as `grid`: world → lattice
+ * voxel → mapped voxel → world, evaluated at the origin and one step along each axis.
+ */
+export function latticeAffineToWorld(a: LatticeAffine, grid: Grid): number[] {
+  const through = (x: Vec3) => grid.voxelToWorld(applyLatticeAffine(a, grid.worldToVoxel(x)));
+  const origin = through([0, 0, 0]);
+  const columns = [0, 1, 2].map((axis) =>
+    through([0, 1, 2].map((b) => (b === axis ? 1 : 0)) as Vec3).map((v, r) => v - origin[r]),
+  );
+  return [0, 1, 2]
+    .flatMap((r) => [columns[0][r], columns[1][r], columns[2][r], origin[r]])
+    .concat([0, 0, 0, 1]);
 }
 
 /** The normalised coordinates (p − c)/h of a lattice of `dims`, (3, w, h, d). */

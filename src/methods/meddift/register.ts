@@ -22,7 +22,7 @@ import { gridPositions, latticeOver, tensorToField } from '../../geometry/field-
 import { Volume, type Vec3 } from '../../geometry/volume.ts';
 import { integer } from '../../util/is.ts';
 import type { ProgressFn } from '../../util/progress.ts';
-import { affineAlign, applyLatticeAffine } from '../dense/affine.ts';
+import { affineAlign, latticeAffineToWorld } from '../dense/affine.ts';
 import { convexAdam, type ConvexAdamOptions } from '../dense/convex-adam.ts';
 import { imageFeatures, pairFeatures, type ImageFeatures, type MedDiftMatchOptions } from './correspond.ts';
 import type { DiffusionFeatureModel, FeatureOptions } from './features.ts';
@@ -185,17 +185,6 @@ function orthonormalColumns(m: Tensor): Tensor {
     .contiguous();
 }
 
-/** The 4×4 row-major matrix of an affine map of world mm given as a function. */
-function affineMatrix(through: (world: Vec3) => Vec3): number[] {
-  const origin = through([0, 0, 0]);
-  const columns = [0, 1, 2].map((a) =>
-    through([0, 1, 2].map((b) => (b === a ? 1 : 0)) as Vec3).map((v, r) => v - origin[r]),
-  );
-  return [0, 1, 2]
-    .flatMap((r) => [columns[0][r], columns[1][r], columns[2][r], origin[r]])
-    .concat([0, 0, 0, 1]);
-}
-
 export interface FeatureRegistration {
   field: DisplacementField;
   lattice: { dims: Vec3; spacing: Vec3 };
@@ -227,15 +216,15 @@ export function registerFeatures(
   });
   const seed = integer('seed', options.seed ?? 0, { min: 0 });
   // The lattices span the fixed image's network grid (RAS order, as the features); the moving
-  // descriptors are read through the affine pre-alignment, when there is one.
-  const onLattice = (dims: Vec3, through?: (world: Vec3) => Vec3) => {
+  // descriptors are read through the affine pre-alignment (a world affine), when there is one.
+  const onLattice = (dims: Vec3, affine?: readonly number[]) => {
     const grid = latticeOver(f.volume, dims);
     const [fixedDesc, movingDesc] = noGrad(() =>
       tidy(() =>
         projectedDescriptors(
           [
             [f, gridPositions(grid, f.volume)],
-            [m, gridPositions(grid, m.volume, through)],
+            [m, gridPositions(grid, m.volume, affine)],
           ],
           channels,
           options.levelWeights ?? f.grid.weights,
@@ -248,15 +237,14 @@ export function registerFeatures(
   const lattice = latticeDims(f.volume.dims, f.volume.spacing, maxVoxels);
   const searchDims = latticeDims(f.volume.dims, f.volume.spacing, maxSearchVoxels);
   let search = onLattice(searchDims);
-  let through: ((world: Vec3) => Vec3) | undefined;
+  let affine: number[] | undefined;
   if (options.affine ?? FEATURE_REGISTRATION_DEFAULTS.affine) {
     const a = affineAlign(search.fixed, search.moving, { progress: options.progress });
-    const grid = search.grid;
-    through = (x) => grid.voxelToWorld(applyLatticeAffine(a, grid.worldToVoxel(x)));
+    affine = latticeAffineToWorld(a, search.grid);
     dispose([search.fixed, search.moving]);
-    search = onLattice(searchDims, through);
+    search = onLattice(searchDims, affine);
   }
-  const fine = searchDims.every((n, a) => n === lattice[a]) ? undefined : onLattice(lattice, through);
+  const fine = searchDims.every((n, a) => n === lattice[a]) ? undefined : onLattice(lattice, affine);
   const latticeGrid = (fine ?? search).grid;
   const u = convexAdam(
     search.fixed,
@@ -276,7 +264,7 @@ export function registerFeatures(
   dispose([search.fixed, search.moving, ...(fine ? [fine.fixed, fine.moving] : [])]);
   const deformable = tensorToField(u, latticeGrid, fixed);
   u.dispose();
-  const field = through ? fieldThenAffine(deformable, affineMatrix(through)) : deformable;
+  const field = affine ? fieldThenAffine(deformable, affine) : deformable;
   return { field, lattice: { dims: lattice, spacing: latticeGrid.spacing } };
 }
 
