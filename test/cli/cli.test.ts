@@ -508,7 +508,22 @@ test('register --method diffusereg: a sampled field with a watch folder, or one 
   assert.equal(r.status, 0, r.stderr);
   const summary = JSON.parse(r.stdout);
   assert.deepEqual([summary.method, summary.sampler, summary.steps], ['diffusereg', 'ddim', 4]);
-  assert.deepEqual((await readVolume(field)).dims, [48, 40, 12]);
+  const written = await readVolume(field);
+  assert.deepEqual(written.dims, [48, 40, 12]);
+  // With the default refinement the ellipsoid's 2-voxel (3 mm) shift along +x is found inside it.
+  const fixedImage = await readVolume(fixed);
+  const inside = [...fixedImage.data.keys()].filter((i) => fixedImage.data[i] > 200);
+  const mean = [0, 1, 2].map(
+    (c) => inside.reduce((a, i) => a + written.data[c * written.size + i], 0) / inside.length,
+  );
+  assert.ok(
+    Math.abs(mean[0] - 3) < 0.75 && Math.abs(mean[1]) < 0.5 && Math.abs(mean[2]) < 0.5,
+    `mean u ${mean.join(', ')} mm`,
+  );
+  assertOneLineError(
+    diffreg(...args, '--refine', '-1'),
+    /^diffreg: --refine: expected an integer in \[0, 10000\], got -1$/,
+  );
   assert.deepEqual(readdirSync(watch).sort(), [
     'step-0002-field.nii.gz',
     'step-0002-warped.nii.gz',
@@ -518,7 +533,17 @@ test('register --method diffusereg: a sampled field with a watch folder, or one 
   ]);
   // Two samples: their spread per voxel, in mm.
   const spread = join(dir, 'dr-uncertainty.nii.gz');
-  const two = diffreg(...args, '--steps', '2', '--samples', '2', '--out-uncertainty', spread);
+  const two = diffreg(
+    ...args,
+    '--steps',
+    '2',
+    '--samples',
+    '2',
+    '--refine',
+    '0',
+    '--out-uncertainty',
+    spread,
+  );
   assert.equal(two.status, 0, two.stderr);
   const u = await readVolume(spread);
   assert.equal(u.components, 1);

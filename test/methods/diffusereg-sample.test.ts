@@ -13,9 +13,13 @@ import { cat, Generator, randn, stack, tensor, tidy, zeros, type Tensor } from '
 import { Grid, jacobianDeterminant, tensorToVoxels } from '../../src/geometry/index.ts';
 import { readNifti } from '../../src/io/index.ts';
 import { DiffuseRegDenoiser } from '../../src/models/diffusereg/index.ts';
-import { nccLoss, spatialTransformer, ssimLoss } from '../../src/models/losses/index.ts';
 import type { ImagePair } from '../../src/methods/diffusereg/data.ts';
-import { forwardJacobianDeterminant } from '../../src/methods/diffusereg/guidance.ts';
+import {
+  forwardJacobianDeterminant,
+  nccLoss,
+  spatialTransformer,
+  ssimLoss,
+} from '../../src/models/losses/index.ts';
 import {
   sampleFlow,
   sampleWithNetwork,

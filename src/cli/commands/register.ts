@@ -9,6 +9,7 @@ import type { Volume } from '../../geometry/volume.ts';
 import { jacobianStats } from '../../eval/metrics.ts';
 import { DIFFUSEREG_GUIDANCE, type DiffuseRegSettings } from '../../methods/diffusereg/method.ts';
 import { CONVEX_ADAM_DEFAULTS as CONVEX } from '../../methods/dense/convex-adam.ts';
+import { REFINE_DEFAULTS } from '../../methods/dense/refine.ts';
 import {
   DEFAULT_DESCRIPTOR,
   DESCRIPTORS,
@@ -71,6 +72,7 @@ function diffuseRegSettings(values: Record<string, unknown>): DiffuseRegSettings
       similarity: strength('guide-similarity'),
     },
     tolerance: optionalNumber(values, 'tolerance', { min: 0 }),
+    refine: optionalInteger(values, 'refine', { min: 0, max: 10000 }),
     watch: typeof values.watch === 'string' ? values.watch : undefined,
     every: optionalInteger(values, 'every', { min: 1 }),
   };
@@ -100,6 +102,7 @@ export const registerCommand: Command = {
     'guide-smoothness': { type: 'string' },
     'guide-similarity': { type: 'string' },
     tolerance: { type: 'string' },
+    refine: { type: 'string' },
     'search-radius': { type: 'string' },
     smoothness: { type: 'string' },
     iterations: { type: 'string' },
@@ -147,6 +150,10 @@ export const registerCommand: Command = {
       `guidance toward a warped moving image like the fixed one (default ${DIFFUSEREG_GUIDANCE.similarity})`,
     ],
     ['--tolerance V', 'stop when the predicted field changes less than V network voxels (default 0: off)'],
+    [
+      '--refine N',
+      `Adam iterations of local-NCC refinement at 1.5 mm after sampling (default ${REFINE_DEFAULTS.iterations}; 0: off)`,
+    ],
     ...FEATURE_HELP,
     ...MODEL_HELP,
   ],

@@ -5,7 +5,13 @@
  * on the grid size.
  */
 import { tidy, type Tensor } from '../../engine/index.ts';
-import { nccLoss, smoothnessLoss, spatialTransformer, ssimLoss } from '../../models/losses/index.ts';
+import {
+  foldingPenalty,
+  nccLoss,
+  smoothnessLoss,
+  spatialTransformer,
+  ssimLoss,
+} from '../../models/losses/index.ts';
 import type { ImagePair } from './data.ts';
 
 export type SimilarityMeasure = 'ncc' | 'ssim';
@@ -29,36 +35,6 @@ export interface Guidance {
 const SIMILARITY_WINDOW = [9, 9, 3];
 
 /**
- * det(I + ∇u) of u (B, 3, w, h, d) in voxels, by forward differences: (B, w−1, h−1, d−1), the voxels
- * with a forward neighbour along every axis. Voxel units give the determinant in mm too (a diagonal
- * change of scale does not change it).
- */
-export function forwardJacobianDeterminant(u: Tensor): Tensor {
-  const spatial = u.shape.slice(2);
-  return tidy(() => {
-    // derivative[a]: ∂u/∂x_a (B, 3, w−1, h−1, d−1)
-    const derivative = spatial.map((n, a) =>
-      spatial.reduce(
-        (d, m, b) => (b === a ? d : d.narrow(2 + b, 0, m - 1)),
-        u.narrow(2 + a, 1, n - 1).sub(u.narrow(2 + a, 0, n - 1)),
-      ),
-    );
-    const j = (c: number, a: number) => {
-      const v = derivative[a].select(1, c);
-      return c === a ? v.add(1) : v;
-    };
-    const minor = (c0: number, c1: number, a0: number, a1: number) =>
-      j(c0, a0)
-        .mul(j(c1, a1))
-        .sub(j(c0, a1).mul(j(c1, a0)));
-    return j(0, 0)
-      .mul(minor(1, 2, 1, 2))
-      .sub(j(0, 1).mul(minor(1, 2, 0, 2)))
-      .add(j(0, 2).mul(minor(1, 2, 0, 1)));
-  });
-}
-
-/**
  * λ_fold·Σ max(0, margin − det J)² (a squared hinge: its gradient grows from 0 as det J falls below
  * the margin) + λ_smooth·N·mean ‖∇u‖² + λ_sim·N·(1 − similarity(fixed, moving∘u)), with N voxels and
  * similarity local NCC² (VoxelMorph's) or SSIM. Terms of strength 0 are not computed.
@@ -68,8 +44,7 @@ export function guidancePenalty(u: Tensor, images: ImagePair, g: Guidance): Tens
   return tidy(() => {
     const terms: Tensor[] = [];
     if (g.folding > 0) {
-      const hinge = forwardJacobianDeterminant(u).rsub(g.foldingMargin).relu();
-      terms.push(hinge.square().sum().mul(g.folding));
+      terms.push(foldingPenalty(u, g.foldingMargin).mul(g.folding));
     }
     if (g.smoothness > 0) terms.push(smoothnessLoss(u).mul(g.smoothness * voxels));
     if (g.similarity > 0) {

@@ -2,3 +2,4 @@
 export * from './spatial.ts';
 export * from './similarity.ts';
 export * from './smoothness.ts';
+export * from './folding.ts';
