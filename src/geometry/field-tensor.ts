@@ -11,7 +11,7 @@
  */
 import { noGrad, sampleTrilinear, stack, Tensor, tensor, tidy } from '../engine/index.ts';
 import type { DisplacementField } from './field.ts';
-import { Grid, type Vec3, type Volume } from './volume.ts';
+import { Grid, invert3, multiply3, type Vec3, type Volume } from './volume.ts';
 import { transformPoints } from './warp.ts';
 
 /** A Volume's voxels as a (C, w, h, d) float32 tensor. */
@@ -96,4 +96,26 @@ export function tensorToField(u: Tensor, grid: Grid, target: Volume): Displaceme
     }),
   );
   return target.withData(voxels, 3) as DisplacementField;
+}
+
+/**
+ * The inverse of tensorToField: a world-mm DisplacementField read trilinearly at the voxels of
+ * `grid` (border values beyond the field's grid), as (3, w, h, d) in `grid`'s voxels.
+ */
+export function fieldToTensor(field: DisplacementField, grid: Grid): Tensor {
+  const toVoxels = invert3(
+    multiply3(grid.direction, [grid.spacing[0], 0, 0, 0, grid.spacing[1], 0, 0, 0, grid.spacing[2]]),
+  );
+  return noGrad(() =>
+    tidy(() => {
+      const world = sampleTrilinear(volumeToTensor(field), gridPositions(grid, field));
+      const component = (a: number) =>
+        world
+          .select(0, 0)
+          .mul(toVoxels[a * 3])
+          .add(world.select(0, 1).mul(toVoxels[a * 3 + 1]))
+          .add(world.select(0, 2).mul(toVoxels[a * 3 + 2]));
+      return stack([component(0), component(1), component(2)], 0);
+    }),
+  );
 }

@@ -6,6 +6,9 @@
  */
 import { Tensor, tidy } from '../engine/index.ts';
 import { reorient } from '../geometry/orient.ts';
+import { resampleVolume } from '../geometry/warp.ts';
+import { volumeToTensor } from '../geometry/field-tensor.ts';
+import type { Grid } from '../geometry/volume.ts';
 import type { Volume } from '../geometry/volume.ts';
 import { fail } from '../util/errors.ts';
 import type { Modality } from '../data/case.ts';
@@ -92,4 +95,15 @@ export function toNetworkInput(
   const m = modality === 'auto' ? guessModality(volume) : modality;
   const ras = reorient(volume, 'RAS').volume;
   return { image: volumeToNetworkInput(ras, m), grid: ras, modality: m };
+}
+
+/**
+ * An image as a network or an optimiser on a working grid takes it: intensities normalised on the
+ * whole volume (MR percentiles or CT window, [0, 1]), then resampled linearly onto `grid` (0 beyond
+ * the image), as (1, 1, w, h, d).
+ */
+export function imageOnGrid(image: Volume, grid: Grid, modality: Modality, subject = 'image'): Tensor {
+  if (image.components !== 1) fail(subject, `expected a scalar image, got ${image.components} components`);
+  const normalised = image.withData(normaliseIntensities(image.data, modality));
+  return tidy(() => volumeToTensor(resampleVolume(normalised, grid)).unsqueeze(0));
 }

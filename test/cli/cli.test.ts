@@ -364,6 +364,10 @@ test('issue 19: options, outputs and images are checked before any input is read
       /^diffreg: --search-lattice-voxels: expected an integer in \[512, 262144\], got 300000$/,
     ],
     [
+      [...register, '--out-field', field, '--refine', '2.5'],
+      /^diffreg: --refine: expected an integer in \[0, 10000\], got 2\.5$/,
+    ],
+    [
       [...register, '--out-field', field, '--descriptor', 'sift'],
       /^diffreg: --descriptor: expected one of diffusion, mind, patches, fused, got "sift"$/,
     ],

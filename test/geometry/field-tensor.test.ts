@@ -6,6 +6,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { F, Generator, randn, tidy } from '../../src/engine/index.ts';
 import {
+  fieldFromFunction,
+  fieldToTensor,
   gridPositions,
   latticeOver,
   tensorToField,
@@ -69,4 +71,18 @@ test('tensorToField on a lattice over the grid equals trilinear interpolation (a
     const got = volumeToTensor(field);
     for (let c = 0; c < 3; c++) assertClose(got.select(0, c), world[c], `component ${c}`, 1e-5);
   });
+});
+
+test('fieldToTensor maps world mm into the grid voxels through direction and spacing, and inverts tensorToField', () => {
+  // A constant world displacement (3, −6, 8) mm: along axis 0 (+y, 2 mm) −3 voxels, along axis 1
+  // (−x, 3 mm) −1 voxel, along axis 2 (+z, 4 mm) 2 voxels.
+  const field = fieldFromFunction(fixed, () => [3, -6, 8]);
+  const t = fieldToTensor(field, fixed);
+  assert.deepEqual(t.shape, [3, 4, 3, 2]);
+  [-3, -1, 2].forEach((expected, c) =>
+    assert.ok(Math.abs(t.select(0, c).mean().item() - expected) < 1e-5, `component ${c}`),
+  );
+  // Round trip on the field's own grid.
+  const u = randn([3, ...fixed.dims], { generator: new Generator(5) });
+  assertClose(fieldToTensor(tensorToField(u, fixed, fixed), fixed), u, 'round trip', 1e-4);
 });

@@ -5,7 +5,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Tensor, tensor, tidy } from '../../src/engine/index.ts';
-import { displacementOnLattice, refineDisplacement } from '../../src/methods/dense/refine.ts';
+import {
+  displacementOnLattice,
+  refineDisplacement,
+  refineField,
+  refinementLattice,
+} from '../../src/methods/dense/refine.ts';
+import { Grid, Volume } from '../../src/geometry/index.ts';
 
 /**
  * A smooth image (1, 1, w, h, d) with structure at every place local NCC looks (on a plain ramp any
@@ -83,4 +89,60 @@ test('refineDisplacement: 0 iterations give the initial displacement on the imag
     () => refineDisplacement(fixed, blobs([16, 16, 4]), undefined),
     /refine images: expected two \(1, 1, W, H, D\) tensors of one shape/,
   );
+});
+
+test('refinementLattice: native spacing within the budget, a common coarser one beyond it; control lattice and window in mm', () => {
+  // An ACDC-like stack fits the default budget at its own spacing: 12-mm control voxels (90 mm across
+  // the slices: 7.5 → 8), a 13.5-mm window (9 voxels in-plane; 3 across the 10-mm slices, the least).
+  const stack = refinementLattice(new Grid({ dims: [216, 256, 9], spacing: [1.5, 1.5, 10] }));
+  assert.deepEqual(stack.grid.dims, [216, 256, 9]);
+  assert.deepEqual(stack.controlDims, [27, 32, 8]);
+  assert.deepEqual(stack.window, [9, 9, 3]);
+  // 100³ voxels of 1 mm under a budget of 50³: 2-mm voxels; window 13.5/2 = 6.75 → 7 voxels.
+  const cube = refinementLattice(new Grid({ dims: [100, 100, 100], spacing: [1, 1, 1] }), {
+    maxVoxels: 125000,
+    controlSpacing: 10,
+  });
+  assert.deepEqual(cube.grid.dims, [50, 50, 50]);
+  assert.deepEqual(cube.grid.spacing, [2, 2, 2]);
+  assert.deepEqual(cube.controlDims, [10, 10, 10]);
+  assert.deepEqual(cube.window, [7, 7, 7]);
+  assert.throws(() => refinementLattice(stack.grid, { controlSpacing: 0 }), /controlSpacing: expected/);
+});
+
+test('refineField: a translation in world mm of an obliquely gridded image, found from the identity', () => {
+  // Axis 0 along world +y, axis 1 along −x; blobs placed in world mm; the moving image is the fixed
+  // content moved by t, so the field is t wherever the blobs are.
+  const t: [number, number, number] = [3, -2, 2];
+  const grid = new Grid({ dims: [40, 40, 24], spacing: [2, 2, 2], direction: [0, -1, 0, 1, 0, 0, 0, 0, 1] });
+  const centres = [-1, 1].flatMap((a) =>
+    [-1, 1].flatMap((b) => [-1, 1].map((c) => [18 * a, 18 * b, 10 * c])),
+  );
+  const centre = grid.voxelToWorld([19.5, 19.5, 11.5]);
+  const image = (shift: readonly number[]) => {
+    const data = new Float32Array(grid.dims[0] * grid.dims[1] * grid.dims[2]);
+    let n = 0;
+    for (let k = 0; k < grid.dims[2]; k++)
+      for (let j = 0; j < grid.dims[1]; j++)
+        for (let i = 0; i < grid.dims[0]; i++) {
+          const p = grid.voxelToWorld([i, j, k]).map((x, a) => x - centre[a] - shift[a]);
+          data[n++] = centres.reduce(
+            (v, c) => v + Math.exp(-((p[0] - c[0]) ** 2 + (p[1] - c[1]) ** 2 + (p[2] - c[2]) ** 2) / 32),
+            0,
+          );
+        }
+    return new Volume({ ...grid, data });
+  };
+  const fixed = image([0, 0, 0]);
+  const field = refineField({ fixed, moving: image(t), modality: 'mr' }, undefined, {
+    iterations: 150,
+    learningRate: 0.05,
+    smoothness: 0.1,
+    controlSpacing: 20,
+    windowMm: 18,
+  });
+  const n = fixed.size;
+  const inside = [...fixed.data.keys()].filter((i) => fixed.data[i] > 0.1);
+  const mean = [0, 1, 2].map((c) => inside.reduce((a, i) => a + field.data[c * n + i], 0) / inside.length);
+  mean.forEach((m, c) => assert.ok(Math.abs(m - t[c]) < 0.05, `world component ${c}: ${m} mm vs ${t[c]}`));
 });

@@ -137,6 +137,10 @@ export const registerCommand: Command = {
     ['--channels N', `descriptor channels kept by PCA (default ${LATTICE.channels})`],
     ['--no-diffeomorphic', 'optimise displacements directly instead of a velocity field'],
     ['--no-affine', 'no affine pre-alignment before the deformable stages'],
+    [
+      '--refine N',
+      `Adam iterations of a local-NCC refinement of the field on the images (feature methods: default ${LATTICE.refine}; diffusereg: ${REFINE_DEFAULTS.iterations}; 0: off)`,
+    ],
     ['diffusereg:', ''],
     ['--sampler ddpm|ddim', 'ancestral DDPM over all 2000 steps (the paper) or DDIM (default)'],
     ['--steps N', 'DDIM steps (default 10; DDPM always 2000)'],
@@ -150,10 +154,6 @@ export const registerCommand: Command = {
       `guidance toward a warped moving image like the fixed one (default ${DIFFUSEREG_GUIDANCE.similarity})`,
     ],
     ['--tolerance V', 'stop when the predicted field changes less than V network voxels (default 0: off)'],
-    [
-      '--refine N',
-      `Adam iterations of local-NCC refinement at 1.5 mm after sampling (default ${REFINE_DEFAULTS.iterations}; 0: off)`,
-    ],
     ...FEATURE_HELP,
     ...MODEL_HELP,
   ],
@@ -198,6 +198,7 @@ export const registerCommand: Command = {
             channels: optionalInteger(values, 'channels', { min: 1, max: 1024 }),
             diffeomorphic: values['no-diffeomorphic'] ? false : undefined,
             affine: values['no-affine'] ? false : undefined,
+            refine: optionalInteger(values, 'refine', { min: 0, max: 10000 }),
           };
     const [fixedPath, movingPath] = ['fixed', 'moving'].map((o) => required(values, o));
     const loadModel = entry.usesModel ? modelLoader(values) : undefined;

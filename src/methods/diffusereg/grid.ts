@@ -4,20 +4,10 @@
  * labels, so inference sees whole uncropped volumes exactly as training did; moving images of any
  * grid or orientation are resampled onto it through world coordinates.
  */
-import { tidy, type Tensor } from '../../engine/index.ts';
-import {
-  gridCentredOn,
-  resampleVolume,
-  volumeToTensor,
-  type Grid,
-  type Vec3,
-  type Volume,
-} from '../../geometry/index.ts';
-import type { Modality } from '../../data/case.ts';
-import { normaliseIntensities } from '../../models/preprocess.ts';
-import { fail } from '../../util/errors.ts';
+import { gridCentredOn, type Grid, type Vec3 } from '../../geometry/index.ts';
 
 export { fieldOnFixed, labelsOnGrid } from '../../geometry/index.ts';
+export { imageOnGrid } from '../../models/preprocess.ts';
 
 export const NETWORK_DIMS: Vec3 = [64, 64, 16];
 export const NETWORK_SPACING: Vec3 = [3, 3, 10];
@@ -30,13 +20,3 @@ export const networkGrid = (fixed: Grid): Grid => gridCentredOn(fixed, NETWORK_D
  * resolution (1.3–1.9 mm), where the myocardium's edges are still sharp.
  */
 export const refinementGrid = (fixed: Grid): Grid => gridCentredOn(fixed, [128, 128, 16], [1.5, 1.5, 10]);
-
-/**
- * An image as the network takes it: intensities normalised on the whole volume (MR percentiles or CT
- * window, [0, 1]), then resampled linearly onto `grid` (0 beyond the image), as (1, 1, 64, 64, 16).
- */
-export function imageOnGrid(image: Volume, grid: Grid, modality: Modality, subject = 'image'): Tensor {
-  if (image.components !== 1) fail(subject, `expected a scalar image, got ${image.components} components`);
-  const normalised = image.withData(normaliseIntensities(image.data, modality));
-  return tidy(() => volumeToTensor(resampleVolume(normalised, grid)).unsqueeze(0));
-}

@@ -17,7 +17,13 @@ import { matchFeatures, pairFeatures, type Descriptor, type ImageFeatures } from
 import { describeImage, usesDiffusionModel } from './describe.ts';
 import type { DiffusionFeatureModel } from './features.ts';
 import { registerAndMatch } from './points.ts';
-import { registerFeatures, type FeatureRegistration, type MedDiftRegisterOptions } from './register.ts';
+import {
+  FEATURE_REGISTRATION_DEFAULTS,
+  registerFeatures,
+  type FeatureRegistration,
+  type MedDiftRegisterOptions,
+} from './register.ts';
+import { refineField } from '../dense/refine.ts';
 
 /** Where the features of a case come from: a descriptor, and the diffusion model for those that use it. */
 export interface FeatureSource {
@@ -99,8 +105,17 @@ export function featureMethod(o: FeatureMethodOptions): RegistrationMethod {
           }
           if (o.dense) {
             registration ??= registerFeatures(f, m, item.fixed, registerOptions);
-            result.field = registration.field;
-            const stages = { features: (t1 - t0) / 1000, registration: (performance.now() - t1) / 1000 };
+            const t2 = performance.now();
+            const iterations = registerOptions.refine ?? FEATURE_REGISTRATION_DEFAULTS.refine;
+            result.field =
+              iterations > 0
+                ? refineField(item, registration.field, { iterations, ...registerOptions.refineLattice })
+                : registration.field;
+            const stages = {
+              features: (t1 - t0) / 1000,
+              registration: (t2 - t1) / 1000,
+              refinement: (performance.now() - t2) / 1000,
+            };
             result.details = { lattice: registration.lattice, stageSeconds: stages };
           }
           return result;
@@ -123,6 +138,7 @@ const REGISTER_OPTIONS = [
   'channels',
   'no-diffeomorphic',
   'no-affine',
+  'refine',
   'modality',
   'seed',
 ];

@@ -24,6 +24,7 @@ import { integer } from '../../util/is.ts';
 import type { ProgressFn } from '../../util/progress.ts';
 import { affineAlign, latticeAffineToWorld } from '../dense/affine.ts';
 import { convexAdam, type ConvexAdamOptions } from '../dense/convex-adam.ts';
+import type { RefinementLatticeOptions } from '../dense/refine.ts';
 import { imageFeatures, pairFeatures, type ImageFeatures, type MedDiftMatchOptions } from './correspond.ts';
 import type { DiffusionFeatureModel, FeatureOptions } from './features.ts';
 
@@ -39,6 +40,10 @@ export interface MedDiftRegisterOptions
   affine?: boolean;
   /** Descriptor channels kept after a joint PCA of both images. */
   channels?: number;
+  /** Iterations of the intensity refinement after the deformable stages (dense/refine.ts; 0 = off). */
+  refine?: number;
+  /** The refinement's lattices (its defaults otherwise). */
+  refineLattice?: RefinementLatticeOptions;
   progress?: ProgressFn;
 }
 
@@ -48,6 +53,7 @@ export const FEATURE_REGISTRATION_DEFAULTS = {
   maxSearchLatticeVoxels: 64 ** 3,
   channels: 24,
   affine: true,
+  refine: 0,
 };
 
 export interface MedDiftRegisterResult {
