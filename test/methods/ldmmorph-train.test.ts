@@ -28,11 +28,19 @@ import {
 } from '../../src/methods/ldmmorph/data.ts';
 import { exportLdm, exportNetwork, loadLdm, loadLdmMorphModel } from '../../src/methods/ldmmorph/model.ts';
 import { Ldm2dAutoencoder, Ldm2dUNet } from '../../src/models/ldm2d/index.ts';
-import { ldm2dRecipe, ldmMorphRecipe, type LdmMorphRecipeConfig } from '../../src/methods/ldmmorph/recipe.ts';
+import {
+  LDM_MORPH_DEFAULT_VARIANT,
+  ldm2dRecipe,
+  ldmMorphRecipe,
+  type LdmMorphRecipeConfig,
+} from '../../src/methods/ldmmorph/recipe.ts';
+import { LDM_MORPH_VARIANTS } from '../../src/methods/ldmmorph/train.ts';
 import { DiffregError } from '../../src/util/errors.ts';
 import { TINY_LDM2D, TINY_LDM_MORPH } from '../models/ldm-fixtures.ts';
 import { exportTinyModel, syntheticAcdc } from './ldmmorph-fixtures.ts';
 
+/** The variant a run trains when none is given (the authors' code: no latent-loss gradient). */
+const DEFAULT = LDM_MORPH_VARIANTS[LDM_MORPH_DEFAULT_VARIANT];
 const root = mkdtempSync(join(tmpdir(), 'diffreg-ldmmorph-train-'));
 after(() => rmSync(root, { recursive: true, force: true }));
 
@@ -132,7 +140,7 @@ test('ldm2d then ldmmorph: train, resume, export, evaluate, load with SHA-256 ch
   assert.equal(part.finished, false);
   const whole = await ldmMorph.run(options('all'));
   assert.ok(whole.finished, whole.lines.join('; '));
-  const log = readLog(join(runDir, 'ldmmorph', 'full', 'log.jsonl'));
+  const log = readLog(join(runDir, 'ldmmorph', DEFAULT, 'log.jsonl'));
   assert.deepEqual(
     log.map((e) => e.step),
     [1, 2, 3],
@@ -144,11 +152,11 @@ test('ldm2d then ldmmorph: train, resume, export, evaluate, load with SHA-256 ch
   copyFileSync(join(runDir, 'acdc-slices.safetensors'), join(straight, 'acdc-slices.safetensors'));
   await ldmMorph.run({ ...options('network'), runDir: straight });
   const losses = (l: typeof log) => l.map((e) => [e.step, e.loss, e.latent, e.validation]);
-  assert.deepEqual(losses(readLog(join(straight, 'ldmmorph', 'full', 'log.jsonl'))), losses(log));
+  assert.deepEqual(losses(readLog(join(straight, 'ldmmorph', DEFAULT, 'log.jsonl'))), losses(log));
   const evaluation = JSON.parse(readFileSync(join(modelDir, 'evaluation.json'), 'utf8'));
   assert.deepEqual(
     evaluation.rows.map((r: { name: string }) => r.name),
-    ['identity', 'full (step 3)'],
+    ['identity', `${DEFAULT} (step 3)`],
   );
   const identity = evaluation.rows[0];
   assert.equal(identity.pairs, 1);
@@ -161,7 +169,7 @@ test('ldm2d then ldmmorph: train, resume, export, evaluate, load with SHA-256 ch
   // The folder of a network of another configuration is not resumed into.
   await oneLine(
     () => ldmMorphRecipe({ ...TINY, network: { ...TINY_LDM_MORPH, embedDim: 16 } }).run(options('network')),
-    /ldmmorph\/full\/network\.json: holds a network of another variant, configuration or LDM; remove .* or use a new run folder$/,
+    /ldmmorph\/no-latent-loss-gradient\/network\.json: holds a network of another variant, configuration or LDM; remove .* or use a new run folder$/,
   );
   // An ablation variant (1 = swin-only) trains in its own folder and joins the evaluation.
   const swin = await ldmMorph.run(options('network', { variant: 1 }));
@@ -169,7 +177,7 @@ test('ldm2d then ldmmorph: train, resume, export, evaluate, load with SHA-256 ch
   const again = await ldmMorph.run(options('evaluate'));
   assert.deepEqual(
     (again.summary.evaluation as { rows: { name: string }[] }).rows.map((r) => r.name),
-    ['identity', 'full (step 3)', 'swin-only (step 3)'],
+    ['identity', 'swin-only (step 3)', `${DEFAULT} (step 3)`],
   );
   await oneLine(
     () => ldmMorph.run(options('export', { variant: 9 })),
@@ -178,7 +186,7 @@ test('ldm2d then ldmmorph: train, resume, export, evaluate, load with SHA-256 ch
 
   // The whole model loads; re-exporting the same LDM keeps the network, whose files are checked.
   const model = loadLdmMorphModel(modelDir);
-  assert.equal(model.variant, 'full');
+  assert.equal(model.variant, DEFAULT);
   assert.deepEqual([...model.network.config.ldmChannels], [32, 48, 64, 64]);
   model.dispose();
   await ldm2d.run(options('export'));

@@ -109,7 +109,7 @@ export function featureMethod(o: FeatureMethodOptions): RegistrationMethod {
             const iterations = registerOptions.refine ?? FEATURE_REGISTRATION_DEFAULTS.refine;
             result.field =
               iterations > 0
-                ? refineField(item, registration.field, { iterations, ...registerOptions.refineLattice })
+                ? refineField(item, registration.field, { ...registerOptions.refinement, iterations })
                 : registration.field;
             const stages = {
               features: (t1 - t0) / 1000,

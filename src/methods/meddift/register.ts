@@ -24,7 +24,7 @@ import { integer } from '../../util/is.ts';
 import type { ProgressFn } from '../../util/progress.ts';
 import { affineAlign, latticeAffineToWorld } from '../dense/affine.ts';
 import { convexAdam, type ConvexAdamOptions } from '../dense/convex-adam.ts';
-import type { RefinementLatticeOptions } from '../dense/refine.ts';
+import type { RefinementLatticeOptions, RefineOptions } from '../dense/refine.ts';
 import { imageFeatures, pairFeatures, type ImageFeatures, type MedDiftMatchOptions } from './correspond.ts';
 import type { DiffusionFeatureModel, FeatureOptions } from './features.ts';
 
@@ -42,8 +42,8 @@ export interface MedDiftRegisterOptions
   channels?: number;
   /** Iterations of the intensity refinement after the deformable stages (dense/refine.ts; 0 = off). */
   refine?: number;
-  /** The refinement's lattices (its defaults otherwise). */
-  refineLattice?: RefinementLatticeOptions;
+  /** The refinement's other settings (its defaults otherwise). */
+  refinement?: Omit<RefineOptions, 'iterations' | 'controlDims' | 'window'> & RefinementLatticeOptions;
   progress?: ProgressFn;
 }
 
