@@ -26,7 +26,7 @@ import {
 } from '../../geometry/index.ts';
 import type { Modality } from '../../data/case.ts';
 import { imageOnGrid } from '../../models/preprocess.ts';
-import { bool, integer, number, vec3 } from '../../util/is.ts';
+import { integer, number, vec3 } from '../../util/is.ts';
 import { fail } from '../../util/errors.ts';
 
 export interface RefineOptions {
@@ -42,11 +42,6 @@ export interface RefineOptions {
   folding?: number;
   /** Local NCC window on the images' lattice (odd voxels per axis). */
   window?: Vec3;
-  /**
-   * Keep the start at its own resolution and optimise a correction on the control lattice (true),
-   * or start from the start read on the control lattice (false: finer detail of the start is lost).
-   */
-  keepStart?: boolean;
 }
 
 /**
@@ -62,7 +57,6 @@ export const REFINE_DEFAULTS: Required<RefineOptions> = {
   smoothness: 0.3,
   folding: 1,
   window: [9, 9, 3],
-  keepStart: false,
 };
 
 /** The margin below which det J is penalised: guidance keeps voxels away from 0, not just above it. */
@@ -82,7 +76,6 @@ function checkOptions(o: RefineOptions): Required<RefineOptions> {
     smoothness: number('smoothness', o.smoothness ?? d.smoothness, { min: 0 }),
     folding: number('folding', o.folding ?? d.folding, { min: 0 }),
     window,
-    keepStart: bool('keepStart', o.keepStart ?? d.keepStart),
   };
 }
 
@@ -120,16 +113,11 @@ export function refineDisplacement(
       'refine images',
       `expected two (1, 1, W, H, D) tensors of one shape, got [${fixed.shape}] and [${moving.shape}]`,
     );
-  const base = initial && o.keepStart ? noGrad(() => displacementOnLattice(initial, imageDims)) : undefined;
   const control = noGrad(() =>
-    initial && !base ? displacementOnLattice(initial, o.controlDims) : zeros([1, 3, ...o.controlDims]),
+    initial ? displacementOnLattice(initial, o.controlDims) : zeros([1, 3, ...o.controlDims]),
   )
     .requiresGrad_(true)
     .keep();
-  const onImages = (c: Tensor) => {
-    const u = displacementOnLattice(c, imageDims);
-    return base ? u.add(base) : u;
-  };
   const controlVoxels = o.controlDims.reduce((p, n) => p * n, 1);
   const optimiser = new optim.Adam([control], { lr: o.learningRate });
   try {
@@ -137,7 +125,7 @@ export function refineDisplacement(
       optimiser.zeroGrad();
       enableGrad(() =>
         tidy(() => {
-          const warped = spatialTransformer(moving, onImages(control));
+          const warped = spatialTransformer(moving, displacementOnLattice(control, imageDims));
           nccLoss(fixed, warped, { window: o.window })
             .add(smoothnessLoss(control).mul(o.smoothness))
             .add(foldingPenalty(control, FOLDING_MARGIN).mul(o.folding / controlVoxels))
@@ -146,11 +134,10 @@ export function refineDisplacement(
       );
       optimiser.step();
     }
-    return noGrad(() => tidy(() => onImages(control)));
+    return noGrad(() => displacementOnLattice(control, imageDims));
   } finally {
     optimiser.dispose();
     control.dispose();
-    base?.dispose();
   }
 }
 
