@@ -139,7 +139,7 @@ export const registerCommand: Command = {
     ['--no-affine', 'no affine pre-alignment before the deformable stages'],
     [
       '--refine N',
-      `Adam iterations of a local-NCC refinement of the field on the images (feature methods: default ${LATTICE.refine}; diffusereg: ${REFINE_DEFAULTS.iterations}; 0: off)`,
+      `Adam iterations of a local-NCC refinement of the field on the images (feature methods: default ${LATTICE.refine.mr} on MR, ${LATTICE.refine.ct} on CT; diffusereg: ${REFINE_DEFAULTS.iterations}; 0: off)`,
     ],
     ['diffusereg:', ''],
     ['--sampler ddpm|ddim', 'ancestral DDPM over all 2000 steps (the paper) or DDIM (default)'],

@@ -78,6 +78,7 @@ export function featureMethod(o: FeatureMethodOptions): RegistrationMethod {
           const registerOptions = {
             iterations: options.quick ? 10 : undefined,
             maxLatticeVoxels: options.quick ? 24 ** 3 : undefined,
+            refine: options.quick ? 0 : undefined,
             ...settings,
             seed,
             progress: options.progress,
@@ -106,7 +107,7 @@ export function featureMethod(o: FeatureMethodOptions): RegistrationMethod {
           if (o.dense) {
             registration ??= registerFeatures(f, m, item.fixed, registerOptions);
             const t2 = performance.now();
-            const iterations = registerOptions.refine ?? FEATURE_REGISTRATION_DEFAULTS.refine;
+            const iterations = registerOptions.refine ?? FEATURE_REGISTRATION_DEFAULTS.refine[item.modality];
             result.field =
               iterations > 0
                 ? refineField(item, registration.field, { ...registerOptions.refinement, iterations })
