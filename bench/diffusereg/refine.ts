@@ -14,11 +14,10 @@ import { noGrad, tidy } from '../../src/engine/index.ts';
 import { evaluateCase, openBenchDataset } from '../../src/eval/bench/index.ts';
 import { acdcSplit } from '../../src/data/acdc.ts';
 import { REFINE_DEFAULTS } from '../../src/methods/dense/refine.ts';
-import { imageOnGrid, networkGrid } from '../../src/methods/diffusereg/grid.ts';
 import {
+  bootstrapDisplacement,
   diffuseRegMethod,
   refinedField,
-  shippedDiffuseReg,
   voxelMorphMethod,
 } from '../../src/methods/diffusereg/method.ts';
 import type { RegistrationCase, RegistrationMethod } from '../../src/methods/method.ts';
@@ -44,10 +43,8 @@ function refinedFrom(start: 'identity' | 'bootstrap'): RegistrationMethod {
       const { value, seconds, peakRssMb } = await measured(async () =>
         noGrad(() =>
           tidy(() => {
-            if (start === 'identity') return refinedField(item, undefined, iterations);
-            const grid = networkGrid(item.fixed);
-            const [moving, fixed] = [item.moving, item.fixed].map((v) => imageOnGrid(v, grid, item.modality));
-            return refinedField(item, shippedDiffuseReg().bootstrap.forward(moving, fixed), iterations);
+            const initial = start === 'bootstrap' ? bootstrapDisplacement(item) : undefined;
+            return refinedField(item, initial, iterations);
           }),
         ),
       );

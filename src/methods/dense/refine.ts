@@ -14,7 +14,13 @@
  * lattices by trilinear resampling and scaling each component by the ratio of the sizes along its axis.
  */
 import { cat, enableGrad, F, noGrad, optim, tidy, zeros, type Tensor } from '../../engine/index.ts';
-import { foldingPenalty, nccLoss, smoothnessLoss, spatialTransformer } from '../../models/losses/index.ts';
+import {
+  FOLDING_MARGIN,
+  foldingPenalty,
+  nccLoss,
+  smoothnessLoss,
+  spatialTransformer,
+} from '../../models/losses/index.ts';
 import {
   fieldToTensor,
   latticeOver,
@@ -58,9 +64,6 @@ export const REFINE_DEFAULTS: Required<RefineOptions> = {
   folding: 1,
   window: [9, 9, 3],
 };
-
-/** The margin below which det J is penalised: guidance keeps voxels away from 0, not just above it. */
-const FOLDING_MARGIN = 0.1;
 
 function checkOptions(o: RefineOptions): Required<RefineOptions> {
   const d = REFINE_DEFAULTS;

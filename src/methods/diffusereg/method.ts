@@ -39,7 +39,7 @@ function vectorLengths(field: Volume): Volume<Float32Array> {
 
 let shipped: DiffuseRegModel | undefined;
 /** The shipped model, loaded once per process. */
-export const shippedDiffuseReg = () => (shipped ??= loadDiffuseRegModel());
+const shippedDiffuseReg = () => (shipped ??= loadDiffuseRegModel());
 
 /** The pair on a grid over the fixed image (the network grid unless another is given). */
 function onGrid(item: RegistrationCase, grid = networkGrid(item.fixed)) {
@@ -70,6 +70,14 @@ export function refinedField(
   });
 }
 
+/** The bootstrap network's displacement (1, 3, 64, 64, 16) in network voxels for the pair. */
+export function bootstrapDisplacement(item: RegistrationCase): Tensor {
+  return tidy(() => {
+    const { images } = onGrid(item);
+    return shippedDiffuseReg().bootstrap.forward(images.moving, images.fixed);
+  });
+}
+
 export const voxelMorphMethod: RegistrationMethod = {
   name: 'voxelmorph',
   description:
@@ -79,12 +87,7 @@ export const voxelMorphMethod: RegistrationMethod = {
     const { value, seconds, peakRssMb } = await measured(async () =>
       noGrad(() =>
         tidy(() => {
-          const { grid, images } = onGrid(item);
-          return fieldOnFixed(
-            shippedDiffuseReg().bootstrap.forward(images.moving, images.fixed),
-            grid,
-            item.fixed,
-          );
+          return refinedField(item, bootstrapDisplacement(item), 0);
         }),
       ),
     );

@@ -39,6 +39,7 @@ import {
   type PredictionType,
 } from '../../models/schedulers/schedule.ts';
 import type { DiffuseRegDenoiser } from '../../models/diffusereg/index.ts';
+import { FOLDING_MARGIN } from '../../models/losses/index.ts';
 import { fail } from '../../util/errors.ts';
 import { integer, invalid, number, oneOf, vec3 } from '../../util/is.ts';
 import type { ImagePair } from './data.ts';
@@ -110,7 +111,7 @@ const NO_GUIDANCE: Guidance = {
   smoothness: 0,
   similarity: 0,
   measure: 'ncc',
-  foldingMargin: 0.1,
+  foldingMargin: FOLDING_MARGIN,
 };
 
 function checkImages(images: ImagePair): number[] {

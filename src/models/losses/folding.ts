@@ -32,6 +32,12 @@ export function forwardJacobianDeterminant(u: Tensor): Tensor {
 }
 
 /**
+ * The default margin of foldingPenalty: det J below 0.1 is penalised, so that an optimiser keeps
+ * voxels away from 0, not just above it.
+ */
+export const FOLDING_MARGIN = 0.1;
+
+/**
  * Σ max(0, margin − det J)² over voxels of u (B, 3, w, h, d): a squared hinge whose gradient grows
  * from 0 as det J falls below the margin, so that an optimiser keeps voxels away from folding rather
  * than just above it.
