@@ -19,7 +19,7 @@ import { ldmMorphMethod, registerSlice, registerStack } from '../../src/methods/
 import { sliceGrid, sliceImageOnGrid } from '../../src/methods/ldmmorph/grid.ts';
 import { pairFeatures } from '../../src/methods/ldmmorph/predict.ts';
 import { cat, Generator, noGrad, randn } from '../../src/engine/index.ts';
-import { diffusionFeatures } from '../../src/models/ldm2d/index.ts';
+import { diffusionFeatures, LDM_MORPH_FEATURE_EXTRACTION } from '../../src/models/ldm2d/index.ts';
 import { assertClose } from '../helpers/tensors.ts';
 import { methodEntry, type RegistrationCase } from '../../src/methods/method.ts';
 import { encodePng } from '../../src/util/png.ts';
@@ -102,7 +102,7 @@ test("pairFeatures: per scale the moving image's features, then the fixed image'
   const [fixed, moving] = [fixedStack, movingStack].map((v) =>
     sliceImageOnGrid(volumeSlice(v, 1), sliceGrid(volumeSlice(fixedStack, 1), [64, 64]), 'image'),
   );
-  const features = pairFeatures(ldm, moving!, fixed!, new Generator(7));
+  const features = pairFeatures(ldm, moving!, fixed!, new Generator(7), LDM_MORPH_FEATURE_EXTRACTION);
   // The noise: one (1, latent channels, 16, 16) draw of Generator(7), used for each image on its own.
   const noise = randn([1, 2, 16, 16], { generator: new Generator(7) });
   const [m, f] = [moving!, fixed!].map((x) => noGrad(() => diffusionFeatures(ldm, x, noise)));

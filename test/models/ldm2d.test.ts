@@ -22,7 +22,7 @@ import {
   type nn,
   type Tensor,
 } from '../../src/engine/index.ts';
-import { DDPMScheduler } from '../../src/models/schedulers/ddpm.ts';
+import { DDIMScheduler } from '../../src/models/schedulers/ddim.ts';
 import { readLog } from '../../src/models/training/loop.ts';
 import {
   diffusionFeatures,
@@ -167,13 +167,18 @@ test('encoder features: per image, independent of the decoder, dependent on t', 
   unet.dispose();
 });
 
-test('diffusionFeatures: q_sample of the scaled latent mean at t = 1 (scaled-linear β), then the encoder', () => {
+/** A tiny LDM with seed-0 weights. */
+function tinyLdm() {
   manualSeed(0);
-  const model = {
+  return {
     autoencoder: new Ldm2dAutoencoder(TINY),
     unet: new Ldm2dUNet(TINY),
-    scheduler: new DDPMScheduler(LDM2D_SCHEDULE),
+    scheduler: new DDIMScheduler(LDM2D_SCHEDULE),
   };
+}
+
+test('diffusionFeatures: q_sample of the scaled latent mean at t = 1 (scaled-linear β), then the encoder', () => {
+  const model = tinyLdm();
   model.unet.latentScale = 2;
   const image = validation[0];
   const noise = randn([1, 2, 16, 16], { generator: new Generator(5) });
@@ -189,6 +194,38 @@ test('diffusionFeatures: q_sample of the scaled latent mean at t = 1 (scaled-lin
   );
   const expected = noGrad(() => model.unet.encoderFeatures(zt, t1(1)));
   features.forEach((f, l) => assertClose(f, expected[l], `level ${l}`, 1e-5));
+  model.autoencoder.dispose();
+  model.unet.dispose();
+});
+
+test("diffusionFeatures with DDIM inversion: the U-Net's noise estimate moves the latent, stride by stride", () => {
+  const model = tinyLdm();
+  const image = validation[0];
+  const unused = randn([1, 2, 16, 16], { generator: new Generator(5) });
+  const features = noGrad(() => diffusionFeatures(model, image, unused, { timestep: 20, inversionSteps: 2 }));
+  // By hand: ᾱ from the scaled-linear β; per stride x0 = (z − √(1−ᾱ_t)·ε)/√ᾱ_t, z ← √ᾱ_s·x0 + √(1−ᾱ_s)·ε.
+  const beta = (i: number) => (Math.sqrt(0.0015) + (i / 999) * (Math.sqrt(0.0195) - Math.sqrt(0.0015))) ** 2;
+  const abar = (t: number) => Array.from({ length: t + 1 }, (_, i) => 1 - beta(i)).reduce((p, v) => p * v, 1);
+  const expected = noGrad(() => {
+    let z = model.autoencoder.encodeMean(image).mul(model.unet.latentScale);
+    for (const [t, s] of [
+      [0, 10],
+      [10, 20],
+    ]) {
+      const eps = model.unet.forward(z, t1(t));
+      const x0 = z.sub(eps.mul(Math.sqrt(1 - abar(t)))).div(Math.sqrt(abar(t)));
+      z = x0.mul(Math.sqrt(abar(s))).add(eps.mul(Math.sqrt(1 - abar(s))));
+    }
+    return model.unet.encoderFeatures(z, t1(20));
+  });
+  features.forEach((f, l) => assertClose(f, expected[l], `level ${l}`, 1e-4));
+  // Not the q_sample features at the same timestep, and the strides must divide the timestep.
+  const noised = noGrad(() => diffusionFeatures(model, image, unused, { timestep: 20, inversionSteps: 0 }));
+  assert.ok(noised[0].sub(features[0]).abs().max().item() > 1e-3, 'inversion equals q_sample');
+  assert.throws(
+    () => diffusionFeatures(model, image, unused, { timestep: 20, inversionSteps: 3 }),
+    /DDIM inversion steps: must divide the feature timestep 20, got 3/,
+  );
   model.autoencoder.dispose();
   model.unet.dispose();
 });

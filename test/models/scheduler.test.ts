@@ -91,6 +91,14 @@ test('scheduler tables, add_noise, DDPM and DDIM steps reproduce MONAI bit for b
     () => ddim.reversedStep(modelOutput, 980, sample),
     /timestep: 980 \+ 20 is past the last training timestep 999/,
   );
+  // invert to any later timestep: with the stride's target it is the reversed step, bit for bit.
+  assertBitExact(
+    ddim.invert(modelOutput, 20, 40, sample).sample,
+    get(ref, 'ddim50_reversed_step_t20.next_sample'),
+    'DDIM invert 20 → 40',
+  );
+  assert.throws(() => ddim.invert(modelOutput, 40, 40, sample), /target timestep: must be after 40, got 40/);
+  assert.throws(() => ddim.invert(modelOutput, 40, 1000, sample), /target timestep/);
   ddim.setTimesteps(1000);
   const medDift = ddim.step(modelOutput, 20, sample);
   assertBitExact(medDift.sample, get(ref, 'ddim1000_step_t20.prev_sample'), 'DDIM(1000) step t=20');

@@ -17,7 +17,7 @@ import {
   type Ldm2dModel,
 } from '../../models/ldm2d/index.ts';
 import { LdmMorph } from '../../models/ldmmorph/index.ts';
-import { DDPMScheduler } from '../../models/schedulers/ddpm.ts';
+import { DDIMScheduler } from '../../models/schedulers/ddim.ts';
 import { loadVerifiedWeights, shippedModelDir, writeHalfWeights } from '../../models/shipped.ts';
 import { writeFileAtomic } from '../../util/atomic.ts';
 import { fail } from '../../util/errors.ts';
@@ -82,7 +82,7 @@ function ldmOf(dir: string, meta: ModelJson): LoadedLdm {
   const unet = loadVerified(dir, LDM_FILES[1], meta, new Ldm2dUNet(meta.ldm.config));
   unet.latentScale = meta.ldm.latentScale;
   return {
-    ldm: { autoencoder, unet, scheduler: new DDPMScheduler(LDM2D_SCHEDULE) },
+    ldm: { autoencoder, unet, scheduler: new DDIMScheduler(LDM2D_SCHEDULE) },
     sha256: Object.fromEntries(LDM_FILES.map((f) => [f, meta.sha256[f]])),
     dispose: () => {
       autoencoder.dispose();

@@ -37,6 +37,7 @@ export const LDM_MORPH_VARIANTS = [
   'no-lgca',
   'no-latent-loss-gradient',
   'no-latent-loss',
+  'ddim-inversion',
 ] as const;
 export type LdmMorphVariant = (typeof LDM_MORPH_VARIANTS)[number];
 
@@ -52,6 +53,12 @@ const VARIANTS: Record<
   // The authors' code: the latent term computed without gradient (a constant).
   'no-latent-loss-gradient': { network: {}, loss: { latentGradient: false } },
   'no-latent-loss': { network: {}, loss: { beta: 1 } },
+  // The paper's features (DDIM inversion to t = 50 in 5 strides) against the authors' code's q_sample
+  // at t = 1, both without the latent loss's gradient (the shipped variant 3).
+  'ddim-inversion': {
+    network: { featureExtraction: { timestep: 50, inversionSteps: 5 } },
+    loss: { latentGradient: false },
+  },
 };
 
 /** What a trained network was made from: written beside its checkpoints, checked on resume and export. */

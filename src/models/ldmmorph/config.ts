@@ -7,6 +7,12 @@
  */
 import { bool, integer, invalid, number } from '../../util/is.ts';
 import { swinStages, type StageGeometry } from '../blocks/swin.ts';
+import { LDM2D_SCHEDULE } from '../ldm2d/config.ts';
+import {
+  featureExtraction,
+  LDM_MORPH_FEATURE_EXTRACTION,
+  type FeatureExtraction,
+} from '../ldm2d/features.ts';
 
 export interface LdmMorphConfig {
   /** (H, W) in pixels; multiples of patchSize·8 so that the four stages halve exactly. */
@@ -38,6 +44,8 @@ export interface LdmMorphConfig {
   lgca: boolean;
   /** Channels of the LDM features per scale, the moving image's then the fixed image's concatenated. */
   ldmChannels: number[];
+  /** How the LDM features are taken: the timestep and q_sample (authors' code) or DDIM inversion (paper). */
+  featureExtraction: FeatureExtraction;
   /** Cross-attention blocks per LGCA, unshifted and shifted windows alternating (authors 2). */
   lgcaDepth: number;
   /** Kernel of the adapters' convolution (authors 3). */
@@ -62,6 +70,7 @@ export const LDM_MORPH_AUTHORS: LdmMorphConfig = {
   ldmFeatures: true,
   lgca: true,
   ldmChannels: [256, 384, 640, 896],
+  featureExtraction: LDM_MORPH_FEATURE_EXTRACTION,
   lgcaDepth: 2,
   adapterKernel: 3,
 };
@@ -135,6 +144,7 @@ export function ldmMorphConfig(overrides: Partial<LdmMorphConfig> = {}): LdmMorp
     ldmFeatures,
     lgca,
     ldmChannels: perStage('ldmChannels', c.ldmChannels),
+    featureExtraction: featureExtraction(c.featureExtraction, LDM2D_SCHEDULE.numTrainTimesteps),
     lgcaDepth: integer('lgcaDepth', c.lgcaDepth, { min: 1 }),
     adapterKernel,
   };

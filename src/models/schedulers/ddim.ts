@@ -59,6 +59,14 @@ export class DDIMScheduler extends NoiseScheduler {
         `${t} + ${this.stride} is past the last training timestep ${this.numTrainTimesteps - 1}`,
       );
     }
+    return this.invert(modelOutput, t, next, sample);
+  }
+
+  /** DDIM inversion from timestep t to any later timestep `target` (the stride of no inference schedule). */
+  invert(modelOutput: Tensor, timestep: number, target: number, sample: Tensor): SchedulerStep {
+    const t = this.checkTimestep(timestep);
+    const next = this.checkTimestep(target, 'target timestep');
+    if (next <= t) fail('target timestep', `must be after ${t}, got ${next}`);
     return this.move(modelOutput, sample, this.tables.alphasCumprod[t], this.tables.alphasCumprod[next]);
   }
 
