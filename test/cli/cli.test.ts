@@ -110,8 +110,12 @@ test('bad input gives one line, exit 1, and no output file', () => {
       /^diffreg: --variant: expected an integer >= 0, got -1$/,
     ],
     [
-      ['train', 'ldmmorph', '--data', dir, '--run', run, '--variant', '5'],
-      /^diffreg: --variant: expected an integer in \[0, 4\], got 5$/,
+      ['train', 'ldmmorph', '--data', dir, '--run', run, '--variant', '6'],
+      /^diffreg: --variant: expected an integer in \[0, 5\], got 6$/,
+    ],
+    [
+      ['train', 'ldm2d', '--data', dir, '--run', run, '--codebook-size', '-1'],
+      /^diffreg: --codebook-size: expected an integer >= 0, got -1$/,
     ],
     [
       ['train', '--data', dir, '--run', run],

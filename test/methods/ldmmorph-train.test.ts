@@ -17,7 +17,7 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { arange, manualSeed, noGrad, tidy } from '../../src/engine/index.ts';
+import { arange, manualSeed, noGrad, tidy, type Tensor } from '../../src/engine/index.ts';
 import { Random } from '../../src/geometry/random.ts';
 import { readLog } from '../../src/models/training/loop.ts';
 import {
@@ -181,7 +181,7 @@ test('ldm2d then ldmmorph: train, resume, export, evaluate, load with SHA-256 ch
   );
   await oneLine(
     () => ldmMorph.run(options('export', { variant: 9 })),
-    /^--variant: expected an integer in \[0, 4\], got 9$/,
+    /^--variant: expected an integer in \[0, 5\], got 9$/,
   );
 
   // The whole model loads; re-exporting the same LDM keeps the network, whose files are checked.
@@ -200,6 +200,35 @@ test('ldm2d then ldmmorph: train, resume, export, evaluate, load with SHA-256 ch
   );
   rmSync(weights);
   assert.throws(() => loadLdmMorphModel(modelDir), /network\.safetensors: model weights not found$/);
+});
+
+test("ldm2d --codebook-size N: a VQ LDM, fixed by the run's first stage, exported and loaded as VQ", async () => {
+  const vqRun = join(root, 'run-vq');
+  const vqModel = join(root, 'model-vq');
+  const ldm2d = ldm2dRecipe(TINY);
+  const vq = (stage: string, settings: Record<string, number | undefined> = {}) => ({
+    ...options(stage, settings),
+    runDir: vqRun,
+    modelDir: vqModel,
+  });
+  await oneLine(
+    () => ldm2d.run(vq('autoencoder', { 'codebook-size': 1 })),
+    /--codebook-size: expected 0 \(KL\) or at least 2 codes, got 1/,
+  );
+  assert.ok((await ldm2d.run(vq('autoencoder', { 'codebook-size': 8 }))).finished);
+  // Later stages read the run's LDM; a setting that disagrees fails.
+  await oneLine(
+    () => ldm2d.run(vq('unet', { 'codebook-size': 0 })),
+    /--codebook-size: 0 disagrees with the LDM this run folder trains/,
+  );
+  assert.ok((await ldm2d.run(vq('all'))).finished);
+  const meta = JSON.parse(readFileSync(join(vqModel, 'model.json'), 'utf8'));
+  assert.equal(meta.ldm.config.autoencoder.quantizer, 'vq');
+  assert.equal(meta.ldm.config.autoencoder.latentChannels, 1);
+  const loaded = loadLdm(vqModel);
+  assert.deepEqual([...(loaded.ldm.autoencoder.codebook as Tensor).shape], [8, 1]);
+  assert.equal(loaded.ldm.unet.featureChannels.length, 4);
+  loaded.dispose();
 });
 
 test('a model folder without a network, or with another grid, gives one line', () => {

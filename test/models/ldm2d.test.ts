@@ -1,6 +1,6 @@
 /**
  * LDM-Morph's 2-D latent diffusion model: shapes of the autoencoder (128² → 32² latents), the U-Net
- * and its four encoder feature maps; gradients through encodeMean; the loss terms and the schedule
+ * and its four encoder feature maps; gradients through encodeLatent; the loss terms and the schedule
  * against values computed by hand; both training stages lowering their validation loss on synthetic
  * blob images and resuming bit-identically; one-line configuration errors.
  */
@@ -10,6 +10,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
+  F,
   arange,
   cat,
   Generator,
@@ -74,9 +75,9 @@ test('default networks: 128² images ↔ 4 × 32² latents; U-Net output and the
   const unet = new Ldm2dUNet();
   const x = randn([2, 1, 128, 128]).sigmoid();
   const g = new Generator(1);
-  const { mean, logvar, reconstruction } = noGrad(() => ae.forward(x, g));
+  const { latent: mean, reconstruction } = noGrad(() => ae.forward(x, g));
   assert.deepEqual(shape(mean), [2, 4, 32, 32]);
-  assert.deepEqual(shape(logvar), [2, 4, 32, 32]);
+  assert.deepEqual(shape(noGrad(() => ae.encode(x).logvar)), [2, 4, 32, 32]);
   assert.deepEqual(shape(reconstruction), [2, 1, 128, 128]);
   const eps = noGrad(() => unet.forward(mean, tensor([1, 500], { dtype: 'int64' })));
   assert.deepEqual(shape(eps), [2, 4, 32, 32]);
@@ -92,16 +93,16 @@ test('default networks: 128² images ↔ 4 × 32² latents; U-Net output and the
   for (const m of [ae, unet]) m.dispose();
 });
 
-test('encodeMean is the Gaussian mean and passes a non-zero gradient to its input', () => {
+test('encodeLatent is the Gaussian mean and passes a non-zero gradient to its input', () => {
   manualSeed(0);
   const ae = new Ldm2dAutoencoder(TINY);
   const x = randn([1, 1, 32, 32]).sigmoid().requiresGrad_();
-  const z = ae.encodeMean(x);
+  const z = ae.encodeLatent(x);
   assert.deepEqual(shape(z), [1, 2, 8, 8]);
   assertClose(
     z,
     noGrad(() => ae.encode(x).mean),
-    'encodeMean vs encode().mean',
+    'encodeLatent vs encode().mean',
     0,
   );
   z.square().sum().backward();
@@ -109,6 +110,57 @@ test('encodeMean is the Gaussian mean and passes a non-zero gradient to its inpu
   assert.ok(grad.abs().sum().item() > 0, 'gradient is zero');
   assert.ok(grad.isfinite().all().item(), 'gradient is not finite');
   ae.dispose();
+});
+
+test('VQ autoencoder: nearest codebook entries, straight-through gradient, codebook and commitment terms', () => {
+  manualSeed(0);
+  const ae = new Ldm2dAutoencoder({
+    ...TINY,
+    autoencoder: { ...TINY.autoencoder, quantizer: 'vq', latentChannels: 1, codebookSize: 4 },
+  });
+  assert.deepEqual(shape(ae.codebook as Tensor), [4, 1]);
+  noGrad(() => (ae.codebook as Tensor).copy_(tensor([[-1], [0], [0.5], [2]])));
+  // By hand: each value to its nearest entry (0.24 → 0, 0.26 → 0.5, 1.3 → 2, −7 → −1).
+  const h = tensor([0.24, 0.26, 1.3, -7]).reshape(1, 1, 2, 2);
+  assertClose(ae.quantize(h), tensor([0, 0.5, 2, -1]).reshape(1, 1, 2, 2), 'nearest entries', 0);
+  // Two channels: the nearest entry by the squared distance over both.
+  const ae2 = new Ldm2dAutoencoder({
+    ...TINY,
+    autoencoder: { ...TINY.autoencoder, quantizer: 'vq', codebookSize: 3 },
+  });
+  noGrad(() =>
+    (ae2.codebook as Tensor).copy_(
+      tensor([
+        [0, 0],
+        [1, 1],
+        [3, -1],
+      ]),
+    ),
+  );
+  const h2 = tensor([0.4, 2.5, 0.9, -0.4]).reshape(1, 2, 1, 2); // vectors (0.4, 0.9) and (2.5, −0.4)
+  assertClose(ae2.quantize(h2), tensor([1, 3, 1, -1]).reshape(1, 2, 1, 2), 'nearest by both channels', 0);
+  assert.throws(
+    () => ae.encode(randn([1, 1, 32, 32])),
+    /autoencoder: a VQ autoencoder has no latent Gaussian/,
+  );
+  // The training pass: regularization = mean (h − e)² · (1 + β); the gradient reaches the encoder through e.
+  const x = randn([1, 1, 32, 32]).sigmoid();
+  const pass = ae.forward(x);
+  const latent = noGrad(() => ae.encodeLatent(x));
+  const expected = noGrad(() => latent.sub(ae.quantize(latent)).square().mean().item() * 1.25);
+  assert.ok(
+    Math.abs(pass.regularization.item() - expected) < 1e-6 * Math.max(1, expected),
+    'codebook + β·commitment',
+  );
+  assertClose(pass.latent, latent, 'latent before quantisation', 1e-6);
+  F.l1Loss(pass.reconstruction, x).add(pass.regularization).backward();
+  const first = ae.encoder.parameters()[0];
+  assert.ok((first.grad as Tensor).abs().sum().item() > 0, 'no gradient reaches the encoder');
+  assert.ok(
+    ((ae.codebook as Tensor).grad as Tensor).abs().sum().item() > 0,
+    'no gradient reaches the codebook',
+  );
+  for (const m of [ae, ae2]) m.dispose();
 });
 
 test('sample: mean + exp(logvar / 2)·ε with ε from the generator', () => {
@@ -188,7 +240,7 @@ test('diffusionFeatures: q_sample of the scaled latent mean at t = 1 (scaled-lin
   const a1 = (1 - beta(0)) * (1 - beta(1));
   const zt = noGrad(() =>
     model.autoencoder
-      .encodeMean(image)
+      .encodeLatent(image)
       .mul(2 * Math.sqrt(a1))
       .add(noise.mul(Math.sqrt(1 - a1))),
   );
@@ -207,7 +259,7 @@ test("diffusionFeatures with DDIM inversion: the U-Net's noise estimate moves th
   const beta = (i: number) => (Math.sqrt(0.0015) + (i / 999) * (Math.sqrt(0.0195) - Math.sqrt(0.0015))) ** 2;
   const abar = (t: number) => Array.from({ length: t + 1 }, (_, i) => 1 - beta(i)).reduce((p, v) => p * v, 1);
   const expected = noGrad(() => {
-    let z = model.autoencoder.encodeMean(image).mul(model.unet.latentScale);
+    let z = model.autoencoder.encodeLatent(image).mul(model.unet.latentScale);
     for (const [t, s] of [
       [0, 10],
       [10, 20],
@@ -257,7 +309,7 @@ test('autoencoder stage: validation L1 falls; a resumed run equals an uninterrup
   const before =
     noGrad(() =>
       validation.reduce(
-        (s, x) => s + tidy(() => fresh.decode(fresh.encodeMean(x)).sub(x).abs().mean().item()),
+        (s, x) => s + tidy(() => fresh.decode(fresh.encodeLatent(x)).sub(x).abs().mean().item()),
         0,
       ),
     ) / validation.length;
@@ -288,7 +340,7 @@ test('U-Net stage (on the trained autoencoder): validation MSE falls; scale fact
   });
   const long = trainLdm2dUNet(options('unet-long', 60), ae, train, validation);
   // The training latents are the means of every image and its horizontal flip.
-  const latents = noGrad(() => train.flatMap((x) => [ae.encodeMean(x), ae.encodeMean(x.flip(3))]));
+  const latents = noGrad(() => train.flatMap((x) => [ae.encodeLatent(x), ae.encodeLatent(x.flip(3))]));
   const std = cat(latents.map((z) => z.flatten()))
     .std()
     .item();

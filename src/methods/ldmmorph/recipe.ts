@@ -5,16 +5,19 @@
  * exports the LDM there, ldmmorph trains on that exported, SHA-256-checked LDM (the float16 weights
  * inference uses) and adds the network. ACDC patients 001–100 split by acdcSplit (DiffuseReg's split).
  */
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Generator, zeros, type Tensor } from '../../engine/index.ts';
 import { acdcDataset, acdcSplit } from '../../data/acdc.ts';
 import {
+  LDM2D_VQ,
+  ldm2dConfig,
   Ldm2dAutoencoder,
   Ldm2dUNet,
   trainAutoencoder,
   trainLdm2dUNet,
   type AutoencoderTrainOptions,
+  type Ldm2dConfig,
   type Ldm2dConfigOverrides,
   type UNetTrainOptions,
 } from '../../models/ldm2d/index.ts';
@@ -130,6 +133,31 @@ const done = (name: string, r: { step: number; finished: boolean }, validation?:
 
 const LDM_STAGES = ['all', 'autoencoder', 'unet', 'export'] as const;
 
+/**
+ * The run's LDM configuration, fixed by its first stage in ldm2d/config.json: the recipe's, as a VQ
+ * autoencoder with `codebookSize` codes when that is given (0: KL). Later stages read it; a setting
+ * that disagrees with it fails.
+ */
+function runLdmConfig(o: RecipeRunOptions, c: LdmMorphRecipeConfig, codebookSize?: number): Ldm2dConfig {
+  const path = stageDir(o, 'ldm2d', 'config.json');
+  const requested = (n: number) =>
+    ldm2dConfig(
+      n > 0
+        ? { ...c.ldm, autoencoder: { ...c.ldm.autoencoder, ...LDM2D_VQ.autoencoder, codebookSize: n } }
+        : c.ldm,
+    );
+  if (!existsSync(path)) {
+    const config = requested(codebookSize ?? 0);
+    mkdirSync(stageDir(o, 'ldm2d'), { recursive: true });
+    writeFileAtomic(path, JSON.stringify(config));
+    return config;
+  }
+  const recorded = JSON.parse(readFileSync(path, 'utf8')) as Ldm2dConfig;
+  if (codebookSize !== undefined && JSON.stringify(requested(codebookSize)) !== JSON.stringify(recorded))
+    fail('--codebook-size', `${codebookSize} disagrees with the LDM this run folder trains (${path})`);
+  return recorded;
+}
+
 /** `diffreg train ldm2d`. */
 export function ldm2dRecipe(c: LdmMorphRecipeConfig = LDM_MORPH_RECIPE_CONFIG): TrainingRecipe {
   return {
@@ -139,6 +167,11 @@ export function ldm2dRecipe(c: LdmMorphRecipeConfig = LDM_MORPH_RECIPE_CONFIG): 
     settings: [
       { name: 'autoencoder-steps', help: `autoencoder steps (default ${c.steps.autoencoder})` },
       { name: 'unet-steps', help: `U-Net steps (default ${c.steps.unet})` },
+      {
+        name: 'codebook-size',
+        min: 0,
+        help: `0: a KL autoencoder (default); N >= 2: the authors' VQ autoencoder, one latent channel, N codes (theirs ${LDM2D_VQ.autoencoder?.codebookSize}); fixed by a run's first stage`,
+      },
     ],
     async run(o): Promise<RecipeResult> {
       const stage = oneOf('stage', o.stage, LDM_STAGES);
@@ -148,6 +181,9 @@ export function ldm2dRecipe(c: LdmMorphRecipeConfig = LDM_MORPH_RECIPE_CONFIG): 
       };
       const dirs = { autoencoder: stageDir(o, 'ldm2d', 'autoencoder'), unet: stageDir(o, 'ldm2d', 'unet') };
       const runs = (s: (typeof LDM_STAGES)[number]) => stage === 'all' || stage === s;
+      const codebookSize = o.settings['codebook-size'];
+      if (codebookSize === 1) fail('--codebook-size', 'expected 0 (KL) or at least 2 codes, got 1');
+      const ldm = runLdmConfig(o, c, codebookSize);
       const lines: string[] = [];
       const summary: Record<string, unknown> = {};
       const data = await acdcSlices(o, c);
@@ -162,7 +198,7 @@ export function ldm2dRecipe(c: LdmMorphRecipeConfig = LDM_MORPH_RECIPE_CONFIG): 
               dir: dirs.autoencoder,
               steps: steps.autoencoder,
               stopAfter: o.stopAfter,
-              config: c.ldm,
+              config: ldm,
             },
             train,
             validation,
@@ -183,7 +219,7 @@ export function ldm2dRecipe(c: LdmMorphRecipeConfig = LDM_MORPH_RECIPE_CONFIG): 
         if (runs('unet')) {
           if (!autoencoder) {
             requireFinished(dirs.autoencoder, steps.autoencoder, 'diffreg train ldm2d --stage autoencoder');
-            autoencoder = loadStageWeights(dirs.autoencoder, new Ldm2dAutoencoder(c.ldm));
+            autoencoder = loadStageWeights(dirs.autoencoder, new Ldm2dAutoencoder(ldm));
           }
           const r = trainLdm2dUNet(
             { ...c.unetLoop, dir: dirs.unet, steps: steps.unet, stopAfter: o.stopAfter },
@@ -212,8 +248,8 @@ export function ldm2dRecipe(c: LdmMorphRecipeConfig = LDM_MORPH_RECIPE_CONFIG): 
             ),
             unet: requireFinished(dirs.unet, steps.unet, 'diffreg train ldm2d --stage unet'),
           };
-          const ae = loadStageWeights(dirs.autoencoder, new Ldm2dAutoencoder(c.ldm));
-          const unet = loadStageWeights(dirs.unet, new Ldm2dUNet(c.ldm));
+          const ae = loadStageWeights(dirs.autoencoder, new Ldm2dAutoencoder(ldm));
+          const unet = loadStageWeights(dirs.unet, new Ldm2dUNet(ldm));
           exportLdm(o.modelDir, ae, unet, {
             data: { ...splitOf(data), trainImages: train.length, validationImages: validation.length },
             trainingSteps: trained,

@@ -156,7 +156,7 @@ export function trainNetwork(
     );
   writeFileAtomic(recordPath, JSON.stringify(record));
   const opts: LoopOptions = { ...NETWORK_LOOP, ...o };
-  const loss = ldmMorphLoss(record.loss, (x) => ldm.autoencoder.encodeMean(x));
+  const loss = ldmMorphLoss(record.loss, (x) => ldm.autoencoder.encodeLatent(x));
   manualSeed(opts.seed); // the weight initialisation draws from the global generator
   const network = new LdmMorph(record.config);
   const result = runLoop(

@@ -1,15 +1,22 @@
 /**
- * LDM-Morph's 2-D autoencoder, as a KL autoencoder (LDM's AutoencoderKL; the authors use a VQ one):
- * images (B, 1, H, W) with intensities min–max normalised to [0, 1] map to a Gaussian over latents
- * (B, latentChannels, H/f, W/f), f = 2^(levels − 1) = 4 by default, and back.
+ * LDM-Morph's 2-D autoencoder: images (B, 1, H, W) with intensities min–max normalised to [0, 1] map
+ * to latents (B, latentChannels, H/f, W/f), f = 2^(levels − 1) = 4 by default, and back. Two kinds,
+ * as LDM builds them (config `quantizer`):
+ *   - 'kl' (AutoencoderKL, the default here): the encoder gives a Gaussian (mean and log-variance),
+ *     the decoder reads a draw from it, and the loss pulls it toward N(0, I);
+ *   - 'vq' (VQModel, the authors'): the encoder's output h is replaced in the decoder's path by its
+ *     nearest codebook entry e (gradient straight through to h), and the loss adds ‖sg(h) − e‖² (the
+ *     codebook follows the encoder) and β‖h − sg(e)‖² (the encoder commits to the codebook).
+ * The continuous latent (`encodeLatent`: the mean, or h before quantisation, as LDM's VQModelInterface
+ * encodes) is what the U-Net is trained on and what LDM-Morph reads.
  *
  * Encoder: 3×3 convolution; per level, residual blocks then a stride-2 convolution (not after the
  * last level); a middle block (residual, single-head attention, residual); GroupNorm, SiLU and a
- * convolution to 2·latentChannels: the mean and the log-variance. The decoder mirrors it with
- * nearest-neighbour upsampling and ends in one output channel (no activation: a linear output keeps
- * the gradient of an L1 loss alive at 0 and 1).
+ * convolution to 2·latentChannels (mean and log-variance) or latentChannels (VQ). The decoder mirrors
+ * it with nearest-neighbour upsampling and ends in one output channel (no activation: a linear output
+ * keeps the gradient of an L1 loss alive at 0 and 1).
  */
-import { nn, randn, tidy, type Generator, type Tensor } from '../../engine/index.ts';
+import { nn, noGrad, randn, tidy, zeros, type Generator, type Tensor } from '../../engine/index.ts';
 import { fail } from '../../util/errors.ts';
 import { conv3x3, Downsample, MiddleBlock, outputHead, ResBlock, Upsample } from './blocks.ts';
 import { ldm2dConfig, type Ldm2dConfig, type Ldm2dConfigOverrides } from './config.ts';
@@ -32,7 +39,8 @@ function encoderLayers({ autoencoder: a, normGroups: g }: Ldm2dConfig): nn.Layer
     if (level < a.channels.length - 1) layers.push(new Downsample(c));
   });
   // One attention head over the whole width, as LDM's autoencoder attends.
-  layers.push(new MiddleBlock(c, c, g), outputHead(c, 2 * a.latentChannels, g));
+  const out = a.quantizer === 'kl' ? 2 * a.latentChannels : a.latentChannels;
+  layers.push(new MiddleBlock(c, c, g), outputHead(c, out, g));
   return layers;
 }
 
@@ -51,17 +59,40 @@ function decoderLayers({ autoencoder: a, normGroups: g }: Ldm2dConfig): nn.Layer
   return layers;
 }
 
+/** One training pass of the autoencoder. */
+export interface AutoencoderPass {
+  /** The continuous latent (B, latentChannels, h, w): the Gaussian's mean, or h before quantisation. */
+  latent: Tensor;
+  reconstruction: Tensor;
+  /** The latent's weighted loss term: klWeight·KL, or codebook + β·commitment. */
+  regularization: Tensor;
+}
+
+/** KL(N(mean, e^logvar) ‖ N(0, I)), summed over latent elements, averaged over the batch (LDM's). */
+export function klDivergence(mean: Tensor, logvar: Tensor): Tensor {
+  return tidy(() => mean.square().add(logvar.exp()).sub(1).sub(logvar).sum([1, 2, 3]).mul(0.5).mean());
+}
+
 export class Ldm2dAutoencoder extends nn.Module {
   /** The whole LDM configuration (the U-Net's part travels with it). */
   readonly config: Ldm2dConfig;
   readonly encoder: nn.Sequential;
   readonly decoder: nn.Sequential;
+  /** VQ only: the codebook (codebookSize, latentChannels), initialised uniform in ±1/codebookSize as VQGAN. */
+  readonly codebook: Tensor | null;
 
   constructor(config: Ldm2dConfigOverrides = {}) {
     super();
     this.config = ldm2dConfig(config);
+    const a = this.config.autoencoder;
     this.encoder = this.register('encoder', new nn.Sequential(...encoderLayers(this.config)));
     this.decoder = this.register('decoder', new nn.Sequential(...decoderLayers(this.config)));
+    this.codebook = this.registerParameter(
+      'codebook',
+      a.quantizer === 'vq'
+        ? zeros([a.codebookSize, a.latentChannels]).uniform_(-1 / a.codebookSize, 1 / a.codebookSize)
+        : null,
+    );
   }
 
   /** Size reduction per axis between image and latent. */
@@ -77,9 +108,10 @@ export class Ldm2dAutoencoder extends nn.Module {
       fail('autoencoder input', `H and W must be multiples of ${f}, got ${x.shape[2]}x${x.shape[3]}`);
   }
 
-  /** The latent Gaussian of images (B, 1, H, W). */
+  /** The latent Gaussian of images (B, 1, H, W) (KL autoencoders). */
   encode(x: Tensor): LatentGaussian {
     this.checkImage(x);
+    if (this.codebook) fail('autoencoder', 'a VQ autoencoder has no latent Gaussian: use encodeLatent');
     return tidy(() => {
       const [mean, logvar] = this.encoder.forward(x).chunk(2, 1);
       return { mean, logvar: logvar.clamp(-30, 20) };
@@ -87,10 +119,11 @@ export class Ldm2dAutoencoder extends nn.Module {
   }
 
   /**
-   * The latent mean alone: what the U-Net is trained on and what LDM-Morph's latent similarity
-   * compares. Differentiable with respect to `x` (a warped image) unless run under noGrad.
+   * The continuous latent: what the U-Net is trained on and what LDM-Morph's latent similarity
+   * compares (the Gaussian's mean, or the output before quantisation). Differentiable with respect to
+   * `x` (a warped image) unless run under noGrad.
    */
-  encodeMean(x: Tensor): Tensor {
+  encodeLatent(x: Tensor): Tensor {
     this.checkImage(x);
     const c = this.config.autoencoder.latentChannels;
     return tidy(() => this.encoder.forward(x).narrow(1, 0, c));
@@ -101,19 +134,50 @@ export class Ldm2dAutoencoder extends nn.Module {
     return tidy(() => mean.add(randn(mean.shape, { generator }).mul(logvar.mul(0.5).exp())));
   }
 
+  /** Each latent vector (B, c, h, w) replaced by its nearest codebook entry (squared distance; VQ only). */
+  quantize(h: Tensor): Tensor {
+    const e = this.codebook;
+    if (!e) fail('autoencoder', 'a KL autoencoder has no codebook');
+    const [b, c, height, width] = h.shape;
+    return tidy(() => {
+      const flat = h.permute(0, 2, 3, 1).reshape(-1, c);
+      // ‖h‖² − 2h·e + ‖e‖², its argmin alone: no gradient through the choice.
+      const nearest = noGrad(() =>
+        flat
+          .square()
+          .sum(1, true)
+          .sub(flat.matmul(e.t()).mul(2))
+          .add(e.square().sum(1).unsqueeze(0))
+          .argmin(1),
+      );
+      return e.indexSelect(0, nearest).reshape(b, height, width, c).permute(0, 3, 1, 2);
+    });
+  }
+
   /** Images (B, 1, f·h, f·w) from latents (B, latentChannels, h, w). */
   decode(z: Tensor): Tensor {
     const c = this.config.autoencoder.latentChannels;
     if (z.ndim !== 4 || z.shape[1] !== c)
       fail('autoencoder latent', `expected shape (B, ${c}, h, w), got (${z.shape.join(', ')})`);
-    return tidy(() => this.decoder.forward(z));
+    return tidy(() => this.decoder.forward(this.codebook ? this.quantize(z) : z));
   }
 
-  /** The training pass: the Gaussian and the reconstruction of a latent drawn from it. */
-  forward(x: Tensor, generator?: Generator): LatentGaussian & { reconstruction: Tensor } {
+  /** The training pass: the latent, the reconstruction through a draw (KL) or the codebook (VQ), the latent's loss term. */
+  forward(x: Tensor, generator?: Generator): AutoencoderPass {
+    const a = this.config.autoencoder;
     return tidy(() => {
-      const { mean, logvar } = this.encode(x);
-      return { mean, logvar, reconstruction: this.decode(this.sample(mean, logvar, generator)) };
+      if (!this.codebook) {
+        const { mean, logvar } = this.encode(x);
+        const reconstruction = this.decoder.forward(this.sample(mean, logvar, generator));
+        return { latent: mean, reconstruction, regularization: klDivergence(mean, logvar).mul(a.klWeight) };
+      }
+      const h = this.encodeLatent(x);
+      const e = this.quantize(h);
+      // Straight through: the decoder reads e, its gradient reaches h as if it had read h.
+      const reconstruction = this.decoder.forward(h.add(e.sub(h).detach()));
+      const codebook = h.detach().sub(e).square().mean();
+      const commitment = h.sub(e.detach()).square().mean();
+      return { latent: h, reconstruction, regularization: codebook.add(commitment.mul(a.commitmentWeight)) };
     });
   }
 }

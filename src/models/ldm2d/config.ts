@@ -7,7 +7,7 @@
  * are downsampling factors of the 32² latent) at widths, and with one residual block per level, that
  * train on two CPU cores in about two hours per stage.
  */
-import { bool, integer, invalid, number } from '../../util/is.ts';
+import { bool, integer, invalid, number, oneOf } from '../../util/is.ts';
 import { MAISI_SCHEDULE, type ScheduleOptions } from '../schedulers/schedule.ts';
 
 export interface Ldm2dAutoencoderConfig {
@@ -20,10 +20,21 @@ export interface Ldm2dAutoencoderConfig {
   resBlocks: number;
   latentChannels: number;
   /**
-   * Weight of the KL divergence to N(0, I) in the training loss. LDM keeps it in the model's
+   * How the latent is regularised: 'kl' (LDM's AutoencoderKL: a Gaussian pulled toward N(0, I)) or
+   * 'vq' (LDM's VQModel, the authors': the encoder's output snapped to the nearest codebook entry in
+   * the decoder's path). The U-Net and LDM-Morph read the continuous latent either way (the
+   * Gaussian's mean, or the output before quantisation, as LDM's VQModelInterface encodes).
+   */
+  quantizer: 'kl' | 'vq';
+  /**
+   * Weight of the KL divergence to N(0, I) in the training loss ('kl'). LDM keeps it in the model's
    * definition too: it decides how regular, and so how learnable, the latent space is.
    */
   klWeight: number;
+  /** Codebook entries ('vq'; the authors 16384). */
+  codebookSize: number;
+  /** Weight of the commitment term ‖h − sg(e)‖² ('vq'; VQ-VAE's β = 0.25). */
+  commitmentWeight: number;
 }
 
 export interface Ldm2dUNetConfig {
@@ -64,7 +75,15 @@ export interface Ldm2dConfig {
  * it would more than double the step.
  */
 export const LDM2D_DEFAULT: Ldm2dConfig = {
-  autoencoder: { channels: [32, 64, 64], resBlocks: 1, latentChannels: 4, klWeight: 1e-6 },
+  autoencoder: {
+    channels: [32, 64, 64],
+    resBlocks: 1,
+    latentChannels: 4,
+    quantizer: 'kl',
+    klWeight: 1e-6,
+    codebookSize: 16384,
+    commitmentWeight: 0.25,
+  },
   unet: {
     baseChannels: 32,
     channelMultipliers: [1, 2, 3, 4],
@@ -81,6 +100,14 @@ export const LDM2D_DEFAULT: Ldm2dConfig = {
  * (CompVis LDM) calls it "linear" but spaces √β linearly, which is MONAI's 'scaled_linear'; it
  * computes the tables in float64. It is MAISI's schedule but for that precision.
  */
+/**
+ * The authors' autoencoder kind at the default widths: VQ with one latent channel and 16384 codes
+ * (`diffreg train ldm2d --autoencoder vq`), to compare with the default KL one on validation.
+ */
+export const LDM2D_VQ: Ldm2dConfigOverrides = {
+  autoencoder: { quantizer: 'vq', latentChannels: 1, codebookSize: 16384 },
+};
+
 export const LDM2D_SCHEDULE: Required<ScheduleOptions> = { ...MAISI_SCHEDULE, precision: 'float64' };
 
 export interface Ldm2dConfigOverrides {
@@ -109,7 +136,10 @@ function checkAutoencoder(a: Ldm2dAutoencoderConfig, groups: number): Ldm2dAutoe
     channels,
     resBlocks: integer('autoencoder.resBlocks', a.resBlocks, { min: 1 }),
     latentChannels: integer('autoencoder.latentChannels', a.latentChannels, { min: 1 }),
+    quantizer: oneOf('autoencoder.quantizer', a.quantizer, ['kl', 'vq'] as const),
     klWeight: number('autoencoder.klWeight', a.klWeight, { min: 0 }),
+    codebookSize: integer('autoencoder.codebookSize', a.codebookSize, { min: 2 }),
+    commitmentWeight: number('autoencoder.commitmentWeight', a.commitmentWeight, { min: 0 }),
   };
 }
 

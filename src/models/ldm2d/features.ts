@@ -77,7 +77,7 @@ export function diffusionFeatures(
   const { autoencoder, unet, scheduler } = model;
   const { timestep, inversionSteps } = featureExtraction(at, scheduler.numTrainTimesteps);
   return tidy(() => {
-    const z = autoencoder.encodeMean(images).mul(unet.latentScale);
+    const z = autoencoder.encodeLatent(images).mul(unet.latentScale);
     const zt =
       inversionSteps > 0
         ? ddimInversion(model, z, timestep, inversionSteps)

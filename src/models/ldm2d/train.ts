@@ -4,9 +4,10 @@
  *   (a) the autoencoder: L1 reconstruction of a latent sample, plus a gradient-difference term (L1
  *       between the finite differences of reconstruction and image along both axes: it keeps edges
  *       sharp, the job LDM gives its perceptual and adversarial losses, which are not used here),
- *       plus klWeight·KL(q(z|x) ‖ N(0, I));
- *   (b) the U-Net: ε-prediction under LDM2D_SCHEDULE (DDPM, MSE) on the frozen encoder's latent
- *       means, multiplied by 1 / their standard deviation over the training set (LDM's scale factor,
+ *       plus the latent's term (klWeight·KL(q(z|x) ‖ N(0, I)), or VQ's codebook and commitment
+ *       terms: autoencoder.ts);
+ *   (b) the U-Net: ε-prediction under LDM2D_SCHEDULE (DDPM, MSE) on the frozen encoder's continuous
+ *       latents, multiplied by 1 / their standard deviation over the training set (LDM's scale factor,
  *       stored in the U-Net's `latent_scale` buffer).
  * Both stages flip images at random along `flipAxes` (the authors flip horizontally); the U-Net
  * trains on the latents of the flipped images themselves, encoded once before its first step.
@@ -116,11 +117,6 @@ function drawPicks(count: number, o: StageOptions, random: Random): Pick[] {
 
 const flipped = (x: Tensor, axes: readonly number[]) => (axes.length ? x.flip([...axes]) : x);
 
-/** KL(N(mean, e^logvar) ‖ N(0, I)), summed over latent elements, averaged over the batch (LDM's). */
-export function klDivergence(mean: Tensor, logvar: Tensor): Tensor {
-  return tidy(() => mean.square().add(logvar.exp()).sub(1).sub(logvar).sum([1, 2, 3]).mul(0.5).mean());
-}
-
 /** Mean absolute difference of the finite differences along H and along W, summed over the two axes. */
 export function gradientDifference(a: Tensor, b: Tensor): Tensor {
   return tidy(() => {
@@ -154,7 +150,6 @@ export function trainAutoencoder(
   checkImages('validation images', validationImages, factor);
   manualSeed(o.seed); // the weight initialisation draws from the global generator
   const ae = new Ldm2dAutoencoder(config);
-  const klWeight = config.autoencoder.klWeight;
   const result = runLoop(
     'LDM autoencoder',
     ae,
@@ -166,11 +161,15 @@ export function trainAutoencoder(
           picks.map((p) => flipped(trainImages[p.index], p.axes)),
           0,
         );
-        const { mean, logvar, reconstruction } = ae.forward(x, generator);
+        const { reconstruction, regularization } = ae.forward(x, generator);
         const l1 = F.l1Loss(reconstruction, x);
         const gradient = gradientDifference(reconstruction, x);
-        const kl = klDivergence(mean, logvar);
-        return { total: l1.add(gradient.mul(gradientWeight)).add(kl.mul(klWeight)), l1, gradient, kl };
+        return {
+          total: l1.add(gradient.mul(gradientWeight)).add(regularization),
+          l1,
+          gradient,
+          latent: regularization,
+        };
       });
       return backpropagate(total, parts);
     },
@@ -178,7 +177,7 @@ export function trainAutoencoder(
       noGrad(() => {
         // L1 of the mean's reconstruction: deterministic, comparable between validations.
         const sum = validationImages.reduce(
-          (s, x) => s + tidy(() => F.l1Loss(ae.decode(ae.encodeMean(x)), x).item()),
+          (s, x) => s + tidy(() => F.l1Loss(ae.decode(ae.encodeLatent(x)), x).item()),
           0,
         );
         return sum / validationImages.length;
@@ -199,7 +198,7 @@ function encodeLatents(
     flipAxes.filter((_, k) => m & (1 << k)),
   );
   return images.map((x, i) => {
-    const latents = subsets.map((axes) => noGrad(() => ae.encodeMean(flipped(x, axes))).keep());
+    const latents = subsets.map((axes) => noGrad(() => ae.encodeLatent(flipped(x, axes))).keep());
     progress?.({ stage: 'encoding latents', done: i + 1, total: images.length });
     return latents;
   });
