@@ -1,12 +1,12 @@
 /**
- * The committed benchmark of issue 7: identity, elastix B-spline and MedDIFT (dense registration with
- * the default model; on the lung cases also point matching) on LPBA40 (atlas S01 → S11–S40), ACDC
+ * The committed benchmark of issue 7: identity, elastix B-spline and the default registration (`diffreg
+ * register`'s defaults: descriptors by modality, the default model; on the lung cases also point matching) on LPBA40 (atlas S01 → S11–S40), ACDC
  * (patients 001–100) and 20 synthetic lung CT cases, results in bench/harness/<dataset>/. Runs are
  * resumable (methods already scored for a case are kept), so the schedule below first covers a
  * spread of cases of every dataset, then completes them:
  *
  *   nohup node --import tsx bench/harness/run.ts > bench/harness/run.log 2>&1 &
- *   node --import tsx bench/harness/run.ts --methods identity,meddift-register lpba40 S11..S20
+ *   node --import tsx bench/harness/run.ts --methods identity,default-register lpba40 S11..S20
  *   node --import tsx bench/harness/run.ts --elastix elastix-bspline acdc patient001   # @itk-wasm cross-check → acdc-elastix-bspline/
  */
 import { dirname, join } from 'node:path';
@@ -21,13 +21,13 @@ const { values, positionals } = parseArgs({
 });
 const elastix = values.elastix ?? 'elastix-native-bspline';
 const [only, onlyCases] = positionals;
-/** The methods run on a dataset: --methods, else identity, elastix and MedDIFT (matching where there are landmarks). */
+/** The methods run on a dataset: --methods, else identity, elastix and the default registration (and matching where there are landmarks). */
 const methodsFor = (dataset: string) =>
   values.methods?.split(',') ?? [
     'identity',
     elastix,
-    'meddift-register',
-    ...(dataset === 'lung-synthetic' ? ['meddift-match'] : []),
+    'default-register',
+    ...(dataset === 'lung-synthetic' ? ['default-match'] : []),
   ];
 const here = dirname(fileURLToPath(import.meta.url));
 /** ACDC patients spread over the five groups of 20 (DCM, HCM, MINF, NOR, RV): `perGroup` from each. */

@@ -81,7 +81,7 @@ test('bad input gives one line, exit 1, and no output file', () => {
     [match('--initial', points), /^diffreg: --initial: only with --search local$/],
     [
       match('--descriptor', 'sift'),
-      /^diffreg: --descriptor: expected one of diffusion, mind, patches, fused, got "sift"$/,
+      /^diffreg: --descriptor: expected one of auto, diffusion, mind, patches, fused, got "sift"$/,
     ],
     [
       match('--descriptor', 'fused', '--level-weights', '1,2'),
@@ -373,7 +373,7 @@ test('issue 19: options, outputs and images are checked before any input is read
     ],
     [
       [...register, '--out-field', field, '--descriptor', 'sift'],
-      /^diffreg: --descriptor: expected one of diffusion, mind, patches, fused, got "sift"$/,
+      /^diffreg: --descriptor: expected one of auto, diffusion, mind, patches, fused, got "sift"$/,
     ],
     [
       [...register, '--out-field', field, '--method', 'elastix-bspline', '--descriptor', 'mind'],

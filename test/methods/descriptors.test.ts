@@ -12,7 +12,14 @@ import {
   intensityPatches,
   mindSsc,
 } from '../../src/methods/descriptors/index.ts';
-import { describeImage, FUSED_WEIGHTS, medDiftMatch } from '../../src/methods/meddift/index.ts';
+import {
+  AUTO_DESCRIPTORS,
+  concreteDescriptor,
+  describeImage,
+  FUSED_WEIGHTS,
+  medDiftMatch,
+} from '../../src/methods/meddift/index.ts';
+import { methodEntry } from '../../src/methods/method.ts';
 import { tinyFixtureModel } from '../helpers/fixture-model.ts';
 import { requireShared } from '../helpers/shared.ts';
 
@@ -129,4 +136,34 @@ test('the fused descriptor: the diffusion levels, then MIND-SSC and patches, wei
       message: /^levelWeights: only with the diffusion descriptor$/,
     },
   );
+});
+
+test("'auto': the fixed image's modality picks the descriptor; a CT pair never loads the diffusion model", async () => {
+  const volume = (air: boolean) =>
+    new Volume({
+      data: Float32Array.from({ length: 20 * 20 * 12 }, (_, i) =>
+        air && i % 3 === 0 ? -1000 : (i * 37) % 200,
+      ),
+      dims: [20, 20, 12],
+      spacing: [4, 4, 4],
+    });
+  const [ct, mr] = [volume(true), volume(false)];
+  // Air (below −500 at the first percentile) makes it CT; explicit modalities win over the guess.
+  assert.equal(concreteDescriptor('auto', ct), AUTO_DESCRIPTORS.ct);
+  assert.equal(concreteDescriptor('auto', mr), AUTO_DESCRIPTORS.mr);
+  assert.equal(concreteDescriptor('auto', ct, 'mr'), AUTO_DESCRIPTORS.mr);
+  assert.equal(concreteDescriptor('patches', ct), 'patches');
+  assert.deepEqual(AUTO_DESCRIPTORS, { mr: 'fused', ct: 'mind' });
+  let loads = 0;
+  const method = methodEntry('default-register').create({
+    dataset: 'test',
+    settings: { iterations: 2, maxLatticeVoxels: 4096, affine: false },
+    model: () => {
+      loads++;
+      throw new Error('the diffusion model was loaded');
+    },
+  });
+  const result = await method.register({ id: 'ct', fixed: ct, moving: ct, modality: 'ct' });
+  assert.equal(loads, 0);
+  assert.deepEqual(result.field?.dims, ct.dims);
 });

@@ -36,7 +36,10 @@ export const benchCommand: Command = {
     ['--dataset NAME', `one of ${BENCH_DATASETS.join(', ')}`],
     ['--methods A,B', 'methods of the registry, comma-separated:'],
     ...METHODS.map((m): [string, string] => [`  ${m.name}`, m.summary]),
-    ['--descriptor NAME', `the feature methods of --methods (meddift-*, mind-*, …) on: ${DESCRIPTOR_HELP}`],
+    [
+      '--descriptor NAME',
+      `the feature methods of --methods (default-*, meddift-*, mind-*, …) on: ${DESCRIPTOR_HELP}`,
+    ],
     ['--cases SPEC', 'case ids, ranges a..b or a count N (default all; --quick: two)'],
     ['--out DIR', 'results folder (JSON/CSV per case, summary.md, report.html, overlays)'],
     ['--quick', 'few cases, small settings (smoke test)'],

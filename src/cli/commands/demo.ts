@@ -15,12 +15,22 @@ import { diffregCommandLine } from '../../eval/bench/report.ts';
 import { makeBreathingPair } from '../../geometry/synthetic.ts';
 import { warpVolume } from '../../geometry/warp.ts';
 import { Landmarks, writeLandmarks, writeVolume } from '../../io/index.ts';
-import { descriptorFeatures } from '../../methods/descriptors/index.ts';
 import { Generator } from '../../engine/index.ts';
-import { imageFeatures, registerAndMatch, type ImageFeatures } from '../../methods/meddift/index.ts';
+import {
+  concreteDescriptor,
+  DEFAULT_DESCRIPTOR,
+  DESCRIPTOR_NAMES,
+  DESCRIPTORS,
+  describeImage,
+  pairFeatures,
+  registerAndMatch,
+  usesDiffusionModel,
+} from '../../methods/meddift/index.ts';
 import { writeFileAtomic } from '../../util/atomic.ts';
 import { optionalInteger, optionalNumber, type Command } from '../args.ts';
-import { MODEL_HELP, MODEL_INPUTS, MODEL_OPTIONS, defaultModelInstalled, modelLoader } from '../model.ts';
+import { MODEL_HELP, MODEL_INPUTS, MODEL_OPTIONS, modelLoader } from '../model.ts';
+import { oneOf } from '../../util/is.ts';
+import { DESCRIPTOR_HELP } from './match.ts';
 import { checkOutputs } from '../outputs.ts';
 import { formatSeconds, terminalProgress } from '../progress.ts';
 import { applyThreads, printJson } from './common.ts';
@@ -28,11 +38,12 @@ import { applyThreads, printJson } from './common.ts';
 export const demoCommand: Command = {
   name: 'demo',
   summary: 'run correspondence and registration on a generated thorax phantom with a known deformation',
-  usage: 'diffreg demo [--out DIR] [--seed N] [--amplitude MM] [--json]',
+  usage: 'diffreg demo [--out DIR] [--seed N] [--amplitude MM] [--descriptor NAME] [--json]',
   options: {
     out: { type: 'string' },
     seed: { type: 'string' },
     amplitude: { type: 'string' },
+    descriptor: { type: 'string' },
     threads: { type: 'string' },
     json: { type: 'boolean' },
     help: { type: 'boolean', short: 'h' },
@@ -42,6 +53,7 @@ export const demoCommand: Command = {
     ['--out DIR', 'output folder (default ./diffreg-demo)'],
     ['--seed N', 'phantom and deformation seed (default 1)'],
     ['--amplitude MM', 'cranio-caudal breathing motion at the lung base (default 15)'],
+    ['--descriptor NAME', DESCRIPTOR_HELP],
     ['--threads N', 'CPU threads (default all cores)'],
     ['--json', 'print a JSON summary on stdout'],
     ...MODEL_HELP,
@@ -52,6 +64,7 @@ export const demoCommand: Command = {
     const out = resolve((values.out as string | undefined) ?? 'diffreg-demo');
     const seed = optionalInteger(values, 'seed', { min: 0 }) ?? 1;
     const amplitude = optionalNumber(values, 'amplitude', { min: 0 }) ?? 15;
+    const requestedDescriptor = oneOf('--descriptor', values.descriptor ?? DEFAULT_DESCRIPTOR, DESCRIPTORS);
     const loadModel = modelLoader(values);
     checkOutputs([{ option: 'out', path: out }], values, MODEL_INPUTS);
     const progress = terminalProgress();
@@ -71,24 +84,20 @@ export const demoCommand: Command = {
     const truth = pair.movingPoints;
     const before = targetRegistrationError(pair.fixedPoints, truth);
 
+    // The default descriptor for the phantom's modality (CT), as `diffreg register` and `match` pick it.
+    const descriptor = concreteDescriptor(requestedDescriptor, fixed, 'ct');
+    const useModel = usesDiffusionModel(descriptor);
     const given = Boolean(values.unet || values.autoencoder);
-    const useModel = given || defaultModelInstalled();
-    const descriptor = given
-      ? 'MedDIFT diffusion features (MAISI checkpoints)'
-      : useModel
-        ? 'MedDIFT diffusion features (embedded default model)'
-        : 'MIND-SSC descriptors (the default diffusion model is not installed in this build)';
-    say(`2/4 computing ${descriptor}`);
-    let f: ImageFeatures;
-    let m: ImageFeatures;
-    if (useModel) {
-      const model = loadModel();
-      f = imageFeatures(model, fixed, { generator: new Generator(0) }, 'fixed image');
-      m = imageFeatures(model, pair.moving, { generator: new Generator(1) }, 'moving image');
-    } else {
-      f = descriptorFeatures(fixed, 'mind', {}, 'fixed image');
-      m = descriptorFeatures(pair.moving, 'mind', {}, 'moving image');
-    }
+    const modelName = !useModel
+      ? 'none (the descriptor uses no diffusion model)'
+      : given
+        ? 'MAISI checkpoints'
+        : 'the embedded default model';
+    say(`2/4 computing ${DESCRIPTOR_NAMES[descriptor]} (model: ${modelName})`);
+    const model = useModel ? loadModel() : undefined;
+    const [f, m] = pairFeatures(fixed, pair.moving, (volume, subject, side) =>
+      describeImage(descriptor, model, volume, { modality: 'ct', generator: new Generator(side) }, subject),
+    );
 
     say(
       '3/4 dense registration (ConvexAdam); each landmark matched at its registered position, scored around it',
@@ -147,7 +156,8 @@ export const demoCommand: Command = {
     const summary = {
       output: out,
       view: viewCommand,
-      descriptor,
+      descriptor: DESCRIPTOR_NAMES[descriptor],
+      model: modelName,
       landmarks: truth.length,
       treMm: {
         before: round(before.mean),
@@ -160,6 +170,7 @@ export const demoCommand: Command = {
     if (values.json) printJson(summary);
     else {
       say('');
+      say(`descriptor: ${DESCRIPTOR_NAMES[descriptor]}; model: ${modelName}`);
       say(`landmarks (vessel branch points): ${truth.length}`);
       say(`mean TRE before:             ${before.mean.toFixed(2)} mm (sd ${before.sd.toFixed(2)})`);
       say(

@@ -9,6 +9,7 @@ import {
 } from '../../io/index.ts';
 import {
   checkLevels,
+  AUTO_DESCRIPTORS,
   DEFAULT_DESCRIPTOR,
   DESCRIPTORS,
   medDiftMatch,
@@ -30,7 +31,7 @@ import { terminalProgress } from '../progress.ts';
 import { applyThreads, printJson, readImage, readInitialTransform } from './common.ts';
 
 /** --descriptor's help line (match, register, bench). */
-export const DESCRIPTOR_HELP = `diffusion (the model's features), mind (MIND-SSC), patches (intensities) or fused (all three; default ${DEFAULT_DESCRIPTOR})`;
+export const DESCRIPTOR_HELP = `auto (${AUTO_DESCRIPTORS.mr} on MR, ${AUTO_DESCRIPTORS.ct} on CT), diffusion (the model's features), mind (MIND-SSC), patches (intensities) or fused (all three); default ${DEFAULT_DESCRIPTOR}`;
 
 export const FEATURE_OPTIONS = {
   timestep: { type: 'string' },

@@ -37,11 +37,11 @@ export type InitialTransform =
   /** Pull-back displacement field on the fixed grid: p ↦ p + u(p). */
   | { kind: 'field'; field: DisplacementField };
 
-/** What images are described by: see describe.ts. */
-export const DESCRIPTORS = ['diffusion', 'mind', 'patches', 'fused'] as const;
+/** What images are described by: see describe.ts ('auto': one of the others by the fixed image's modality). */
+export const DESCRIPTORS = ['auto', 'diffusion', 'mind', 'patches', 'fused'] as const;
 export type Descriptor = (typeof DESCRIPTORS)[number];
 /** The descriptor of `diffreg match` and `diffreg register` when none is given. */
-export const DEFAULT_DESCRIPTOR: Descriptor = 'diffusion';
+export const DEFAULT_DESCRIPTOR: Descriptor = 'auto';
 
 export const SEARCH_MODES = ['registered', 'local', 'global'] as const;
 export type SearchMode = (typeof SEARCH_MODES)[number];

@@ -7,6 +7,8 @@
  */
 import type { Generator } from '../../engine/index.ts';
 import type { Volume } from '../../geometry/volume.ts';
+import type { Modality } from '../../data/case.ts';
+import { guessModality } from '../../models/preprocess.ts';
 import { descriptorFeatures } from '../descriptors/index.ts';
 import {
   imageFeatures,
@@ -19,12 +21,43 @@ import type { DiffusionFeatureModel } from './features.ts';
 /** The fused descriptor's group weights. */
 export const FUSED_WEIGHTS = { diffusion: 1, mind: 1, patches: 1 };
 
-/** Whether the descriptor needs the diffusion model. */
-export const usesDiffusionModel = (d: Descriptor): boolean => d === 'diffusion' || d === 'fused';
+/** A descriptor that names one description ('auto' resolved). */
+export type ConcreteDescriptor = Exclude<Descriptor, 'auto'>;
+
+/** What each descriptor is, for help texts and reports. */
+export const DESCRIPTOR_NAMES: Readonly<Record<ConcreteDescriptor, string>> = {
+  diffusion: "MedDIFT diffusion features (t=20, the model's feature levels)",
+  mind: 'MIND-SSC descriptors',
+  patches: 'intensity patches (NCC)',
+  fused: 'diffusion features, MIND-SSC and intensity patches fused',
+};
+
+/**
+ * What 'auto' stands for, by the fixed image's modality. Chosen on the validation subsets with the
+ * rest of the pipeline's defaults (bench/harness/RESULTS.md, 2026-12-07 08:55; Dice / TRE, elastix
+ * B-spline in brackets): MR — fused 0.836 on ACDC 002/022/042 (diffusion 0.841, patches 0.829;
+ * 0.835) and 0.699 on LPBA40 S11–S12 (diffusion 0.685, patches 0.692; 0.681); CT — MIND-SSC 0.218 mm
+ * on synthetic lung cases 1–2 (fused 0.326, diffusion 1.97; 0.343): the diffusion features of the
+ * default model make CT worse.
+ */
+export const AUTO_DESCRIPTORS: Readonly<Record<Modality, ConcreteDescriptor>> = { mr: 'fused', ct: 'mind' };
+
+/** `descriptor`, or for 'auto' the one of the fixed image's modality (given, or guessed from its intensities). */
+export function concreteDescriptor(
+  descriptor: Descriptor,
+  fixed: Volume,
+  modality: Modality | 'auto' = 'auto',
+): ConcreteDescriptor {
+  if (descriptor !== 'auto') return descriptor;
+  return AUTO_DESCRIPTORS[modality === 'auto' ? guessModality(fixed) : modality];
+}
+
+/** Whether the descriptor needs (for 'auto': may need) the diffusion model. */
+export const usesDiffusionModel = (d: Descriptor): boolean => d !== 'mind' && d !== 'patches';
 
 /** The named descriptor of one image (`model` only for those that use it). */
 export function describeImage(
-  descriptor: Descriptor,
+  descriptor: ConcreteDescriptor,
   model: DiffusionFeatureModel | undefined,
   volume: Volume,
   options: MedDiftMatchOptions & { generator: Generator },

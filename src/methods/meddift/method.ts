@@ -14,7 +14,13 @@ import type {
   RegistrationResult,
 } from '../method.ts';
 import { matchFeatures, pairFeatures, type Descriptor, type ImageFeatures } from './correspond.ts';
-import { describeImage, usesDiffusionModel } from './describe.ts';
+import {
+  AUTO_DESCRIPTORS,
+  concreteDescriptor,
+  DESCRIPTOR_NAMES,
+  describeImage,
+  usesDiffusionModel,
+} from './describe.ts';
 import type { DiffusionFeatureModel } from './features.ts';
 import { registerAndMatch } from './points.ts';
 import {
@@ -25,10 +31,13 @@ import {
 } from './register.ts';
 import { refineField } from '../dense/refine.ts';
 
-/** Where the features of a case come from: a descriptor, and the diffusion model for those that use it. */
+/**
+ * Where the features of a case come from: a descriptor, and the diffusion model (loaded on first use)
+ * for those that use it.
+ */
 export interface FeatureSource {
   descriptor: Descriptor;
-  model?: DiffusionFeatureModel;
+  model?: () => DiffusionFeatureModel;
 }
 
 function features(
@@ -38,14 +47,11 @@ function features(
   settings: MedDiftRegisterOptions,
 ): [ImageFeatures, ImageFeatures] {
   const options = { ...settings, modality: settings.modality ?? item.modality };
+  // One descriptor for both images: 'auto' follows the fixed image's modality.
+  const descriptor = concreteDescriptor(source.descriptor, item.fixed, options.modality);
+  const model = usesDiffusionModel(descriptor) ? source.model?.() : undefined;
   return pairFeatures(item.fixed, item.moving, (volume, subject, side) =>
-    describeImage(
-      source.descriptor,
-      source.model,
-      volume,
-      { ...options, generator: new Generator(seed + side) },
-      subject,
-    ),
+    describeImage(descriptor, model, volume, { ...options, generator: new Generator(seed + side) }, subject),
   );
 }
 
@@ -171,10 +177,15 @@ const FEATURE_TASKS = [
 
 /** Each descriptor's method-name prefix and description. */
 const FEATURE_SOURCES = [
-  ['meddift', 'diffusion', "MedDIFT diffusion features (t=20, the model's feature levels)"],
-  ['mind', 'mind', 'MIND-SSC descriptors'],
-  ['patches', 'patches', 'intensity patches (NCC)'],
-  ['fused', 'fused', 'diffusion features, MIND-SSC and intensity patches fused'],
+  [
+    'default',
+    'auto',
+    `the default descriptors (${AUTO_DESCRIPTORS.mr} on MR, ${AUTO_DESCRIPTORS.ct} on CT, by the fixed image's modality)`,
+  ],
+  ['meddift', 'diffusion', DESCRIPTOR_NAMES.diffusion],
+  ['mind', 'mind', DESCRIPTOR_NAMES.mind],
+  ['patches', 'patches', DESCRIPTOR_NAMES.patches],
+  ['fused', 'fused', DESCRIPTOR_NAMES.fused],
 ] as const satisfies readonly (readonly [string, Descriptor, string])[];
 
 /** What a feature method does (its FEATURE_TASKS suffix), or undefined for other methods. */
@@ -221,7 +232,7 @@ export const featureMethodEntries: MethodEntry[] = FEATURE_SOURCES.flatMap(([pre
         return featureMethod({
           name,
           description,
-          source: { descriptor, model: usesModel ? model?.() : undefined },
+          source: { descriptor, model: usesModel ? model : undefined },
           dense,
           match: !dense,
           search: dense ? undefined : task.search,

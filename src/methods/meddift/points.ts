@@ -21,7 +21,7 @@ import {
   type MedDiftMatchResult,
   type PointMatch,
 } from './correspond.ts';
-import { describeImage } from './describe.ts';
+import { concreteDescriptor, describeImage } from './describe.ts';
 import type { DiffusionFeatureModel, FeatureOptions } from './features.ts';
 import { registerFeatures, type FeatureRegistration, type MedDiftRegisterOptions } from './register.ts';
 
@@ -91,7 +91,7 @@ export function medDiftMatch(
   const seed = options.seed ?? 0;
   const search = options.search ?? 'registered';
   const t0 = performance.now();
-  const descriptor = options.descriptor ?? DEFAULT_DESCRIPTOR;
+  const descriptor = concreteDescriptor(options.descriptor ?? DEFAULT_DESCRIPTOR, fixed, options.modality);
   const [f, m] = pairFeatures(fixed, moving, (volume, subject, side) =>
     describeImage(descriptor, model, volume, { ...options, generator: new Generator(seed + side) }, subject),
   );
