@@ -1,6 +1,7 @@
 // diffreg_torch: a thin N-API table over libtorch (ATen + autograd). All model code lives in TypeScript
 // (src/engine); this addon only converts arguments, calls ATen and maps errors.
 #include <ATen/Parallel.h>
+#include <dlfcn.h>
 #include <sched.h>
 #ifdef __GLIBC__
 #include <malloc.h>
@@ -26,6 +27,28 @@ int available_cores() {
   return n > 0 ? static_cast<int>(n) : 1;
 }
 
+// Debian's OpenBLAS (libopenblas0-pthread) keeps a thread pool of its own, one thread per core, beside
+// libtorch's OpenMP threads; libtorch calls BLAS inside its parallel loops (2-D convolutions unfold and
+// multiply per image), so on 2 cores four busy threads shared two cores. Measured here with 2 OpenMP
+// threads, BLAS on 2 threads → 1: conv2d 32→32 channels at 2×128² 150 → 52 ms; LDM-Morph per 2-D pair
+// 0.15 s mean (0.05 s with spikes to 0.7 s) → 0.07 s steady; DiffuseReg DDIM-10 + refinement on an
+// ACDC pair 13.3 → 9.3 s; MedDIFT register of an ACDC pair 29.1 → 22.4 s. A lone large matrix product
+// loses its second thread (4096×512·512×4096: 86 → 162 ms); conv3d (oneDNN) and our attention kernel do
+// not use BLAS (87 vs 85 ms). So BLAS runs on one thread; parallelism comes from libtorch's threads.
+// The symbol is looked up in the BLAS libtorch loaded (libblas.so.3); another BLAS is left alone.
+void single_threaded_blas() {
+  void* blas = dlopen("libblas.so.3", RTLD_LAZY | RTLD_NOLOAD);
+  if (!blas) return;
+  using SetThreads = void (*)(int);
+  if (auto set = reinterpret_cast<SetThreads>(dlsym(blas, "openblas_set_num_threads"))) set(1);
+  dlclose(blas);
+}
+
+void set_threads(int n) {
+  at::set_num_threads(n);
+  single_threaded_blas();
+}
+
 // libtorch defaults to one thread on these machines; use every available core unless DIFFREG_THREADS says.
 void init_threads() {
   int n = available_cores();
@@ -33,12 +56,12 @@ void init_threads() {
     int v = std::atoi(env);
     if (v > 0) n = v;
   }
-  at::set_num_threads(n);
+  set_threads(n);
 }
 
 Napi::Value set_num_threads(Info info) {
   return guard(info, [&]() -> Napi::Value {
-    at::set_num_threads(static_cast<int>(I(info[0])));
+    set_threads(static_cast<int>(I(info[0])));
     return info.Env().Undefined();
   });
 }
