@@ -320,6 +320,10 @@ test('issue 19: options, outputs and images are checked before any input is read
       /^diffreg: --out-field: cannot create .*a-file\/field\.nii\.gz: .*a-file is a file, not a folder$/,
     ],
     [['demo', '--out', aFile], /^diffreg: --out: .*a-file is a file, not a folder$/],
+    [
+      ['demo', '--out', join(dir, 'demo'), '--descriptor', 'sift'],
+      /^diffreg: --descriptor: expected one of auto, diffusion, mind, patches, fused, got "sift"$/,
+    ],
     // 4. output formats and register's options before any computation
     [
       [...register, '--out-field', field, '--out-warped', join(dir, 'warped.png')],
