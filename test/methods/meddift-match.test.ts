@@ -74,12 +74,16 @@ test('medDiftMatch end to end on a synthetic pair: world/voxel answers, windows,
   });
 });
 
-test('medDiftMatch by default answers with the registration of the same features, scored around it', (t) => {
+test('medDiftMatch (search "registered", the default) answers with the registration of the same features, scored around it', (t) => {
   const root = requireShared(t, 'fixtures');
   if (!root) return;
   const model = tinyFixtureModel(root);
   const { image, pair, fixedPoints } = phantomPair([32, 32, 24], [9, 9, 11]);
-  const { matches, seconds } = medDiftMatch(model, image, pair.moving, fixedPoints, { consistency: false });
+  // The diffusion descriptor, as medDiftRegister's (the default descriptor of this CT phantom is MIND-SSC).
+  const { matches, seconds } = medDiftMatch(model, image, pair.moving, fixedPoints, {
+    consistency: false,
+    descriptor: 'diffusion',
+  });
   assert.ok(seconds.registration > 0);
   // The same features and seed give the same field: the matches are its positions p + u(p).
   const { field } = medDiftRegister(model, image, pair.moving);
@@ -112,7 +116,11 @@ test('medDiftMatch rejects bad options with one-line messages', (t) => {
       { initial: { kind: 'identity' } },
       /^initial: only with search "local" \(search "registered" registers first\)$/,
     ],
-    [{ levelWeights: [1, 1] }, /^levelWeights: expected 4 weights \(one per level\), got 2$/],
+    [{ levelWeights: [1, 1] }, /^levelWeights: only with the diffusion descriptor$/],
+    [
+      { descriptor: 'diffusion', levelWeights: [1, 1] },
+      /^levelWeights: expected 4 weights \(one per level\), got 2$/,
+    ],
     [{ noiseDraws: 0 }, /^noiseDraws: expected an integer in \[1, 64\], got 0$/],
   ];
   for (const [options, message] of cases)
