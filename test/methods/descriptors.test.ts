@@ -166,4 +166,15 @@ test("'auto': the fixed image's modality picks the descriptor; a CT pair never l
   const result = await method.register({ id: 'ct', fixed: ct, moving: ct, modality: 'ct' });
   assert.equal(loads, 0);
   assert.deepEqual(result.field?.dims, ct.dims);
+  // A diffusion-feature setting the resolved descriptor would ignore is refused in one line.
+  const withTimestep = methodEntry('default-register').create({
+    dataset: 'test',
+    settings: { timestep: 5 },
+    model: () => {
+      throw new Error('the diffusion model was loaded');
+    },
+  });
+  await assert.rejects(() => withTimestep.register({ id: 'ct', fixed: ct, moving: ct, modality: 'ct' }), {
+    message: /^timestep: only with the diffusion model's features; the descriptor of this pair is mind$/,
+  });
 });

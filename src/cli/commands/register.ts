@@ -18,7 +18,7 @@ import {
 } from '../../methods/meddift/index.ts';
 import { METHODS, methodEntry } from '../../methods/method.ts';
 import { oneOf } from '../../util/is.ts';
-import { guessModality } from '../../models/index.ts';
+import { guessModality, type LatentDiffusionModel } from '../../models/index.ts';
 import { DiffregError, fail } from '../../util/errors.ts';
 import { optionalInteger, optionalNumber, required, type Command } from '../args.ts';
 import { MODEL_HELP, MODEL_INPUTS, MODEL_OPTIONS, modelLoader } from '../model.ts';
@@ -224,9 +224,20 @@ export const registerCommand: Command = {
     ] as const)
       if (image && String(values[option]).toLowerCase().endsWith('.png'))
         checkPngOutput(option, fixed, image);
-    const model = loadModel?.();
-    if (model) checkFeatureOptions(model, features);
-    const method = entry.create({ model: model && (() => model), settings });
+    // Loaded when the method first asks (the default descriptor on CT uses none), its options checked then.
+    let model: LatentDiffusionModel | undefined;
+    const method = entry.create({
+      model:
+        loadModel &&
+        (() => {
+          if (!model) {
+            model = loadModel();
+            checkFeatureOptions(model, features);
+          }
+          return model;
+        }),
+      settings,
+    });
     const item = {
       id: 'register',
       fixed,

@@ -49,6 +49,11 @@ function features(
   const options = { ...settings, modality: settings.modality ?? item.modality };
   // One descriptor for both images: 'auto' follows the fixed image's modality.
   const descriptor = concreteDescriptor(source.descriptor, item.fixed, options.modality);
+  const ignored = (['timestep', 'levels', 'noiseDraws', 'region', 'levelWeights'] as const).find(
+    (k) => settings[k] !== undefined,
+  );
+  if (ignored && !usesDiffusionModel(descriptor))
+    fail(ignored, `only with the diffusion model's features; the descriptor of this pair is ${descriptor}`);
   const model = usesDiffusionModel(descriptor) ? source.model?.() : undefined;
   return pairFeatures(item.fixed, item.moving, (volume, subject, side) =>
     describeImage(descriptor, model, volume, { ...options, generator: new Generator(seed + side) }, subject),
