@@ -160,6 +160,12 @@ test('VQ autoencoder: nearest codebook entries, straight-through gradient, codeb
     ((ae.codebook as Tensor).grad as Tensor).abs().sum().item() > 0,
     'no gradient reaches the codebook',
   );
+  // initCodebook: every entry is one of the images' latent vectors.
+  const images = randn([2, 1, 32, 32]).sigmoid();
+  ae.initCodebook(images, new Generator(3));
+  const vectors = noGrad(() => ae.encodeLatent(images)).toTypedArray() as Float32Array;
+  for (const v of (ae.codebook as Tensor).toTypedArray() as Float32Array)
+    assert.ok(vectors.includes(v), `codebook entry ${v} is no latent vector`);
   for (const m of [ae, ae2]) m.dispose();
 });
 

@@ -16,7 +16,7 @@
  * it with nearest-neighbour upsampling and ends in one output channel (no activation: a linear output
  * keeps the gradient of an L1 loss alive at 0 and 1).
  */
-import { nn, noGrad, randn, tidy, zeros, type Generator, type Tensor } from '../../engine/index.ts';
+import { nn, noGrad, randint, randn, tidy, zeros, type Generator, type Tensor } from '../../engine/index.ts';
 import { fail } from '../../util/errors.ts';
 import { conv3x3, Downsample, MiddleBlock, outputHead, ResBlock, Upsample } from './blocks.ts';
 import { ldm2dConfig, type Ldm2dConfig, type Ldm2dConfigOverrides } from './config.ts';
@@ -132,6 +132,25 @@ export class Ldm2dAutoencoder extends nn.Module {
   /** A latent drawn from the Gaussian: mean + exp(logvar / 2)·ε, ε ~ N(0, I) from `generator`. */
   sample(mean: Tensor, logvar: Tensor, generator?: Generator): Tensor {
     return tidy(() => mean.add(randn(mean.shape, { generator }).mul(logvar.mul(0.5).exp())));
+  }
+
+  /**
+   * Sets the codebook to latent vectors of `images` (B, 1, H, W) drawn at random (with repetition when
+   * there are fewer vectors than entries) — VQ only. The training calls it before its first step: from
+   * VQGAN's ±1/codebookSize, with Adam moving each entry by about the learning rate per step, the
+   * codebook could not follow the encoder and the loss rose (0.37 → 6.7 in 50 steps, 1 channel).
+   */
+  initCodebook(images: Tensor, generator?: Generator): void {
+    const e = this.codebook;
+    if (!e) fail('autoencoder', 'a KL autoencoder has no codebook');
+    noGrad(() =>
+      tidy(() => {
+        const c = this.config.autoencoder.latentChannels;
+        const vectors = this.encodeLatent(images).permute(0, 2, 3, 1).reshape(-1, c);
+        const picks = randint(0, vectors.shape[0], [e.shape[0]], { generator });
+        e.copy_(vectors.indexSelect(0, picks));
+      }),
+    );
   }
 
   /** Each latent vector (B, c, h, w) replaced by its nearest codebook entry (squared distance; VQ only). */

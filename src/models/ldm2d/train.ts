@@ -150,6 +150,12 @@ export function trainAutoencoder(
   checkImages('validation images', validationImages, factor);
   manualSeed(o.seed); // the weight initialisation draws from the global generator
   const ae = new Ldm2dAutoencoder(config);
+  // A VQ codebook starts from the encoder's outputs on a few training images (a resumed run then
+  // loads its checkpoint over it).
+  if (ae.codebook)
+    tidy(() =>
+      ae.initCodebook(cat(trainImages.slice(0, Math.min(16, trainImages.length)), 0), new Generator(o.seed)),
+    );
   const result = runLoop(
     'LDM autoencoder',
     ae,
