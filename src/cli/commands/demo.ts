@@ -15,14 +15,12 @@ import { diffregCommandLine } from '../../eval/bench/report.ts';
 import { makeBreathingPair } from '../../geometry/synthetic.ts';
 import { warpVolume } from '../../geometry/warp.ts';
 import { Landmarks, writeLandmarks, writeVolume } from '../../io/index.ts';
-import { Generator } from '../../engine/index.ts';
 import {
   concreteDescriptor,
   DEFAULT_DESCRIPTOR,
   DESCRIPTOR_NAMES,
   DESCRIPTORS,
-  describeImage,
-  pairFeatures,
+  describePair,
   registerAndMatch,
   usesDiffusionModel,
 } from '../../methods/meddift/index.ts';
@@ -95,9 +93,7 @@ export const demoCommand: Command = {
         : 'the embedded default model';
     say(`2/4 computing ${DESCRIPTOR_NAMES[descriptor]} (model: ${modelName})`);
     const model = useModel ? loadModel() : undefined;
-    const [f, m] = pairFeatures(fixed, pair.moving, (volume, subject, side) =>
-      describeImage(descriptor, model, volume, { modality: 'ct', generator: new Generator(side) }, subject),
-    );
+    const [f, m] = describePair(descriptor, model, fixed, pair.moving, { modality: 'ct' }, 0);
 
     say(
       '3/4 dense registration (ConvexAdam); each landmark matched at its registered position, scored around it',

@@ -5,7 +5,7 @@
  * exports the LDM there, ldmmorph trains on that exported, SHA-256-checked LDM (the float16 weights
  * inference uses) and adds the network. ACDC patients 001–100 split by acdcSplit (DiffuseReg's split).
  */
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Generator, zeros, type Tensor } from '../../engine/index.ts';
 import { acdcDataset, acdcSplit } from '../../data/acdc.ts';
@@ -28,6 +28,7 @@ import { lastValidation, lossCurveSvg, readLog, type LoopOptions } from '../../m
 import type { RecipeResult, RecipeRunOptions, TrainingRecipe } from '../../models/training/recipe.ts';
 import { writeFileAtomic } from '../../util/atomic.ts';
 import { fail } from '../../util/errors.ts';
+import { readJsonFile } from '../../util/json.ts';
 import { integer, oneOf } from '../../util/is.ts';
 import {
   acdcSlicesOnNetworkGrid,
@@ -152,7 +153,7 @@ function runLdmConfig(o: RecipeRunOptions, c: LdmMorphRecipeConfig, codebookSize
     writeFileAtomic(path, JSON.stringify(config));
     return config;
   }
-  const recorded = JSON.parse(readFileSync(path, 'utf8')) as Ldm2dConfig;
+  const recorded = readJsonFile(path, "the run's LDM configuration") as Ldm2dConfig;
   if (codebookSize !== undefined && JSON.stringify(requested(codebookSize)) !== JSON.stringify(recorded))
     fail('--codebook-size', `${codebookSize} disagrees with the LDM this run folder trains (${path})`);
   return recorded;

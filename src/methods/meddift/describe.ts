@@ -5,13 +5,14 @@
  * level per voxel, weight them by group (FUSED_WEIGHTS, a group's weight split evenly over its levels)
  * and, in registration, take one joint PCA of them all.
  */
-import type { Generator } from '../../engine/index.ts';
+import { Generator } from '../../engine/index.ts';
 import type { Volume } from '../../geometry/volume.ts';
 import type { Modality } from '../../data/case.ts';
 import { guessModality } from '../../models/preprocess.ts';
 import { descriptorFeatures } from '../descriptors/index.ts';
 import {
   imageFeatures,
+  pairFeatures,
   type Descriptor,
   type ImageFeatures,
   type MedDiftMatchOptions,
@@ -85,4 +86,21 @@ export function describeImage(
       ],
     },
   };
+}
+
+/**
+ * Both images of a pair under one descriptor (correspond.ts pairFeatures: the moving image on the fixed
+ * image's axes), the fixed image's noise drawn from Generator(seed), the moving image's from seed + 1.
+ */
+export function describePair(
+  descriptor: ConcreteDescriptor,
+  model: DiffusionFeatureModel | undefined,
+  fixed: Volume,
+  moving: Volume,
+  options: MedDiftMatchOptions,
+  seed: number,
+): [ImageFeatures, ImageFeatures] {
+  return pairFeatures(fixed, moving, (volume, subject, side) =>
+    describeImage(descriptor, model, volume, { ...options, generator: new Generator(seed + side) }, subject),
+  );
 }

@@ -3,7 +3,7 @@
  * and dense registration (ConvexAdam), from diffusion features or, for the ablation, from classical
  * descriptors through exactly the same matching and optimisation.
  */
-import { Generator, dispose } from '../../engine/index.ts';
+import { dispose } from '../../engine/index.ts';
 import { fail } from '../../util/errors.ts';
 import { measured } from '../../util/measure.ts';
 import type {
@@ -13,12 +13,12 @@ import type {
   RegistrationMethod,
   RegistrationResult,
 } from '../method.ts';
-import { matchFeatures, pairFeatures, type Descriptor, type ImageFeatures } from './correspond.ts';
+import { matchFeatures, type Descriptor, type ImageFeatures } from './correspond.ts';
 import {
   AUTO_DESCRIPTORS,
   concreteDescriptor,
   DESCRIPTOR_NAMES,
-  describeImage,
+  describePair,
   usesDiffusionModel,
 } from './describe.ts';
 import type { DiffusionFeatureModel } from './features.ts';
@@ -49,15 +49,14 @@ function features(
   const options = { ...settings, modality: settings.modality ?? item.modality };
   // One descriptor for both images: 'auto' follows the fixed image's modality.
   const descriptor = concreteDescriptor(source.descriptor, item.fixed, options.modality);
+  const needsModel = usesDiffusionModel(descriptor);
   const ignored = (['timestep', 'levels', 'noiseDraws', 'region', 'levelWeights'] as const).find(
     (k) => settings[k] !== undefined,
   );
-  if (ignored && !usesDiffusionModel(descriptor))
+  if (ignored && !needsModel)
     fail(ignored, `only with the diffusion model's features; the descriptor of this pair is ${descriptor}`);
-  const model = usesDiffusionModel(descriptor) ? source.model?.() : undefined;
-  return pairFeatures(item.fixed, item.moving, (volume, subject, side) =>
-    describeImage(descriptor, model, volume, { ...options, generator: new Generator(seed + side) }, subject),
-  );
+  const model = needsModel ? source.model?.() : undefined;
+  return describePair(descriptor, model, item.fixed, item.moving, options, seed);
 }
 
 export interface FeatureMethodOptions {

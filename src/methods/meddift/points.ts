@@ -5,7 +5,7 @@
  * vertebrae; 49.96 mm mean TRE on the synthetic lung cases against 10.66 without registration).
  * 'local' searches around a given initial estimate, 'global' the whole image (MedDIFT's reference).
  */
-import { Generator, dispose } from '../../engine/index.ts';
+import { dispose } from '../../engine/index.ts';
 import type { Vec3, Volume } from '../../geometry/volume.ts';
 import { warpPoints } from '../../geometry/warp.ts';
 import { fail } from '../../util/errors.ts';
@@ -13,7 +13,6 @@ import {
   checkMatchOptions,
   DEFAULT_DESCRIPTOR,
   matchFeatures,
-  pairFeatures,
   SEARCH_RADIUS_MM,
   voxelsOf,
   type ImageFeatures,
@@ -21,7 +20,7 @@ import {
   type MedDiftMatchResult,
   type PointMatch,
 } from './correspond.ts';
-import { concreteDescriptor, describeImage } from './describe.ts';
+import { concreteDescriptor, describePair } from './describe.ts';
 import type { DiffusionFeatureModel, FeatureOptions } from './features.ts';
 import { registerFeatures, type FeatureRegistration, type MedDiftRegisterOptions } from './register.ts';
 
@@ -92,9 +91,7 @@ export function medDiftMatch(
   const search = options.search ?? 'registered';
   const t0 = performance.now();
   const descriptor = concreteDescriptor(options.descriptor ?? DEFAULT_DESCRIPTOR, fixed, options.modality);
-  const [f, m] = pairFeatures(fixed, moving, (volume, subject, side) =>
-    describeImage(descriptor, model, volume, { ...options, generator: new Generator(seed + side) }, subject),
-  );
+  const [f, m] = describePair(descriptor, model, fixed, moving, options, seed);
   try {
     const t1 = performance.now();
     const modality = { fixed: f.modality, moving: m.modality };

@@ -78,7 +78,7 @@ export class Ldm2dAutoencoder extends nn.Module {
   readonly config: Ldm2dConfig;
   readonly encoder: nn.Sequential;
   readonly decoder: nn.Sequential;
-  /** VQ only: the codebook (codebookSize, latentChannels), initialised uniform in ±1/codebookSize as VQGAN. */
+  /** VQ only: the codebook (codebookSize, latentChannels); zeros until initCodebook or a checkpoint fills it. */
   readonly codebook: Tensor | null;
 
   constructor(config: Ldm2dConfigOverrides = {}) {
@@ -89,9 +89,7 @@ export class Ldm2dAutoencoder extends nn.Module {
     this.decoder = this.register('decoder', new nn.Sequential(...decoderLayers(this.config)));
     this.codebook = this.registerParameter(
       'codebook',
-      a.quantizer === 'vq'
-        ? zeros([a.codebookSize, a.latentChannels]).uniform_(-1 / a.codebookSize, 1 / a.codebookSize)
-        : null,
+      a.quantizer === 'vq' ? zeros([a.codebookSize, a.latentChannels]) : null,
     );
   }
 

@@ -152,10 +152,7 @@ export function trainAutoencoder(
   const ae = new Ldm2dAutoencoder(config);
   // A VQ codebook starts from the encoder's outputs on a few training images (a resumed run then
   // loads its checkpoint over it).
-  if (ae.codebook)
-    tidy(() =>
-      ae.initCodebook(cat(trainImages.slice(0, Math.min(16, trainImages.length)), 0), new Generator(o.seed)),
-    );
+  if (ae.codebook) tidy(() => ae.initCodebook(cat(trainImages.slice(0, 16), 0), new Generator(o.seed)));
   const result = runLoop(
     'LDM autoencoder',
     ae,
