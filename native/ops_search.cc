@@ -58,6 +58,25 @@ DT_CLONES float dot(const float* a, const float* b, int64_t n) {
   return s;
 }
 
+DT_CLONES void accumulate_squared_difference(float* __restrict acc, const float* __restrict a, float b, int64_t n) {
+  for (int64_t i = 0; i < n; i++) acc[i] += (a[i] - b) * (a[i] - b);
+}
+
+// The position of the first least value of v[0, n): the minimum kept in 16 lanes (vectorised, where
+// std::min_element's loop is not), then the first position holding it.
+DT_CLONES int64_t first_least(const float* __restrict v, int64_t n) {
+  float lane[16];
+  std::fill(lane, lane + 16, std::numeric_limits<float>::infinity());
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16)
+    for (int j = 0; j < 16; j++) lane[j] = v[i + j] < lane[j] ? v[i + j] : lane[j];
+  float least = *std::min_element(lane, lane + 16);
+  for (; i < n; i++) least = std::min(least, v[i]);
+  for (i = 0; i < n; i++)
+    if (v[i] == least) return i;
+  return 0;  // all NaN
+}
+
 DT_CLONES bool any_greater(const float* __restrict v, const float* __restrict threshold, int64_t n) {
   int hit = 0;
   for (int64_t i = 0; i < n; i++) hit |= v[i] > threshold[i];
@@ -117,6 +136,34 @@ at::Tensor corner_gram(Info info) {
           for (int a = 0, p = 0; a < 8; a++)
             for (int b = a; b < 8; b++, p++) o[p] = dot(corner[a], corner[b], c);
         }
+  });
+  return out;
+}
+
+// nearest_rows(x (N, c) float32, e (K, c) float32) → (N) int64: for each row of x, the index of the row of e
+// at the least squared Euclidean distance, the lowest index among equal distances (torch.argmin's). The VQ
+// autoencoder quantises 4096 latent vectors per step against 16384 codes: the tensor ops (‖x‖² − 2x·eᵀ +
+// ‖e‖², argmin) built four (4096, 16384) matrices of 268 MB each, and their fresh pages made quantisation
+// 1.2–1.7 s of a 3.4 s training step, measured here; this kernel keeps one row of distances in cache and
+// takes 25 ms (the step 0.8 s, the KL autoencoder's 0.67 s, one thread).
+at::Tensor nearest_rows(Info info) {
+  const at::Tensor &x = T(info[0]), &e = T(info[1]);
+  if (x.dim() != 2 || e.dim() != 2 || x.scalar_type() != at::kFloat || e.scalar_type() != at::kFloat)
+    throw ArgError("nearest_rows needs float32 (N, c) and (K, c) tensors");
+  if (x.size(1) != e.size(1) || e.size(0) < 1) throw ArgError("nearest_rows needs rows of equal length and K >= 1");
+  const int64_t n = x.size(0), c = x.size(1), k = e.size(0);
+  at::Tensor xs = x.contiguous(), columns = e.t().contiguous();  // (c, K): one code coordinate per pass
+  at::Tensor out = at::empty({n}, at::kLong);
+  const float* xp = xs.data_ptr<float>();
+  const float* ep = columns.data_ptr<float>();
+  int64_t* op = out.data_ptr<int64_t>();
+  at::parallel_for(0, n, 64, [&](int64_t begin, int64_t end) {
+    std::vector<float> distance(k);
+    for (int64_t i = begin; i < end; i++) {
+      std::fill(distance.begin(), distance.end(), 0.0f);
+      for (int64_t j = 0; j < c; j++) accumulate_squared_difference(distance.data(), ep + j * k, xp[i * c + j], k);
+      op[i] = first_least(distance.data(), k);
+    }
   });
   return out;
 }
@@ -255,6 +302,7 @@ Napi::Value interpolated_cosine_search(Info info) {
 void register_search_ops(Napi::Env env, Exports e) {
   def<tensor_op<corner_gram>>(env, e, "corner_gram");
   def<interpolated_cosine_search>(env, e, "interpolated_cosine_search");
+  def<tensor_op<nearest_rows>>(env, e, "nearest_rows");
 }
 
 }  // namespace dt

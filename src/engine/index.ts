@@ -85,6 +85,7 @@ export {
   searchLevel,
   cosineTopK,
   cosineScores,
+  nearestRows,
   type SearchLevel,
   type CosineSearchOptions,
 } from './search.ts';

@@ -188,6 +188,7 @@ export interface Native {
   channel_affine_silu(x: H, scale: H, shift: H): H;
   store_rows(out: H, y: H, residual: H | null): H;
   corner_gram(level: H): H;
+  nearest_rows(x: H, e: H): H;
   ssd_cost_volume(fixed: H, moving: H, radius: number): H;
   coupled_argmin(cost: H, radius: number, smoothed: H | null, theta: number): H;
   warped_ssd(moving: H, fixed: H, displacement: H): Pair;

@@ -99,3 +99,15 @@ export function cosineTopK(
 export function cosineScores(levels: readonly SearchLevel[], options: CosineSearchOptions): Tensor {
   return new Tensor(N.interpolated_cosine_search(...nativeArgs(levels, options, 0)) as Handle);
 }
+
+/**
+ * For each row of `x` (N, c), the index of the nearest row of `codes` (K, c) by squared Euclidean
+ * distance, the lowest index among equal distances: (N) int64, no gradient. A fused native kernel keeps
+ * one row of distances in cache instead of an (N, K) matrix (the VQ codebook lookup).
+ */
+export function nearestRows(x: Tensor, codes: Tensor): Tensor {
+  if (x.ndim !== 2) throw invalid('nearest rows', 'a 2-D tensor (N, c)', x.toString());
+  if (codes.ndim !== 2 || codes.shape[1] !== x.shape[1] || codes.shape[0] < 1)
+    throw invalid('nearest rows codes', `a (K, ${x.shape[1]}) tensor with K >= 1`, codes.toString());
+  return tidy(() => new Tensor(N.nearest_rows(x.detach().float().handle, codes.detach().float().handle)));
+}

@@ -7,7 +7,9 @@ import {
   cosineTopK,
   dispose,
   getNumThreads,
+  nearestRows,
   randn,
+  tensor,
   searchLevel,
   setNumThreads,
   tidy,
@@ -168,4 +170,43 @@ test('cosine search options are checked before native code', () => {
   );
   assert.throws(() => searchLevel(levels[0], queries[1]), /search queries: expected a \(Q, 6\) tensor/);
   dispose(s.flatMap((l) => [l.dots, l.gram]));
+});
+
+test('nearestRows: the nearest code by squared distance, the lowest index among equal ones, with 1 and 2 threads', () => {
+  // Integer coordinates: every distance is exact in float32, so ties are real ties. 37 codes (not a
+  // multiple of the kernel's 16 lanes), codes 5 and 30 equal, code 33 equal to row 2 of x.
+  const codes = Array.from({ length: 37 }, (_, k) => [(k * 7) % 11, (k * 5) % 9, (k * 3) % 13]);
+  codes[30] = [...codes[5]];
+  const rows = Array.from({ length: 150 }, (_, i) => [(i * 3) % 12, (i * 7) % 10, (i * 11) % 14]);
+  rows[2] = [...codes[33]];
+  const expected = rows.map((r) => {
+    let best = 0;
+    let least = Infinity;
+    codes.forEach((e, k) => {
+      const d = e.reduce((s, v, j) => s + (v - r[j]) ** 2, 0);
+      if (d < least) [best, least] = [k, d];
+    });
+    return best;
+  });
+  assert.ok(expected.includes(5) && !expected.includes(30), 'the fixture exercises the tie');
+  assert.equal(expected[2], 33);
+  const threads = getNumThreads();
+  tidy(() => {
+    const x = tensor(rows);
+    const e = tensor(codes);
+    for (const t of [1, 2]) {
+      setNumThreads(t);
+      const got = Array.from(nearestRows(x, e).toTypedArray() as BigInt64Array, Number);
+      assert.deepEqual(got, expected, `${t} threads`);
+    }
+  });
+  setNumThreads(threads);
+  assert.throws(
+    () => tidy(() => nearestRows(randn([4, 2]), randn([5, 3]))),
+    /nearest rows codes: expected a \(K, 2\) tensor with K >= 1/,
+  );
+  assert.throws(
+    () => tidy(() => nearestRows(randn([4]), randn([5, 1]))),
+    /nearest rows: expected a 2-D tensor/,
+  );
 });

@@ -16,7 +16,17 @@
  * it with nearest-neighbour upsampling and ends in one output channel (no activation: a linear output
  * keeps the gradient of an L1 loss alive at 0 and 1).
  */
-import { nn, noGrad, randint, randn, tidy, zeros, type Generator, type Tensor } from '../../engine/index.ts';
+import {
+  nearestRows,
+  nn,
+  noGrad,
+  randint,
+  randn,
+  tidy,
+  zeros,
+  type Generator,
+  type Tensor,
+} from '../../engine/index.ts';
 import { fail } from '../../util/errors.ts';
 import { conv3x3, Downsample, MiddleBlock, outputHead, ResBlock, Upsample } from './blocks.ts';
 import { ldm2dConfig, type Ldm2dConfig, type Ldm2dConfigOverrides } from './config.ts';
@@ -157,16 +167,7 @@ export class Ldm2dAutoencoder extends nn.Module {
     if (!e) fail('autoencoder', 'a KL autoencoder has no codebook');
     const [b, c, height, width] = h.shape;
     return tidy(() => {
-      const flat = h.permute(0, 2, 3, 1).reshape(-1, c);
-      // ‖h‖² − 2h·e + ‖e‖², its argmin alone: no gradient through the choice.
-      const nearest = noGrad(() =>
-        flat
-          .square()
-          .sum(1, true)
-          .sub(flat.matmul(e.t()).mul(2))
-          .add(e.square().sum(1).unsqueeze(0))
-          .argmin(1),
-      );
+      const nearest = nearestRows(h.permute(0, 2, 3, 1).reshape(-1, c), e);
       return e.indexSelect(0, nearest).reshape(b, height, width, c).permute(0, 3, 1, 2);
     });
   }
