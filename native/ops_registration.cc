@@ -210,6 +210,28 @@ Napi::Value warped_ssd(Info info) {
   });
 }
 
+void check_field(const at::Tensor& u, const char* name) {
+  if (u.dim() != 4 || u.scalar_type() != at::kFloat || u.size(0) != 3)
+    throw ArgError(std::string(name) + " must be a float32 (3, w, h, d) tensor");
+}
+
+// Runs body(begin, end, buffer) over [0, n) in parallel, each thread adding into a zeroed float buffer
+// shaped like `like` — the adjoint of a sampling spreads onto corners that collide between threads —
+// and returns the buffers' sum.
+template <typename F>
+at::Tensor per_thread_sum(const at::Tensor& like, int64_t n, F body) {
+  std::vector<at::Tensor> spread(at::get_num_threads());
+  at::parallel_for(0, n, 2048, [&](int64_t begin, int64_t end) {
+    at::Tensor& mine = spread[at::get_thread_num()];
+    if (!mine.defined()) mine = at::zeros_like(like);
+    body(begin, end, mine.data_ptr<float>());
+  });
+  at::Tensor sum = at::zeros_like(like);
+  for (const at::Tensor& t : spread)
+    if (t.defined()) sum.add_(t);
+  return sum;
+}
+
 void check_positions(const at::Tensor& positions) {
   if (positions.dim() != 4 || positions.scalar_type() != at::kFloat || positions.size(0) != 3)
     throw ArgError("positions must be a float32 (3, w', h', d') tensor");
@@ -260,12 +282,7 @@ Napi::Value sample_trilinear_backward(Info info) {
     const float *fp = f.data_ptr<float>(), *xp = x.data_ptr<float>(), *gp = g.data_ptr<float>();
     float* gx = grad_x.data_ptr<float>();
     const int64_t n = size[0] * size[1] * size[2];
-    // The spread onto corners collides between threads: one buffer per thread, summed at the end.
-    std::vector<at::Tensor> spread(at::get_num_threads());
-    at::parallel_for(0, points, 2048, [&](int64_t begin, int64_t end) {
-      at::Tensor& mine = spread[at::get_thread_num()];
-      if (!mine.defined()) mine = at::zeros_like(f);
-      float* gf = mine.data_ptr<float>();
+    at::Tensor grad_f = per_thread_sum(f, points, [&](int64_t begin, int64_t end, float* gf) {
       AxisTap tap[3];
       for (int64_t v = begin; v < end; v++) {
         const float p[3] = {xp[v], xp[points + v], xp[2 * points + v]};
@@ -280,11 +297,65 @@ Napi::Value sample_trilinear_backward(Info info) {
         for (int b = 0; b < 3; b++) gx[b * points + v] = dp[b] * tap[b].inside;
       }
     });
-    at::Tensor grad_f = at::zeros_like(f);
-    for (const at::Tensor& t : spread)
-      if (t.defined()) grad_f.add_(t);
     return wrap_all(info.Env(), {grad_f, grad_x});
   });
+}
+
+
+// self_compose(u (3, w, h, d) in voxels) → u + u∘(id + u): one squaring of scaling and squaring, u read
+// at v + u(v) as sample_trilinear reads it (border clamping). Written as displaced positions, a
+// channels-last copy, the sampling and an add, a squaring made four passes and three temporaries of the
+// field; the Adam stage runs 6 squarings and their backward per iteration.
+at::Tensor self_compose(Info info) {
+  const at::Tensor u = T(info[0]).contiguous();
+  check_field(u, "displacement");
+  const int64_t size[3] = {u.size(1), u.size(2), u.size(3)}, n = size[0] * size[1] * size[2];
+  at::Tensor out = at::empty_like(u);
+  const float* up = u.data_ptr<float>();
+  float* op = out.data_ptr<float>();
+  at::parallel_for(0, n, 1024, [&](int64_t begin, int64_t end) {
+    AxisTap tap[3];
+    for (int64_t v = begin; v < end; v++) {
+      float p[3], acc[3] = {0, 0, 0};
+      displaced(v, up, n, size, p);
+      for_corners(p, size, tap, [&](int64_t k, float w, const float*) {
+        for (int a = 0; a < 3; a++) acc[a] += w * up[a * n + k];
+      });
+      for (int a = 0; a < 3; a++) op[a * n + v] = up[a * n + v] + acc[a];
+    }
+  });
+  return out;
+}
+
+// self_compose_backward(u, g) → ∂L/∂u for L with ∂L/∂self_compose(u) = g: g itself, g spread onto the
+// corners each sample read (the adjoint), and g along the sampled field's derivative at v + u(v) (0
+// along an axis where the position was clamped) — sample_trilinear_backward's two terms plus g, fused.
+at::Tensor self_compose_backward(Info info) {
+  const at::Tensor u = T(info[0]).contiguous(), g = T(info[1]).contiguous();
+  check_field(u, "displacement");
+  if (!g.sizes().equals(u.sizes()) || g.scalar_type() != at::kFloat)
+    throw ArgError("gradient must be a float32 tensor of the displacement's shape");
+  const int64_t size[3] = {u.size(1), u.size(2), u.size(3)}, n = size[0] * size[1] * size[2];
+  const float *up = u.data_ptr<float>(), *gp = g.data_ptr<float>();
+  at::Tensor out = at::empty_like(u);
+  float* op = out.data_ptr<float>();
+  at::Tensor spread = per_thread_sum(u, n, [&](int64_t begin, int64_t end, float* sp) {
+    AxisTap tap[3];
+    for (int64_t v = begin; v < end; v++) {
+      float p[3], dp[3] = {0, 0, 0};
+      const float gv[3] = {gp[v], gp[n + v], gp[2 * n + v]};
+      displaced(v, up, n, size, p);
+      for_corners(p, size, tap, [&](int64_t k, float w, const float* d) {
+        for (int a = 0; a < 3; a++) {
+          const float value = up[a * n + k];
+          sp[a * n + k] += w * gv[a];
+          for (int b = 0; b < 3; b++) dp[b] += gv[a] * d[b] * value;
+        }
+      });
+      for (int b = 0; b < 3; b++) op[b * n + v] = gv[b] + dp[b] * tap[b].inside;
+    }
+  });
+  return out.add_(spread);
 }
 
 }  // namespace
@@ -295,6 +366,8 @@ void register_registration_ops(Napi::Env env, Exports e) {
   def<warped_ssd>(env, e, "warped_ssd");
   def<tensor_op<sample_trilinear>>(env, e, "sample_trilinear");
   def<sample_trilinear_backward>(env, e, "sample_trilinear_backward");
+  def<tensor_op<self_compose>>(env, e, "self_compose");
+  def<tensor_op<self_compose_backward>>(env, e, "self_compose_backward");
 }
 
 }  // namespace dt

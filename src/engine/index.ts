@@ -95,6 +95,8 @@ export {
   warpedSsd,
   sampleTrilinear,
   sampleTrilinearBackward,
+  selfCompose,
+  selfComposeBackward,
   displacedPositions,
 } from './registration.ts';
 export * as F from './functional.ts';

@@ -194,6 +194,8 @@ export interface Native {
   warped_ssd(moving: H, fixed: H, displacement: H): Pair;
   sample_trilinear(volume: H, positions: H): H;
   sample_trilinear_backward(volume: H, positions: H, gradient: H): Pair;
+  self_compose(u: H): H;
+  self_compose_backward(u: H, gradient: H): H;
   interpolated_cosine_search(
     dots: H[],
     gram: H[],

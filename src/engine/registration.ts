@@ -88,6 +88,34 @@ export function sampleTrilinearBackward(
   });
 }
 
+function checkDisplacement(u: Tensor): void {
+  if (u.ndim !== 4 || u.shape[0] !== 3)
+    throw invalid('displacement', 'a (3, w, h, d) tensor in voxels', u.toString());
+}
+
+/**
+ * u + u∘(id + u): one squaring of scaling and squaring (exp(v) = 2ⁿ such steps from v/2ⁿ), u read at
+ * p + u(p) as `sampleTrilinear` reads it, in one fused pass.
+ */
+export function selfCompose(displacement: Tensor): Tensor {
+  checkDisplacement(displacement);
+  return tidy(() => new Tensor(N.self_compose(displacement.float().handle)));
+}
+
+/** ∂L/∂u given ∂L/∂selfCompose(u) = `gradient`: both ways u enters (the sampled field and the positions). */
+export function selfComposeBackward(displacement: Tensor, gradient: Tensor): Tensor {
+  checkDisplacement(displacement);
+  if (!gradient.shape.every((n, a) => n === displacement.shape[a]) || gradient.ndim !== 4)
+    throw invalid(
+      'displacement gradient',
+      `a (${displacement.shape.join(', ')}) tensor`,
+      gradient.toString(),
+    );
+  return tidy(
+    () => new Tensor(N.self_compose_backward(displacement.float().handle, gradient.float().handle)),
+  );
+}
+
 /** The positions p + u(p) of a lattice (w, h, d) displaced by u (3, w, h, d), in voxels. */
 export function displacedPositions(displacement: Tensor): Tensor {
   return tidy(() => {

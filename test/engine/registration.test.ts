@@ -9,6 +9,8 @@ import {
   randn,
   sampleTrilinear,
   sampleTrilinearBackward,
+  selfCompose,
+  selfComposeBackward,
   ssdCostVolume,
   stack,
   tensor,
@@ -172,4 +174,45 @@ test('sampleTrilinear and its backward equal grid_sample (bilinear, border) and 
   const back = sampleTrilinearBackward(volume, positions, upstream);
   assert.ok(maxError(back.volume, reference.volume) < 1e-4);
   assert.ok(maxError(back.positions, reference.positions) < 1e-4);
+});
+
+test('selfCompose and its backward equal u + grid_sample(u, id + u) and autograd through both uses of u', () => {
+  const dims = [5, 6, 4];
+  // Displacements of a few voxels, so some positions leave the lattice (clamped).
+  const u = randn([3, ...dims], { generator: gen })
+    .mul(1.5)
+    .keep();
+  const upstream = randn([3, ...dims], { generator: gen }).keep();
+  const reference = enableGrad(() =>
+    tidy(() => {
+      const v = u.detach().requiresGrad_(true);
+      // Voxel positions p + u(p) → grid_sample's normalised coordinates (align_corners false), last axis (d, h, w).
+      const g = [2, 1, 0].map((a) => {
+        const view = [1, 1, 1];
+        view[a] = dims[a];
+        const at = arange(0, dims[a], 1).reshape(view).expand(dims);
+        return v
+          .select(0, a)
+          .add(at)
+          .add(0.5)
+          .mul(2 / dims[a])
+          .sub(1);
+      });
+      const sampled = F.gridSample(v.unsqueeze(0), stack(g, -1).unsqueeze(0), {
+        mode: 'bilinear',
+        paddingMode: 'border',
+        alignCorners: false,
+      }).squeeze(0);
+      const out = v.add(sampled);
+      out.mul(upstream).sum().backward();
+      return { out: out.detach(), gradient: v.grad!.clone() };
+    }),
+  );
+  assert.ok(maxError(selfCompose(u), reference.out) < 1e-5);
+  assert.ok(maxError(selfComposeBackward(u, upstream), reference.gradient) < 1e-4);
+  assert.throws(() => selfCompose(randn([2, 3, 3, 3])), /displacement: expected a \(3, w, h, d\) tensor/);
+  assert.throws(
+    () => selfComposeBackward(u, randn([3, 2, 2, 2])),
+    /displacement gradient: expected a \(3, 5, 6, 4\) tensor/,
+  );
 });

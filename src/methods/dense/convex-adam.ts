@@ -22,7 +22,8 @@ import {
   tidy,
   displacedPositions,
   sampleTrilinear,
-  sampleTrilinearBackward,
+  selfCompose,
+  selfComposeBackward,
   warpedSsd,
   zeros,
   type Tensor,
@@ -64,26 +65,17 @@ export function warpLattice(volume: Tensor, displacement: Tensor): Tensor {
  */
 function integrate(velocity: Tensor, squarings: number) {
   const steps = [noGrad(() => velocity.detach().div(2 ** squarings))];
-  // Where each step reads itself (p + u_i(p)): the backward pass differentiates the same sampling.
-  const positions: Tensor[] = [];
-  for (let i = 0; i < squarings; i++) {
-    const u = steps[i];
-    positions.push(displacedPositions(u));
-    steps.push(tidy(() => u.add(sampleTrilinear(u, positions[i]))));
-  }
+  for (let i = 0; i < squarings; i++) steps.push(selfCompose(steps[i]));
   return {
     u: steps[squarings],
     backward(gradient: Tensor): Tensor {
       return tidy(() => {
         let g = gradient;
-        for (let i = squarings - 1; i >= 0; i--) {
-          const through = sampleTrilinearBackward(steps[i], positions[i], g);
-          g = g.add(through.volume).add(through.positions);
-        }
+        for (let i = squarings - 1; i >= 0; i--) g = selfComposeBackward(steps[i], g);
         return g.div(2 ** squarings);
       });
     },
-    dispose: () => dispose([...steps, ...positions]),
+    dispose: () => dispose(steps),
   };
 }
 
