@@ -246,6 +246,34 @@ test('match with the fixture networks writes CSV and a JSON summary', (t) => {
   assert.ok(matchDistances(out)[0] <= 12 + 1e-6);
 });
 
+test('register with the defaults on a CT pair: MIND-SSC, no diffusion model loaded, a field on the fixed grid', async () => {
+  // The default descriptor on CT uses no diffusion model: no model option is needed or loaded, and
+  // the feature options' defaults (body region) must not count as diffusion settings given.
+  const out = join(dir, 'ct-field.nii.gz');
+  const pair = ['--fixed', image, '--moving', image];
+  const r = diffreg('register', ...pair, '--out-field', out, '--iterations', '2', '--json');
+  assert.equal(r.status, 0, r.stderr);
+  const summary = JSON.parse(r.stdout);
+  assert.equal(summary.method, 'default-register');
+  assert.equal(summary.diffusionModelLoaded, false);
+  assert.deepEqual((await readVolume(out)).dims, [24, 24, 20]);
+  const matches = join(dir, 'ct-matches.csv');
+  const m = diffreg('match', ...pair, '--points', points, '--out', matches, '--json');
+  assert.equal(m.status, 0, m.stderr);
+  assert.equal(JSON.parse(m.stdout).diffusionModelLoaded, false);
+  // The same image on both sides: every point matches itself to within a voxel (4 × 4 × 5 mm).
+  assert.ok(
+    matchDistances(matches).every((d) => d < 4),
+    `distances ${matchDistances(matches)}`,
+  );
+  // Given explicitly, a diffusion-only option is refused in one line for this pair.
+  assertOneLineError(
+    diffreg('register', ...pair, '--out-field', join(dir, 'never-ct.nii.gz'), '--region-top', 'head'),
+    /^diffreg: region: only with the diffusion model's features; the descriptor of this pair is mind$/,
+  );
+  assert.ok(!existsSync(join(dir, 'never-ct.nii.gz')));
+});
+
 test('--search local without --radius searches within the documented default, 20 mm', (t) => {
   const model = fixtureModel(t);
   if (!model) return;

@@ -77,7 +77,11 @@ export function featureOptions(values: Record<string, unknown>) {
     levelWeights,
     seed: optionalInteger(values, 'seed', { min: 0 }),
     modality: oneOf('--modality', values.modality ?? 'auto', ['ct', 'mr', 'auto'] as const),
-    region: { top: region('region-top'), bottom: region('region-bottom') },
+    // Absent unless given, so that a pair whose descriptor uses no diffusion model accepts the defaults.
+    region:
+      values['region-top'] === undefined && values['region-bottom'] === undefined
+        ? undefined
+        : { top: region('region-top'), bottom: region('region-bottom') },
   };
 }
 
@@ -213,8 +217,14 @@ export const matchCommand: Command = {
     const points = readLandmarks(pointsPath, { format, reference: fixed });
     const initial =
       typeof values.initial === 'string' ? await readInitialTransform(values.initial) : undefined;
-    const model = loadModel();
-    checkFeatureOptions(model, features);
+    // Loaded only if the pair's descriptor uses it (the default on CT does not), its options checked then.
+    let loaded = false;
+    const model = () => {
+      const m = loadModel();
+      checkFeatureOptions(m, features);
+      loaded = true;
+      return m;
+    };
     const result = medDiftMatch(
       model,
       fixed,
@@ -238,6 +248,7 @@ export const matchCommand: Command = {
       points: result.matches.length,
       confident,
       modality: result.modality,
+      diffusionModelLoaded: loaded,
       seconds: result.seconds,
     };
     if (values.json) printJson(summary);

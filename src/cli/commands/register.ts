@@ -260,6 +260,7 @@ export const registerCommand: Command = {
     const summary = {
       field: outField,
       method: entry.name,
+      diffusionModelLoaded: model !== undefined,
       ...result.details,
       jacobian: {
         percentNonPositive: jac.percentNonPositive,

@@ -186,10 +186,16 @@ export function pairFeatures(
   }
 }
 
-/** Checks matching options against the model, before any file is read or feature computed. */
-export function checkMatchOptions(model: DiffusionFeatureModel, o: MedDiftMatchOptions): void {
-  integer('timestep', o.timestep ?? MEDDIFT_TIMESTEP, { min: 0, max: model.scheduler.numTrainTimesteps - 1 });
-  const levels = checkLevels(model, o.levels);
+/**
+ * Checks matching options before any file is read or feature computed — against the model when it is
+ * given (a model loaded only if the pair's descriptor needs it is checked by its loader).
+ */
+export function checkMatchOptions(model: DiffusionFeatureModel | undefined, o: MedDiftMatchOptions): void {
+  integer('timestep', o.timestep ?? MEDDIFT_TIMESTEP, {
+    min: 0,
+    max: model ? model.scheduler.numTrainTimesteps - 1 : undefined,
+  });
+  const levels = model ? checkLevels(model, o.levels) : undefined;
   integer('noiseDraws', o.noiseDraws ?? 1, { min: 1, max: 64 });
   const search = oneOf('search', o.search ?? 'registered', SEARCH_MODES);
   if (o.radiusMm !== undefined) {
@@ -205,7 +211,7 @@ export function checkMatchOptions(model: DiffusionFeatureModel, o: MedDiftMatchO
   if (o.levelWeights && descriptor !== 'diffusion')
     fail('levelWeights', 'only with the diffusion descriptor');
   if (o.levelWeights) {
-    if (o.levelWeights.length !== levels.length)
+    if (levels && o.levelWeights.length !== levels.length)
       fail('levelWeights', `expected ${levels.length} weights (one per level), got ${o.levelWeights.length}`);
     o.levelWeights.forEach((w, i) => number(`levelWeights[${i}]`, w, { min: 0 }));
     if (o.levelWeights.every((w) => w === 0)) fail('levelWeights', 'at least one weight must be positive');

@@ -6,6 +6,7 @@
  * and, in registration, take one joint PCA of them all.
  */
 import { Generator } from '../../engine/index.ts';
+import { fail } from '../../util/errors.ts';
 import type { Volume } from '../../geometry/volume.ts';
 import type { Modality } from '../../data/case.ts';
 import { guessModality } from '../../models/preprocess.ts';
@@ -55,6 +56,23 @@ export function concreteDescriptor(
 
 /** Whether the descriptor needs (for 'auto': may need) the diffusion model. */
 export const usesDiffusionModel = (d: Descriptor): boolean => d !== 'mind' && d !== 'patches';
+
+/** The settings only the diffusion model's features read. */
+const DIFFUSION_SETTINGS = ['timestep', 'levels', 'noiseDraws', 'region', 'levelWeights'] as const;
+
+/**
+ * Refuses, in one line, a diffusion-feature setting given for a pair whose descriptor uses no
+ * diffusion model (it would be silently ignored).
+ */
+export function refuseUnusedDiffusionSettings(
+  settings: Partial<Record<(typeof DIFFUSION_SETTINGS)[number], unknown>>,
+  descriptor: ConcreteDescriptor,
+): void {
+  if (usesDiffusionModel(descriptor)) return;
+  const given = DIFFUSION_SETTINGS.find((k) => settings[k] !== undefined);
+  if (given)
+    fail(given, `only with the diffusion model's features; the descriptor of this pair is ${descriptor}`);
+}
 
 /** The named descriptor of one image (`model` only for those that use it). */
 export function describeImage(

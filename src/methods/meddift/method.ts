@@ -19,6 +19,7 @@ import {
   concreteDescriptor,
   DESCRIPTOR_NAMES,
   describePair,
+  refuseUnusedDiffusionSettings,
   usesDiffusionModel,
 } from './describe.ts';
 import type { DiffusionFeatureModel } from './features.ts';
@@ -49,13 +50,8 @@ function features(
   const options = { ...settings, modality: settings.modality ?? item.modality };
   // One descriptor for both images: 'auto' follows the fixed image's modality.
   const descriptor = concreteDescriptor(source.descriptor, item.fixed, options.modality);
-  const needsModel = usesDiffusionModel(descriptor);
-  const ignored = (['timestep', 'levels', 'noiseDraws', 'region', 'levelWeights'] as const).find(
-    (k) => settings[k] !== undefined,
-  );
-  if (ignored && !needsModel)
-    fail(ignored, `only with the diffusion model's features; the descriptor of this pair is ${descriptor}`);
-  const model = needsModel ? source.model?.() : undefined;
+  refuseUnusedDiffusionSettings(settings, descriptor);
+  const model = usesDiffusionModel(descriptor) ? source.model?.() : undefined;
   return describePair(descriptor, model, item.fixed, item.moving, options, seed);
 }
 

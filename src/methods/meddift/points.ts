@@ -20,7 +20,12 @@ import {
   type MedDiftMatchResult,
   type PointMatch,
 } from './correspond.ts';
-import { concreteDescriptor, describePair } from './describe.ts';
+import {
+  concreteDescriptor,
+  describePair,
+  refuseUnusedDiffusionSettings,
+  usesDiffusionModel,
+} from './describe.ts';
 import type { DiffusionFeatureModel, FeatureOptions } from './features.ts';
 import { registerFeatures, type FeatureRegistration, type MedDiftRegisterOptions } from './register.ts';
 
@@ -77,21 +82,30 @@ export function registerAndMatch(
   return { registration, matches, seconds };
 }
 
+/**
+ * `model`: the diffusion model, or its loader, called only when the pair's descriptor uses it (the
+ * default descriptor on CT does not).
+ */
 export function medDiftMatch(
-  model: DiffusionFeatureModel,
+  model: DiffusionFeatureModel | (() => DiffusionFeatureModel),
   fixed: Volume,
   moving: Volume,
   fixedPoints: readonly Vec3[],
   options: MedDiftMatchOptions = {},
 ): MedDiftMatchResult {
-  checkMatchOptions(model, options);
+  const given = typeof model === 'function' ? undefined : model;
+  checkMatchOptions(given, options);
   if (fixedPoints.length === 0) fail('points', 'no query points given');
   voxelsOf(fixed, fixedPoints, 'fixed points');
   const seed = options.seed ?? 0;
   const search = options.search ?? 'registered';
   const t0 = performance.now();
   const descriptor = concreteDescriptor(options.descriptor ?? DEFAULT_DESCRIPTOR, fixed, options.modality);
-  const [f, m] = describePair(descriptor, model, fixed, moving, options, seed);
+  refuseUnusedDiffusionSettings(options, descriptor);
+  const featureModel = usesDiffusionModel(descriptor)
+    ? (given ?? (model as () => DiffusionFeatureModel)())
+    : undefined;
+  const [f, m] = describePair(descriptor, featureModel, fixed, moving, options, seed);
   try {
     const t1 = performance.now();
     const modality = { fixed: f.modality, moving: m.modality };
