@@ -67,7 +67,7 @@ export function refinedField(
     const { grid, images } = onGrid(item, refinementGrid(item.fixed));
     // The network's field folds by itself (0.61 % det J ≤ 0 unrefined): refined on the control lattice
     // only, as tuned. Kept at full resolution under a correction instead, the 20 validation patients
-    // scored 0.862 Dice with 0.40 % det J ≤ 0 (bench/harness/RESULTS.md, 2026-12-07 12:44).
+    // scored 0.862 Dice with 0.40 % det J ≤ 0 (bench/harness/RESULTS.md, 2026-12-07 12:43–12:57).
     const u = refineDisplacement(images.fixed, images.moving, start, { iterations, keepStart: false });
     return fieldOnFixed(u, grid, item.fixed);
   });
