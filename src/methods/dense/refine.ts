@@ -8,11 +8,11 @@
  * control lattice and u₀ = 0 (DiffuseReg: its network's own folds are not kept). The hinge sees det J
  * where the field is evaluated: on the control lattice the folds between its nodes escaped it (LPBA40
  * S11–S12: 0.699 Dice with 0.010 % det J ≤ 0 before, 0.703 with none now; ACDC 002/022/042 0.836
- * before, 0.830 now — bench/harness/RESULTS.md, 2026-12-07 12:13–12:45). The control lattice plays the part of elastix's
- * B-spline grid: the similarity is measured at the images' resolution, the motion kept smooth by the
- * lattice's spacing; on ACDC a control spacing of 12 mm in-plane (16 × 16 × 16 over DiffuseReg's
- * 192 × 192 × 160 mm box) scored 0.823 mean Dice where 6 mm scored 0.818, 3 mm 0.804 and 24 mm 0.788
- * (four training patients, models/diffusereg/MODEL_CARD.md).
+ * before, 0.830 now — bench/harness/RESULTS.md, 2026-12-07 12:13–12:45). The control lattice plays
+ * the part of elastix's B-spline grid: the similarity is measured at the images' resolution, the
+ * motion kept smooth by the lattice's spacing; on ACDC a control spacing of 12 mm in-plane (16 × 16 ×
+ * 16 over DiffuseReg's 192 × 192 × 160 mm box) scored 0.823 mean Dice where 6 mm scored 0.818, 3 mm
+ * 0.804 and 24 mm 0.788 (four training patients, models/diffusereg/MODEL_CARD.md).
  *
  * Lattices: every lattice here spans the same field of view, voxel k of n at (k + 0.5)/n of it (the
  * sample positions of interpolation with align_corners = false), so a displacement moves between
