@@ -88,7 +88,14 @@ test('bad input gives one line, exit 1, and no output file', () => {
       /^diffreg: --level-weights: only with --descriptor diffusion$/,
     ],
     [
-      match('--unet', join(dir, 'nope.pt'), '--autoencoder', join(dir, 'nope.pt')),
+      match(
+        '--descriptor',
+        'diffusion',
+        '--unet',
+        join(dir, 'nope.pt'),
+        '--autoencoder',
+        join(dir, 'nope.pt'),
+      ),
       /nope\.pt: checkpoint file not found$/,
     ],
   ];
@@ -229,6 +236,8 @@ test('match with the fixture networks writes CSV and a JSON summary', (t) => {
     '--json',
     '--no-consistency',
     ...model,
+    '--descriptor',
+    'diffusion',
     '--search',
     'local',
     '--radius',
@@ -237,6 +246,7 @@ test('match with the fixture networks writes CSV and a JSON summary', (t) => {
   assert.equal(r.status, 0, r.stderr);
   const summary = JSON.parse(r.stdout);
   assert.equal(summary.points, 2);
+  assert.equal(summary.diffusionModelLoaded, true);
   assert.equal(
     readFileSync(out, 'utf8').trim().split('\n').length,
     4,
@@ -282,7 +292,11 @@ test('--search local without --radius searches within the documented default, 20
     /--radius MM +search radius in mm \(default 6 registered, 20 local\)/,
   );
   const out = join(dir, 'matches-default-radius.csv');
-  const base = ['match', '--fixed', image, '--moving', image, '--points', points, '--out', out, ...model];
+  // The diffusion descriptor: on this CT-like image the default (MIND-SSC) would not load the model.
+  const base = [
+    ...['match', '--fixed', image, '--moving', image, '--points', points, '--out', out, ...model],
+    ...['--descriptor', 'diffusion'],
+  ];
   // Integer matches: the sub-voxel step may move a match at the window's edge half a voxel further.
   const r = diffreg(...base, '--no-consistency', '--no-subvoxel', '--search', 'local');
   assert.equal(r.status, 0, r.stderr);

@@ -4,9 +4,10 @@
  *   local NCC(fixed, moving∘u) + λ_smooth·‖∇u_c‖² + λ_fold·Σ max(0, 0.1 − det J(u))²/N
  * (N the images' lattice voxels). It refines a learned method's or ConvexAdam's field on the pair at
  * hand, or registers from the identity. With `keepStart` (the default) u_c is a correction starting at
- * zero, so a ConvexAdam start keeps its detail; without, u_c starts as the start resampled onto the
- * control lattice and u₀ = 0 (DiffuseReg: its network's own folds are not kept). The hinge sees det J
- * where the field is evaluated: on the control lattice the folds between its nodes escaped it (LPBA40
+ * zero, so a ConvexAdam start keeps its detail, and the hinge sees det J on the images' lattice;
+ * without, u_c starts as the start resampled onto the control lattice, u₀ = 0 and the hinge is on the
+ * control lattice (DiffuseReg, as tuned). With the ConvexAdam start on the control lattice, the folds
+ * between its nodes had escaped the hinge (LPBA40
  * S11–S12: 0.699 Dice with 0.010 % det J ≤ 0 before, 0.703 with none now; ACDC 002/022/042 0.836
  * before, 0.830 now — bench/harness/RESULTS.md, 2026-12-07 12:13–12:45). The control lattice plays
  * the part of elastix's B-spline grid: the similarity is measured at the images' resolution, the
@@ -49,7 +50,10 @@ export interface RefineOptions {
   learningRate?: number;
   /** Weight of the control displacement's squared gradient (control voxels). */
   smoothness?: number;
-  /** Weight of the folding hinge (det J below 0.1 on the images' lattice, averaged over it). */
+  /**
+   * Weight of the folding hinge (det J below 0.1, averaged over the images' lattice with a kept
+   * start, over the control lattice without).
+   */
   folding?: number;
   /** Local NCC window on the images' lattice (odd voxels per axis). */
   window?: Vec3;
@@ -141,7 +145,8 @@ export function refineDisplacement(
   )
     .requiresGrad_(true)
     .keep();
-  const imageVoxels = imageDims.reduce((p, n) => p * n, 1);
+  // The hinge where the field's detail lives: the images' lattice for a kept start, else the control lattice.
+  const hingeVoxels = (kept ? imageDims : o.controlDims).reduce((p, n) => p * n, 1);
   const optimiser = new optim.Adam([control], { lr: o.learningRate });
   const field = () => start.add(displacementOnLattice(control, imageDims));
   try {
@@ -152,7 +157,7 @@ export function refineDisplacement(
           const u = field();
           nccLoss(fixed, spatialTransformer(moving, u), { window: o.window })
             .add(smoothnessLoss(control).mul(o.smoothness))
-            .add(foldingPenalty(u, FOLDING_MARGIN).mul(o.folding / imageVoxels))
+            .add(foldingPenalty(kept ? u : control, FOLDING_MARGIN).mul(o.folding / hingeVoxels))
             .backward();
         }),
       );

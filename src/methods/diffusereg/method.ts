@@ -52,6 +52,9 @@ function onGrid(item: RegistrationCase, grid = networkGrid(item.fixed)) {
   };
 }
 
+/** The refinement's folding weight for DiffuseReg: the one it was tuned with (dense/refine.ts). */
+const DIFFUSEREG_FOLDING = 1;
+
 /**
  * A network's displacement (1, 3, 64, 64, 16) in network voxels — or the identity when none is given —
  * refined on the pair at 1.5 mm in-plane (`iterations` of dense/refine.ts; 0 = as it is), as a world-mm
@@ -65,10 +68,15 @@ export function refinedField(
   if (iterations === 0 && start) return fieldOnFixed(start, networkGrid(item.fixed), item.fixed);
   return tidy(() => {
     const { grid, images } = onGrid(item, refinementGrid(item.fixed));
-    // The network's field folds by itself (0.61 % det J ≤ 0 unrefined): refined on the control lattice
-    // only, as tuned. Kept at full resolution under a correction instead, the 20 validation patients
-    // scored 0.862 Dice with 0.40 % det J ≤ 0 (bench/harness/RESULTS.md, 2026-12-07 12:43–12:57).
-    const u = refineDisplacement(images.fixed, images.moving, start, { iterations, keepStart: false });
+    // Refined on the control lattice with its hinge there at weight 1, as tuned. The network's field
+    // folds by itself (0.61 % det J ≤ 0 unrefined): kept under a correction, the 20 validation patients
+    // scored 0.862 Dice with 0.40 % det J ≤ 0; with the hinge on the images' lattice 0.860 and 0.044 %,
+    // but a 3-mm shift of a synthetic ellipsoid came out 1.9 mm (bench/harness/RESULTS.md, 12:43–14:05).
+    const u = refineDisplacement(images.fixed, images.moving, start, {
+      iterations,
+      keepStart: false,
+      folding: DIFFUSEREG_FOLDING,
+    });
     return fieldOnFixed(u, grid, item.fixed);
   });
 }
