@@ -7,9 +7,9 @@
  * zero, so a ConvexAdam start keeps its detail, and the hinge sees det J on the images' lattice;
  * without, u_c starts as the start resampled onto the control lattice, u₀ = 0 and the hinge is on the
  * control lattice (DiffuseReg, as tuned). With the ConvexAdam start on the control lattice, the folds
- * between its nodes had escaped the hinge (LPBA40
- * S11–S12: 0.699 Dice with 0.010 % det J ≤ 0 before, 0.703 with none now; ACDC 002/022/042 0.836
- * before, 0.830 now — bench/harness/RESULTS.md, 2026-12-07 12:13–12:45). The control lattice plays
+ * between its nodes had escaped the hinge (LPBA40 S11–S12: 0.699 Dice with 0.010 % det J ≤ 0 before,
+ * 0.703 with none now; ACDC 002/022/042 0.836 before, 0.830 now — bench/harness/RESULTS.md,
+ * 2026-12-07 12:13–12:45). The control lattice plays
  * the part of elastix's B-spline grid: the similarity is measured at the images' resolution, the
  * motion kept smooth by the lattice's spacing; on ACDC a control spacing of 12 mm in-plane (16 × 16 ×
  * 16 over DiffuseReg's 192 × 192 × 160 mm box) scored 0.823 mean Dice where 6 mm scored 0.818, 3 mm
@@ -136,19 +136,20 @@ export function refineDisplacement(
       `expected two (1, 1, W, H, D) tensors of one shape, got [${fixed.shape}] and [${moving.shape}]`,
     );
   // The start at the images' resolution under a smooth correction, or resampled onto the control lattice.
-  const kept = initial && o.keepStart;
-  const start = noGrad(() =>
-    kept ? displacementOnLattice(initial, imageDims) : zeros([1, 3, ...imageDims]),
-  ).keep();
+  const start =
+    initial && o.keepStart ? noGrad(() => displacementOnLattice(initial, imageDims)).keep() : undefined;
   const control = noGrad(() =>
-    initial && !kept ? displacementOnLattice(initial, o.controlDims) : zeros([1, 3, ...o.controlDims]),
+    initial && !start ? displacementOnLattice(initial, o.controlDims) : zeros([1, 3, ...o.controlDims]),
   )
     .requiresGrad_(true)
     .keep();
   // The hinge where the field's detail lives: the images' lattice for a kept start, else the control lattice.
-  const hingeVoxels = (kept ? imageDims : o.controlDims).reduce((p, n) => p * n, 1);
+  const hingeVoxels = (start ? imageDims : o.controlDims).reduce((p, n) => p * n, 1);
   const optimiser = new optim.Adam([control], { lr: o.learningRate });
-  const field = () => start.add(displacementOnLattice(control, imageDims));
+  const field = () => {
+    const correction = displacementOnLattice(control, imageDims);
+    return start ? start.add(correction) : correction;
+  };
   try {
     for (let i = 0; i < o.iterations; i++) {
       optimiser.zeroGrad();
@@ -157,7 +158,7 @@ export function refineDisplacement(
           const u = field();
           nccLoss(fixed, spatialTransformer(moving, u), { window: o.window })
             .add(smoothnessLoss(control).mul(o.smoothness))
-            .add(foldingPenalty(kept ? u : control, FOLDING_MARGIN).mul(o.folding / hingeVoxels))
+            .add(foldingPenalty(start ? u : control, FOLDING_MARGIN).mul(o.folding / hingeVoxels))
             .backward();
         }),
       );
@@ -167,7 +168,7 @@ export function refineDisplacement(
   } finally {
     optimiser.dispose();
     control.dispose();
-    start.dispose();
+    start?.dispose();
   }
 }
 
