@@ -122,6 +122,7 @@ size_t cached_block_bytes();
 bool fused_attention_applies(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v);
 at::Tensor fused_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, double scale);
 void register_registration_ops(Napi::Env env, Exports exports);
+void register_descriptor_ops(Napi::Env env, Exports exports);
 
 template <Napi::Value (*F)(const Napi::CallbackInfo&)>
 void def(Napi::Env env, Exports exports, const char* name) {

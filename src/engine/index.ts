@@ -99,6 +99,7 @@ export {
   selfComposeBackward,
   displacedPositions,
 } from './registration.ts';
+export { mindSsc, intensityPatches } from './descriptors.ts';
 export * as F from './functional.ts';
 export * as nn from './nn/index.ts';
 export * as optim from './optim/index.ts';

@@ -196,6 +196,8 @@ export interface Native {
   sample_trilinear_backward(volume: H, positions: H, gradient: H): Pair;
   self_compose(u: H): H;
   self_compose_backward(u: H, gradient: H): H;
+  mind_ssc(image: H, dilation: number[]): H;
+  dilated_patches(image: H, dilation: number[]): H;
   interpolated_cosine_search(
     dots: H[],
     gram: H[],

@@ -1,17 +1,13 @@
 /**
- * The descriptors matching and registration run on: MIND-SSC and intensity patches on a linear ramp,
- * worked by hand; the fused descriptor's levels and group weights; one-line errors for bad options.
+ * The descriptors matching and registration run on (MIND-SSC and patches themselves:
+ * test/engine/descriptors.test.ts): thick-slice dilations, the fused descriptor's levels and group
+ * weights, one-line errors for bad options.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Generator, arange, dispose, type Tensor } from '../../src/engine/index.ts';
+import { Generator, dispose } from '../../src/engine/index.ts';
 import { Volume } from '../../src/geometry/volume.ts';
-import {
-  axisDilation,
-  descriptorFeatures,
-  intensityPatches,
-  mindSsc,
-} from '../../src/methods/descriptors/index.ts';
+import { axisDilation, descriptorFeatures } from '../../src/methods/descriptors/index.ts';
 import {
   AUTO_DESCRIPTORS,
   concreteDescriptor,
@@ -23,64 +19,11 @@ import { methodEntry } from '../../src/methods/method.ts';
 import { tinyFixtureModel } from '../helpers/fixture-model.ts';
 import { requireShared } from '../helpers/shared.ts';
 
-const SHAPE = [8, 7, 6];
-
-/** I(x, y, z) = x on an 8 × 7 × 6 grid, as (1, 1, W, H, D). */
-const ramp = (): Tensor =>
-  arange(0, SHAPE[0], 1, { dtype: 'float32' })
-    .reshape(1, 1, SHAPE[0], 1, 1)
-    .expand(1, 1, ...SHAPE)
-    .contiguous();
-
-/** The channels of a (C, W, H, D) descriptor at voxel (i, j, k). */
-function at(d: Tensor, [i, j, k]: number[]): number[] {
-  const v = d.toTypedArray() as Float32Array;
-  const n = SHAPE[0] * SHAPE[1] * SHAPE[2];
-  return Array.from({ length: d.shape[0] }, (_, c) => v[c * n + (i * SHAPE[1] + j) * SHAPE[2] + k]);
-}
-
-test('MIND-SSC of a ramp along x: exp(−1.5) on the 8 edges that cross x, 1 on the 4 within y–z', () => {
-  const image = ramp();
-  const mind = mindSsc(image);
-  assert.deepEqual(mind.shape, [12, ...SHAPE]);
-  // Interior voxel: pairs of neighbours one along x and one along y or z differ by 1 (squared 1),
-  // pairs along y and z by 0; the local variance is their mean, 8/12; divided by the channel maximum.
-  const values = at(mind, [4, 3, 3]).sort((a, b) => a - b);
-  const expected = [...new Array(8).fill(Math.exp(-1.5)), 1, 1, 1, 1];
-  values.forEach((v, c) => assert.ok(Math.abs(v - expected[c]) < 1e-5, `channel ${c}: ${v}`));
-  dispose([image, mind]);
-});
-
-test('intensity patches of a ramp: centred neighbours, 2·dilation·a for an x-offset of a', () => {
-  const image = ramp();
-  const patches = intensityPatches(image, 2);
-  assert.deepEqual(patches.shape, [27, ...SHAPE]);
-  // Offsets run a, b, c over −1, 0, 1 with a slowest: channel 9a + 3b + c (shifted by 13).
-  const values = at(patches, [4, 3, 3]);
-  for (const a of [-1, 0, 1])
-    for (const b of [-1, 0, 1])
-      for (const c of [-1, 0, 1])
-        assert.equal(values[13 + 9 * a + 3 * b + c], 2 * a, `offset ${a},${b},${c}`);
-  dispose([image, patches]);
-});
-
-test('thick slices: neighbour distances in mm, none across 10-mm slices; 2-D patches and MIND-SSC', () => {
+test('thick slices: neighbour distances in mm, none across 10-mm slices', () => {
   assert.deepEqual(axisDilation([1.4, 1.4, 10], 2), [2, 2, 0]);
   assert.deepEqual(axisDilation([1, 1, 1], 2), [2, 2, 2]);
   assert.deepEqual(axisDilation([0.7, 0.7, 1.4], 2), [2, 2, 1]);
   assert.deepEqual(axisDilation([0.7, 0.7, 2.5], 1), [1, 1, 0]);
-  const image = ramp();
-  // Patches: the 3×3 in-plane neighbourhood, a slowest: channel 3(a + 1) + (b + 1) holds 2a.
-  const patches = intensityPatches(image, [2, 2, 0]);
-  assert.deepEqual(patches.shape, [9, ...SHAPE]);
-  const values = at(patches, [4, 3, 3]);
-  for (const a of [-1, 0, 1])
-    for (const b of [-1, 0, 1]) assert.equal(values[3 * (a + 1) + (b + 1)], 2 * a, `offset ${a},${b}`);
-  // MIND-SSC: the 4 edges between an x- and a y-neighbour, each crossing x once: all equal, so 1.
-  const mind = mindSsc(image, [1, 1, 0]);
-  assert.deepEqual(mind.shape, [4, ...SHAPE]);
-  at(mind, [4, 3, 3]).forEach((v, c) => assert.ok(Math.abs(v - 1) < 1e-6, `channel ${c}: ${v}`));
-  dispose([image, patches, mind]);
 });
 
 test('descriptorFeatures: one level on the RAS grid, downsampled on request; bad options in one line', () => {
