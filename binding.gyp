@@ -22,7 +22,8 @@
         "native/ops_nn.cc",
         "native/ops_search.cc",
         "native/ops_registration.cc",
-        "native/ops_descriptors.cc"
+        "native/ops_descriptors.cc",
+        "native/ops_losses.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       # NAPI_EXPERIMENTAL gives "basic" finalizers, which Node runs during garbage collection itself instead

@@ -264,6 +264,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   register_search_ops(env, exports);
   register_registration_ops(env, exports);
   register_descriptor_ops(env, exports);
+  register_loss_ops(env, exports);
   return exports;
 }
 

@@ -123,6 +123,7 @@ bool fused_attention_applies(const at::Tensor& q, const at::Tensor& k, const at:
 at::Tensor fused_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, double scale);
 void register_registration_ops(Napi::Env env, Exports exports);
 void register_descriptor_ops(Napi::Env env, Exports exports);
+void register_loss_ops(Napi::Env env, Exports exports);
 
 template <Napi::Value (*F)(const Napi::CallbackInfo&)>
 void def(Napi::Env env, Exports exports, const char* name) {

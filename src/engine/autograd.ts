@@ -1,7 +1,8 @@
 /** Grad-mode scopes and functional gradients (torch.no_grad, torch.enable_grad, torch.autograd.grad). */
 import { bool } from '../util/is.ts';
 import { N } from './native.ts';
-import { Tensor } from './tensor.ts';
+import { tidy } from './scope.ts';
+import { Tensor, tensor } from './tensor.ts';
 
 function withGrad<T>(on: boolean, fn: () => T): T {
   const before = N.set_grad_enabled(on);
@@ -52,4 +53,21 @@ export function grad(
     bool('allowUnused', opts.allowUnused ?? false),
   );
   return result.map((h) => (h === null ? null : new Tensor(h)));
+}
+
+/**
+ * A scalar holding `value` whose gradient with respect to each x of `inputs` is its given g: a loss
+ * computed outside autograd (a fused kernel with a closed-form gradient) joined to the graph. Σ x·g
+ * carries the gradient and its value is taken out again; inputs needing no gradient are skipped.
+ */
+export function scalarWithGradient(value: number, inputs: readonly [Tensor, Tensor][]): Tensor {
+  return tidy(() => {
+    const constant = tensor(value);
+    const linear = inputs
+      .filter(([x]) => isGradEnabled() && x.requiresGrad)
+      .map(([x, g]) => x.mul(g.reshape(...x.shape)).sum());
+    if (linear.length === 0) return constant;
+    const sum = linear.reduce((s, t) => s.add(t));
+    return sum.sub(sum.detach()).add(constant);
+  });
 }

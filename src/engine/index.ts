@@ -79,7 +79,7 @@ export { DTYPES, isFloating, type DType, type TypedArray } from './dtype.ts';
 export { cat, stack, where, einsum, meshgrid, randomCrop } from './ops.ts';
 export { tidy, dispose } from './scope.ts';
 export { pipe } from './pipe.ts';
-export { noGrad, enableGrad, isGradEnabled, grad, type GradOptions } from './autograd.ts';
+export { noGrad, enableGrad, isGradEnabled, grad, scalarWithGradient, type GradOptions } from './autograd.ts';
 export { setNumThreads, getNumThreads, memoryStats, releaseFreeMemory, engineInfo } from './runtime.ts';
 export {
   searchLevel,
@@ -100,6 +100,7 @@ export {
   displacedPositions,
 } from './registration.ts';
 export { mindSsc, intensityPatches } from './descriptors.ts';
+export { localNcc, foldingHinge } from './losses.ts';
 export * as F from './functional.ts';
 export * as nn from './nn/index.ts';
 export * as optim from './optim/index.ts';

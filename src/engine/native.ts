@@ -197,6 +197,8 @@ export interface Native {
   self_compose(u: H): H;
   self_compose_backward(u: H, gradient: H): H;
   mind_ssc(image: H, dilation: number[]): H;
+  local_ncc(a: H, b: H, window: number[], eps: number): H[];
+  folding_hinge(u: H, margin: number): H[];
   dilated_patches(image: H, dilation: number[]): H;
   interpolated_cosine_search(
     dots: H[],

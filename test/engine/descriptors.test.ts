@@ -9,13 +9,12 @@ import {
   Generator,
   arange,
   dispose,
-  getNumThreads,
   intensityPatches,
   mindSsc,
   rand,
-  setNumThreads,
   type Tensor,
 } from '../../src/engine/index.ts';
+import { withEachThreadCount } from '../helpers/tensors.ts';
 
 const SHAPE = [8, 7, 6];
 
@@ -147,35 +146,30 @@ test('MIND-SSC and patches match their definitions on a random image, borders an
   const dims = [9, 6, 5];
   const image = rand(dims, { generator: new Generator(3) });
   const values = image.toTypedArray() as Float32Array;
-  const threads = getNumThreads();
-  try {
-    // Dilation 3 along an axis of 5 voxels and 6 along one of 5: neighbours mostly beyond the border.
-    for (const dilation of [
-      [1, 1, 1],
-      [2, 1, 0],
-      [3, 2, 6],
-      [0, 2, 1],
-    ])
-      for (const count of [1, 2]) {
-        setNumThreads(count);
-        const expected = reference(values, dims, dilation);
-        const mind = mindSsc(image, dilation);
-        const patches = intensityPatches(image.reshape(1, 1, ...dims), dilation);
-        assert.deepEqual(mind.shape.slice(1), dims);
-        assert.ok(
-          maxDifference(mind, expected.mind) < 2e-6,
-          `MIND-SSC, dilation ${dilation}, ${count} threads`,
-        );
-        assert.ok(
-          maxDifference(patches, expected.patches) < 1e-6,
-          `patches, dilation ${dilation}, ${count} threads`,
-        );
-        dispose([mind, patches]);
-      }
-  } finally {
-    setNumThreads(threads);
-    image.dispose();
+  // Dilation 3 along an axis of 5 voxels and 6 along one of 5: neighbours mostly beyond the border.
+  for (const dilation of [
+    [1, 1, 1],
+    [2, 1, 0],
+    [3, 2, 6],
+    [0, 2, 1],
+  ]) {
+    const expected = reference(values, dims, dilation);
+    withEachThreadCount([1, 2], (count) => {
+      const mind = mindSsc(image, dilation);
+      const patches = intensityPatches(image.reshape(1, 1, ...dims), dilation);
+      assert.deepEqual(mind.shape.slice(1), dims);
+      assert.ok(
+        maxDifference(mind, expected.mind) < 2e-6,
+        `MIND-SSC, dilation ${dilation}, ${count} threads`,
+      );
+      assert.ok(
+        maxDifference(patches, expected.patches) < 1e-6,
+        `patches, dilation ${dilation}, ${count} threads`,
+      );
+      dispose([mind, patches]);
+    });
   }
+  image.dispose();
 });
 
 test('descriptor kernels: bad images and dilations in one line', () => {

@@ -1,7 +1,7 @@
-/** Loading reference tensors from the shared fixtures and comparing against them. */
+/** Loading reference tensors from the shared fixtures and comparing against them; running a check per thread count. */
 import assert from 'node:assert/strict';
 import { readSafetensors } from '../../src/engine/checkpoint/index.ts';
-import { Tensor } from '../../src/engine/index.ts';
+import { Tensor, getNumThreads, setNumThreads } from '../../src/engine/index.ts';
 
 /** Every tensor of a safetensors file, as engine tensors (kept out of tidy scopes). */
 export function loadTensors(path: string): Map<string, Tensor> {
@@ -47,4 +47,17 @@ export function assertBitExact(actual: Tensor, expected: Tensor, name: string): 
   let diffs = 0;
   for (let i = 0; i < b.length; i++) if (a[i] !== b[i]) diffs++;
   assert.equal(diffs, 0, `${name}: ${diffs} bytes differ`);
+}
+
+/** Runs `body` once with each thread count, restoring the engine's count afterwards. */
+export function withEachThreadCount(counts: readonly number[], body: (count: number) => void): void {
+  const threads = getNumThreads();
+  try {
+    for (const count of counts) {
+      setNumThreads(count);
+      body(count);
+    }
+  } finally {
+    setNumThreads(threads);
+  }
 }

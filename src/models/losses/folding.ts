@@ -1,5 +1,5 @@
 /** Folding of a displacement field: its Jacobian determinant and a penalty on det J near or below 0. */
-import { tidy, type Tensor } from '../../engine/index.ts';
+import { foldingHinge, scalarWithGradient, tidy, type Tensor } from '../../engine/index.ts';
 
 /**
  * det(I + ∇u) of u (B, 3, w, h, d) in voxels, by forward differences: (B, w−1, h−1, d−1), the voxels
@@ -40,8 +40,11 @@ export const FOLDING_MARGIN = 0.1;
 /**
  * Σ max(0, margin − det J)² over voxels of u (B, 3, w, h, d): a squared hinge whose gradient grows
  * from 0 as det J falls below the margin, so that an optimiser keeps voxels away from folding rather
- * than just above it.
+ * than just above it. One fused kernel with its closed-form gradient (engine foldingHinge).
  */
 export function foldingPenalty(u: Tensor, margin: number): Tensor {
-  return tidy(() => forwardJacobianDeterminant(u).rsub(margin).relu().square().sum());
+  return tidy(() => {
+    const { loss, gradient } = foldingHinge(u, margin);
+    return scalarWithGradient(loss, [[u, gradient]]);
+  });
 }

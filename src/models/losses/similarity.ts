@@ -5,7 +5,7 @@
  * taken over the voxels of the window that lie inside the grid, so borders are not pulled toward the
  * zero padding and an affine intensity change gives correlation 1 up to the boundary.
  */
-import { cat, F, ones, tensor, tidy, type Tensor } from '../../engine/index.ts';
+import { cat, F, localNcc, ones, scalarWithGradient, tensor, tidy, type Tensor } from '../../engine/index.ts';
 import { fail } from '../../util/errors.ts';
 import { spatialAxes } from './spatial.ts';
 
@@ -49,7 +49,7 @@ function localMeans(x: Tensor, o: Required<WindowOptions>): Tensor {
   });
 }
 
-const NCC_WINDOW: Required<WindowOptions> = { window: 9, kernel: 'uniform', sigma: 1.5 };
+const NCC_WINDOW = { window: 9 };
 const SSIM_WINDOW: Required<WindowOptions> = { window: 9, kernel: 'gaussian', sigma: 1.5 };
 
 /** Local means of a, b, a², b², ab in one pass of the window. */
@@ -70,13 +70,29 @@ function localMoments(a: Tensor, b: Tensor, o: Required<WindowOptions>) {
 }
 
 /**
- * Local NCC loss, VoxelMorph's sign: −mean over voxels of cov²/(var_a·var_b + eps) in a window
- * (default uniform, 9 voxels per axis). In [−1, 0]; −1 when b is an affine intensity change of a.
+ * Local NCC loss, VoxelMorph's sign: −mean over voxels of cov²/(var_a·var_b + eps) in a box window
+ * (default 9 voxels per axis). In [−1, 0]; −1 when b is an affine intensity change of a. The loss and
+ * its gradient come from one fused kernel (engine localNcc), joined to autograd by scalarWithGradient.
  */
-export function nccLoss(a: Tensor, b: Tensor, o: WindowOptions = {}, eps = 1e-5): Tensor {
+export function nccLoss(
+  a: Tensor,
+  b: Tensor,
+  o: { window?: number | readonly number[] } = {},
+  eps = 1e-5,
+): Tensor {
+  const nd = spatialAxes('similarity input', a);
+  if (a.shape.join() !== b.shape.join()) {
+    fail('similarity', `images differ in shape: [${a.shape.join(', ')}] vs [${b.shape.join(', ')}]`);
+  }
+  const sizes = windowSizes(o.window ?? NCC_WINDOW.window, nd);
   return tidy(() => {
-    const { varA, varB, cov } = localMoments(a, b, { ...NCC_WINDOW, ...o });
-    return cov.square().div(varA.mul(varB).add(eps)).mean().neg();
+    // 2-D images as volumes one voxel deep.
+    const volumes = (x: Tensor) => x.reshape(-1, ...x.shape.slice(2), ...(nd === 2 ? [1] : []));
+    const { loss, gradA, gradB } = localNcc(volumes(a), volumes(b), nd === 2 ? [...sizes, 1] : sizes, eps);
+    return scalarWithGradient(loss, [
+      [a, gradA],
+      [b, gradB],
+    ]);
   });
 }
 
