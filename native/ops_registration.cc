@@ -151,26 +151,35 @@ inline void displaced(int64_t v, const float* up, int64_t n, const int64_t size[
   for (int a = 0; a < 3; a++) p[a] = static_cast<float>(at[a]) + up[a * n + v];
 }
 
-// warped_ssd(moving (C, w, h, d), fixed (C, w, h, d), u (3, w, h, d)) → [loss (), gradient (3, w, h, d)]:
-// loss = mean over channels and voxels of (moving(p + u(p)) − fixed(p))², moving read trilinearly with
-// border clamping — grid_sample(bilinear, border, align_corners false) on the identity grid plus u in
-// voxels — and its gradient with respect to u (zero along an axis where the position was clamped).
+// warped_ssd(moving (C, w, h, d), fixed (C, w', h', d'), u (3, w', h', d'), offset [3] | null, stride [3] | null)
+//   → [loss (), gradient (3, w', h', d')]: loss = mean over channels and fixed voxels of (moving(x(p)) −
+// fixed(p))², x(p) = offset + stride·p + u(p) in moving voxels (without offset and stride, the fixed lattice
+// is the moving one: x = p + u(p)), moving read trilinearly with border clamping — grid_sample(bilinear,
+// border, align_corners false) — and its gradient with respect to u (zero along an axis where the position
+// was clamped). A sub-lattice (stride 2) lets the affine stage take each step on an eighth of the voxels.
 Napi::Value warped_ssd(Info info) {
   return guard(info, [&]() -> Napi::Value {
     const at::Tensor &moving = T(info[0]), &fixed = T(info[1]), &displacement = T(info[2]);
     check_lattice(moving, "moving");
     check_lattice(fixed, "fixed");
-    if (!fixed.sizes().equals(moving.sizes())) throw ArgError("fixed and moving must have the same shape");
+    const bool sub = !absent(info[3]);
+    const std::vector<int64_t> offset = sub ? ints(info[3]) : std::vector<int64_t>{0, 0, 0};
+    const std::vector<int64_t> stride = sub ? ints(info[4]) : std::vector<int64_t>{1, 1, 1};
+    if (offset.size() != 3 || stride.size() != 3) throw ArgError("offset and stride need 3 values each");
+    for (int a = 0; a < 3; a++)
+      if (stride[a] < 1 || offset[a] < 0) throw ArgError("stride must be ≥ 1 and offset ≥ 0");
+    if (fixed.size(0) != moving.size(0) || (!sub && !fixed.sizes().equals(moving.sizes())))
+      throw ArgError("fixed and moving must have the same shape (the same channels on a sub-lattice)");
     const int64_t c = fixed.size(0), w = fixed.size(1), h = fixed.size(2), d = fixed.size(3), n = w * h * d;
     if (displacement.dim() != 4 || displacement.size(0) != 3 || displacement.size(1) != w ||
         displacement.size(2) != h || displacement.size(3) != d)
-      throw ArgError("displacement must be (3, w, h, d) on the descriptors' lattice");
+      throw ArgError("displacement must be (3, w, h, d) on the fixed descriptors' lattice");
     at::Tensor m = moving.permute({1, 2, 3, 0}).contiguous(), f = fixed.permute({1, 2, 3, 0}).contiguous();
     at::Tensor u = displacement.to(at::kFloat).contiguous();
     at::Tensor gradient = at::empty({3, w, h, d}, at::kFloat);
     const float *mp = m.data_ptr<float>(), *fp = f.data_ptr<float>(), *up = u.data_ptr<float>();
     float* gp = gradient.data_ptr<float>();
-    const int64_t size[3] = {w, h, d};
+    const int64_t size[3] = {moving.size(1), moving.size(2), moving.size(3)};
     const int threads = at::get_num_threads();
     std::vector<double> partial(threads, 0.0);
     const double norm = 2.0 / static_cast<double>(c * n);
@@ -181,8 +190,9 @@ Napi::Value warped_ssd(Info info) {
       for (int64_t v = begin; v < end; v++) {
         std::fill(value.begin(), value.end(), 0.0f);
         for (auto& g : dv) std::fill(g.begin(), g.end(), 0.0f);
+        const int64_t at[3] = {v / (h * d), (v / d) % h, v % d};
         float p[3];
-        displaced(v, up, n, size, p);
+        for (int a = 0; a < 3; a++) p[a] = static_cast<float>(offset[a] + stride[a] * at[a]) + up[a * n + v];
         for_corners(p, size, tap, [&](int64_t k, float weight, const float* dw) {
           const float* mv = mp + k * c;
           for (int64_t ch = 0; ch < c; ch++) {

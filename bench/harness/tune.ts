@@ -37,10 +37,10 @@ for (const id of cases.split(',')) {
   const perLabel = s.dice ? Object.entries(s.dice.perLabel).map(([k, v]) => `${k}:${v.toFixed(3)}`) : [];
   rows.push([score, s.percentNonPositiveJacobian ?? 0, s.seconds]);
   console.log(
-    `${label} ${dataset} ${item.id} ${method} ${json} ${s.tre ? 'TRE' : 'Dice'} ${score.toFixed(4)} ${perLabel.join(' ')} NJD ${(s.percentNonPositiveJacobian ?? 0).toFixed(3)} SDlogJ ${(s.sdLogJ ?? 0).toFixed(3)} ${s.seconds.toFixed(1)} s ${JSON.stringify(result.details ?? {})}`,
+    `${label} ${dataset} ${item.id} ${method} ${json} ${s.tre ? 'TRE' : 'Dice'} ${score.toFixed(4)} ${perLabel.join(' ')} NJD ${(s.percentNonPositiveJacobian ?? 0).toFixed(4)} SDlogJ ${(s.sdLogJ ?? 0).toFixed(3)} ${s.seconds.toFixed(1)} s ${JSON.stringify(result.details ?? {})}`,
   );
 }
 const mean = (k: number) => rows.reduce((a, r) => a + r[k], 0) / rows.length;
 console.log(
-  `MEAN ${label} ${dataset} ${method} ${json} ${mean(0).toFixed(4)} NJD ${mean(1).toFixed(3)} ${mean(2).toFixed(1)} s`,
+  `MEAN ${label} ${dataset} ${method} ${json} ${mean(0).toFixed(4)} NJD ${mean(1).toFixed(4)} ${mean(2).toFixed(1)} s`,
 );

@@ -93,6 +93,7 @@ export {
   ssdCostVolume,
   coupledArgmin,
   warpedSsd,
+  type SubLattice,
   sampleTrilinear,
   sampleTrilinearBackward,
   selfCompose,

@@ -4,7 +4,7 @@
  * folding hinge on det J. models/losses hands the gradients to autograd.
  *
  *   const { loss, gradA, gradB } = localNcc(fixed, warped, [9, 9, 3]);  // (V, W, H, D) each
- *   const { loss, gradient } = foldingHinge(u, 0.1);                     // u (B, 3, w, h, d)
+ *   const { loss, gradient } = foldingHinge(u, 0.1, 8);                  // u (B, 3, w, h, d)
  */
 import { intList } from './check.ts';
 import { invalid, number } from '../util/is.ts';
@@ -41,10 +41,15 @@ export function localNcc(
 }
 
 /**
- * Σ max(0, margin − det J)² over the voxels of u (B, 3, w, h, d, in voxels) with a forward neighbour
- * along every axis, J = I + ∇u by forward differences; and its gradient (B, 3, w, h, d).
+ * Σ max(0, margin − det J)² over the cells between 2 × 2 × 2 voxels of u (B, 3, w, h, d, in voxels),
+ * J = I + ∇u from the cell's edges: at its first voxel (forward differences; `corners` 1) or the mean
+ * over its eight corners (the trilinear field's Jacobians there; `corners` 8); and its gradient.
  */
-export function foldingHinge(u: Tensor, margin: number): { loss: number; gradient: Tensor } {
+export function foldingHinge(
+  u: Tensor,
+  margin: number,
+  corners: 1 | 8 = 1,
+): { loss: number; gradient: Tensor } {
   if (u.ndim !== 5 || u.shape[1] !== 3 || u.shape.slice(2).some((n) => n < 2))
     throw invalid(
       'folding displacement',
@@ -52,8 +57,9 @@ export function foldingHinge(u: Tensor, margin: number): { loss: number; gradien
       u.toString(),
     );
   number('folding margin', margin);
+  if (corners !== 1 && corners !== 8) throw invalid('folding corners', '1 or 8', corners);
   return tidy(() => {
-    const [loss, gradient] = N.folding_hinge(u.detach().float().handle, margin) as [Handle, Handle];
+    const [loss, gradient] = N.folding_hinge(u.detach().float().handle, margin, corners) as [Handle, Handle];
     return { loss: new Tensor(loss).item(), gradient: new Tensor(gradient) };
   });
 }

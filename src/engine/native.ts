@@ -191,14 +191,14 @@ export interface Native {
   nearest_rows(x: H, e: H): H;
   ssd_cost_volume(fixed: H, moving: H, radius: number): H;
   coupled_argmin(cost: H, radius: number, smoothed: H | null, theta: number): H;
-  warped_ssd(moving: H, fixed: H, displacement: H): Pair;
+  warped_ssd(moving: H, fixed: H, displacement: H, offset: number[] | null, stride: number[] | null): Pair;
   sample_trilinear(volume: H, positions: H): H;
   sample_trilinear_backward(volume: H, positions: H, gradient: H): Pair;
   self_compose(u: H): H;
   self_compose_backward(u: H, gradient: H): H;
   mind_ssc(image: H, dilation: number[]): H;
   local_ncc(a: H, b: H, window: number[], eps: number): H[];
-  folding_hinge(u: H, margin: number): H[];
+  folding_hinge(u: H, margin: number, corners: number): H[];
   dilated_patches(image: H, dilation: number[]): H;
   interpolated_cosine_search(
     dots: H[],

@@ -5,6 +5,7 @@
  * one lattice; displacements (3, w, h, d) in lattice voxels, component a along axis a.
  */
 import { integer, invalid, number } from '../util/is.ts';
+import { intList } from './check.ts';
 import { N } from './native.ts';
 import { stack } from './ops.ts';
 import { tidy } from './scope.ts';
@@ -42,18 +43,39 @@ export function coupledArgmin(cost: Tensor, radius: number, smoothed?: Tensor, t
   );
 }
 
+/** Fixed voxels on a sub-lattice of the moving lattice: voxel p of the fixed lattice is offset + stride·p there. */
+export interface SubLattice {
+  offset: readonly number[];
+  stride: readonly number[];
+}
+
 /**
- * mean((moving(p + u(p)) − fixed(p))²) over channels and voxels, moving read trilinearly with border
- * clamping (grid_sample bilinear, border, align_corners false), and its gradient with respect to u.
+ * mean((moving(x(p)) − fixed(p))²) over channels and fixed voxels, x(p) = p + u(p) (or offset +
+ * stride·p + u(p) on a sub-lattice), moving read trilinearly with border clamping (grid_sample
+ * bilinear, border, align_corners false), and its gradient with respect to u (3, fixed's w, h, d).
  */
 export function warpedSsd(
   moving: Tensor,
   fixed: Tensor,
   displacement: Tensor,
+  sub?: SubLattice,
 ): { loss: number; gradient: Tensor } {
-  lattices(fixed, moving);
+  if (sub) {
+    const offset = intList('sub-lattice offset', sub.offset, 0);
+    const stride = intList('sub-lattice stride', sub.stride, 1);
+    if (offset.length !== 3 || stride.length !== 3)
+      throw invalid('sub-lattice', 'an offset and a stride of 3 integers each', sub);
+    if (moving.ndim !== 4 || fixed.ndim !== 4 || moving.shape[0] !== fixed.shape[0])
+      throw invalid('descriptors', '(C, w, h, d) tensors with the same channels', `${moving} and ${fixed}`);
+  } else lattices(fixed, moving);
   return tidy(() => {
-    const [loss, gradient] = N.warped_ssd(moving.float().handle, fixed.float().handle, displacement.handle);
+    const [loss, gradient] = N.warped_ssd(
+      moving.float().handle,
+      fixed.float().handle,
+      displacement.handle,
+      sub ? [...sub.offset] : null,
+      sub ? [...sub.stride] : null,
+    );
     return { loss: new Tensor(loss).item(), gradient: new Tensor(gradient) };
   });
 }

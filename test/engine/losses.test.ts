@@ -53,30 +53,38 @@ function nccReference(
   return -total / (W * H * D);
 }
 
-/** Σ max(0, margin − det(I + ∇u))² with forward differences, u (3, W, H, D) in float64. */
-function hingeReference(u: Float64Array, dims: number[], margin: number): number {
+/**
+ * Σ over cells of the mean over `corners` of max(0, margin − det(I + ∇u))², u (3, W, H, D) in float64:
+ * at corner s of the cell at p, the derivative along a is u(p + s with s_a = 1) − u(p + s with s_a = 0).
+ */
+function hingeReference(
+  u: Float64Array,
+  dims: number[],
+  margin: number,
+  corners: number[][] = [[0, 0, 0]],
+): number {
   const [W, H, D] = dims;
   const n = W * H * D;
-  const at = (c: number, x: number, y: number, z: number) => u[c * n + (x * H + y) * D + z];
+  const at = (c: number, p: number[]) => u[c * n + (p[0] * H + p[1]) * D + p[2]];
   let total = 0;
   for (let x = 0; x < W - 1; x++)
     for (let y = 0; y < H - 1; y++)
-      for (let z = 0; z < D - 1; z++) {
-        const J = [0, 1, 2].map((c) =>
-          [
-            [1, 0, 0],
-            [0, 1, 0],
-            [0, 0, 1],
-          ].map((e, a) => at(c, x + e[0], y + e[1], z + e[2]) - at(c, x, y, z) + (c === a ? 1 : 0)),
-        );
-        const det =
-          J[0][0] * (J[1][1] * J[2][2] - J[1][2] * J[2][1]) -
-          J[0][1] * (J[1][0] * J[2][2] - J[1][2] * J[2][0]) +
-          J[0][2] * (J[1][0] * J[2][1] - J[1][1] * J[2][0]);
-        total += Math.max(0, margin - det) ** 2;
-      }
+      for (let z = 0; z < D - 1; z++)
+        for (const s of corners) {
+          const end = (a: number, v: number) => [x, y, z].map((p, e) => p + (e === a ? v : s[e]));
+          const J = [0, 1, 2].map((c) =>
+            [0, 1, 2].map((a) => at(c, end(a, 1)) - at(c, end(a, 0)) + (c === a ? 1 : 0)),
+          );
+          const det =
+            J[0][0] * (J[1][1] * J[2][2] - J[1][2] * J[2][1]) -
+            J[0][1] * (J[1][0] * J[2][2] - J[1][2] * J[2][0]) +
+            J[0][2] * (J[1][0] * J[2][1] - J[1][1] * J[2][0]);
+          total += Math.max(0, margin - det) ** 2 / corners.length;
+        }
   return total;
 }
+
+const ALL_CORNERS = [0, 1, 2, 3, 4, 5, 6, 7].map((k) => [(k >> 2) & 1, (k >> 1) & 1, k & 1]);
 
 /** Central differences of f at a few entries of x (step h), against the gradient g. */
 function checkGradient(
@@ -133,25 +141,26 @@ test('local NCC: the loss and both gradients match the definition (borders clipp
   });
 });
 
-test('folding hinge: the loss and its gradient match the definition; a smooth field is not penalised', () => {
+test('folding hinge, at one corner or all eight: the loss and its gradient match the definition; a translation is not penalised', () => {
   const dims = [6, 5, 4];
   const u = randn([1, 3, ...dims], { generator: new Generator(6) }).mul(0.5);
   const uv = float64(u);
-  withEachThreadCount([1, 2], () => {
-    const { loss, gradient } = foldingHinge(u, 0.1);
-    const expected = hingeReference(uv, dims, 0.1);
-    assert.ok(expected > 1, 'the random field folds');
-    assert.ok(Math.abs(loss - expected) / expected < 1e-5, `${loss} vs ${expected}`);
-    const entries = [0, 31, 77, 150, 359];
-    checkGradient(
-      (x) => hingeReference(x, dims, 0.1),
-      uv,
-      gradient.toTypedArray() as Float32Array,
-      entries,
-      1e-4,
-    );
-    gradient.dispose();
-  });
+  for (const corners of [1, 8] as const)
+    withEachThreadCount([1, 2], () => {
+      const { loss, gradient } = foldingHinge(u, 0.1, corners);
+      const reference = (x: Float64Array) =>
+        hingeReference(x, dims, 0.1, corners === 1 ? undefined : ALL_CORNERS);
+      const expected = reference(uv);
+      assert.ok(expected > 1, 'the random field folds');
+      assert.ok(Math.abs(loss - expected) / expected < 1e-5, `${corners} corners: ${loss} vs ${expected}`);
+      const entries = [0, 31, 77, 150, 359];
+      checkGradient(reference, uv, gradient.toTypedArray() as Float32Array, entries, 1e-4);
+      gradient.dispose();
+    });
+  // Two fields: the sum of theirs.
+  const two = foldingHinge(u.repeat(2, 1, 1, 1, 1), 0.1, 8);
+  assert.ok(Math.abs(two.loss - 2 * hingeReference(uv, dims, 0.1, ALL_CORNERS)) < 1e-4 * two.loss);
+  two.gradient.dispose();
   // A translation has det J = 1 everywhere: nothing below the margin.
   const shift = foldingHinge(
     tensor([0.3, -2, 5])

@@ -7,6 +7,7 @@ import {
   coupledArgmin,
   enableGrad,
   randn,
+  dispose,
   sampleTrilinear,
   sampleTrilinearBackward,
   selfCompose,
@@ -137,6 +138,43 @@ test('warpedSsd: loss and gradient equal grid_sample (bilinear, border) with aut
     maxError(gradient, reference.gradient) < 1e-4 * scale,
     `gradient error ${maxError(gradient, reference.gradient)}`,
   );
+});
+
+test('warpedSsd on a sub-lattice: fixed voxel p at offset + stride·p of the moving lattice', () => {
+  // Every second voxel from (1, 0, 1) of the 6 × 7 × 5 moving lattice: 3 × 4 × 2 fixed voxels.
+  const sub = { offset: [1, 0, 1], stride: [2, 2, 2] };
+  const fixedSub = randn([5, 3, 4, 2], { generator: gen });
+  const u = randn([3, 3, 4, 2], { generator: gen }).mul(1.5);
+  const { loss, gradient } = warpedSsd(moving, fixedSub, u, sub);
+  // Reference: sample the moving descriptors at the positions (checked against grid_sample below).
+  const reference = tidy(() => {
+    const lattice = stack(
+      [0, 1, 2].map((a) => {
+        const view = [1, 1, 1];
+        view[a] = u.shape[a + 1];
+        return arange(0, u.shape[a + 1], 1)
+          .mul(sub.stride[a])
+          .add(sub.offset[a])
+          .reshape(view)
+          .expand(u.shape.slice(1));
+      }),
+      0,
+    );
+    const positions = lattice.add(u);
+    const residual = sampleTrilinear(moving, positions).sub(fixedSub);
+    const n = residual.shape.reduce((p, v) => p * v, 1);
+    const back = sampleTrilinearBackward(moving, positions, residual.mul(2 / n));
+    return { loss: residual.square().mean().item(), gradient: back.positions };
+  });
+  assert.ok(Math.abs(loss - reference.loss) < 1e-5 * reference.loss, `${loss} vs ${reference.loss}`);
+  assert.ok(
+    maxError(gradient, reference.gradient) < 1e-5,
+    `gradient error ${maxError(gradient, reference.gradient)}`,
+  );
+  assert.throws(() => warpedSsd(moving, fixedSub, u, { offset: [0, 0], stride: [2, 2, 2] }), {
+    message: /^sub-lattice: expected an offset and a stride of 3 integers each/,
+  });
+  dispose([fixedSub, u, gradient]);
 });
 
 test('sampleTrilinear and its backward equal grid_sample (bilinear, border) and autograd on another grid', () => {

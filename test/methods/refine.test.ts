@@ -81,6 +81,9 @@ test('refineDisplacement: 0 iterations give the initial displacement on the imag
     () => refineDisplacement(fixed, fixed, undefined, { window: [4, 9, 3] }),
     /window: expected odd numbers of voxels, got \[4,9,3\]$/,
   );
+  assert.throws(() => refineDisplacement(fixed, fixed, undefined, { foldingCorners: 4 as never }), {
+    message: /^foldingCorners: expected 1 or 8, got 4$/,
+  });
   assert.throws(
     () => refineDisplacement(fixed, fixed, undefined, { learningRate: 0 }),
     /learningRate: expected a finite number > 0, got 0/,

@@ -3,10 +3,10 @@
  * then B-spline; a deformable search of ±R voxels cannot catch a scaling or shift larger than R). The
  * map p ↦ p + M·(p − c)/h + t in lattice voxels (c the lattice centre, h its half extent per axis, so
  * M and t are both in voxels of displacement at the lattice's edge and centre) minimises the warped
- * descriptor SSD, by Adam from the identity. Its gradient comes from the warped-SSD kernel's
+ * descriptor SSD, by Adam from the identity, each step on a sub-lattice of the fixed voxels. Its gradient comes from the warped-SSD kernel's
  * ∂L/∂u(p): ∂L/∂M_ab = Σ_p ∂L/∂u_a(p)·(p_b − c_b)/h_b, ∂L/∂t_a = Σ_p ∂L/∂u_a(p).
  */
-import { noGrad, stack, tensor, tidy, warpedSsd, type Tensor } from '../../engine/index.ts';
+import { dispose, noGrad, stack, tensor, tidy, warpedSsd, type Tensor } from '../../engine/index.ts';
 import type { Grid, Vec3 } from '../../geometry/volume.ts';
 import { integer, number } from '../../util/is.ts';
 import type { ProgressFn } from '../../util/progress.ts';
@@ -16,6 +16,11 @@ export interface AffineOptions {
   iterations?: number;
   /** Adam step size in lattice voxels (default 0.3). */
   learningRate?: number;
+  /**
+   * Each step measures the SSD on one of the stride³ sub-lattices of every stride-th voxel per axis, in
+   * turn (elastix samples a subset of voxels per step likewise); 1 = every voxel (default 2).
+   */
+  stride?: number;
   progress?: ProgressFn;
 }
 
@@ -89,24 +94,26 @@ class AdamState {
 export function affineAlign(fixed: Tensor, moving: Tensor, options: AffineOptions = {}): LatticeAffine {
   const iterations = integer('affine iterations', options.iterations ?? 150, { min: 0, max: 10000 });
   const lr = number('affine learningRate', options.learningRate ?? 0.3, { min: 0, exclusiveMin: true });
+  const stride = integer('affine stride', options.stride ?? 2, { min: 1, max: 8 });
   const dims = fixed.shape.slice(1);
   const centre = dims.map((n) => (n - 1) / 2) as Vec3;
   const half = dims.map((n) => Math.max(1, (n - 1) / 2)) as Vec3;
   // params: M row-major (9), then t (3).
   const params = new Float64Array(12);
   const adam = new AdamState();
-  const q = normalisedCoordinates(dims).keep();
+  const subLattices = subLatticesOf(fixed, normalisedCoordinates(dims), stride);
   try {
     for (let i = 0; i < iterations; i++) {
+      const { fixed: f, q, offset } = subLattices[i % subLattices.length];
       const gradient = noGrad(() =>
         tidy(() => {
           const m = tensor(Array.from(params.subarray(0, 9))).reshape(3, 3);
           const t = tensor(Array.from(params.subarray(9))).reshape(3, 1);
-          const u = m
-            .matmul(q.reshape(3, -1))
-            .add(t)
-            .reshape(3, ...dims);
-          const g = warpedSsd(moving, fixed, u).gradient.reshape(3, -1);
+          const u = m.matmul(q.reshape(3, -1)).add(t).reshape(q.shape);
+          const g = warpedSsd(moving, f, u, { offset, stride: [stride, stride, stride] }).gradient.reshape(
+            3,
+            -1,
+          );
           const dm = g.matmul(q.reshape(3, -1).t()).reshape(9);
           return Float64Array.from([...dm.toArray(), ...g.sum(1).toArray()] as number[]);
         }),
@@ -116,7 +123,7 @@ export function affineAlign(fixed: Tensor, moving: Tensor, options: AffineOption
       options.progress?.({ stage: 'affine alignment', done: i + 1, total: iterations });
     }
   } finally {
-    q.dispose();
+    dispose(subLattices.flatMap((s) => [s.fixed, s.q]));
   }
   return {
     matrix: Array.from(params.subarray(0, 9)),
@@ -124,4 +131,21 @@ export function affineAlign(fixed: Tensor, moving: Tensor, options: AffineOption
     centre,
     half,
   };
+}
+
+/** The fixed descriptors and normalised coordinates (taken over) on each sub-lattice of a stride, kept. */
+function subLatticesOf(fixed: Tensor, q: Tensor, stride: number) {
+  const offsets: Vec3[] = [];
+  for (let a = 0; a < stride; a++)
+    for (let b = 0; b < stride; b++) for (let c = 0; c < stride; c++) offsets.push([a, b, c]);
+  const every = (x: Tensor, o: Vec3) =>
+    x
+      .slice(1, o[0], x.shape[1], stride)
+      .slice(2, o[1], x.shape[2], stride)
+      .slice(3, o[2], x.shape[3], stride)
+      .contiguous()
+      .keep();
+  const subs = offsets.map((offset) => ({ offset, fixed: every(fixed, offset), q: every(q, offset) }));
+  q.dispose();
+  return subs;
 }

@@ -55,6 +55,11 @@ export interface RefineOptions {
    * start, over the control lattice without).
    */
   folding?: number;
+  /**
+   * det J of the hinge at each cell's first voxel (1) or at all eight of its corners (8: the trilinear
+   * field's Jacobians there, which the fixed image's finer grid sees).
+   */
+  foldingCorners?: 1 | 8;
   /** Local NCC window on the images' lattice (odd voxels per axis). */
   window?: Vec3;
   /**
@@ -79,8 +84,14 @@ export const REFINE_DEFAULTS: Required<RefineOptions> = {
   learningRate: 0.1,
   smoothness: 0.3,
   folding: 10,
+  foldingCorners: 1,
   window: [9, 9, 3],
   keepStart: true,
+};
+
+const cornersOf = (v: unknown): 1 | 8 => {
+  if (v !== 1 && v !== 8) fail('foldingCorners', `expected 1 or 8, got ${JSON.stringify(v)}`);
+  return v;
 };
 
 function checkOptions(o: RefineOptions): Required<RefineOptions> {
@@ -96,6 +107,7 @@ function checkOptions(o: RefineOptions): Required<RefineOptions> {
     learningRate: number('learningRate', o.learningRate ?? d.learningRate, { min: 0, exclusiveMin: true }),
     smoothness: number('smoothness', o.smoothness ?? d.smoothness, { min: 0 }),
     folding: number('folding', o.folding ?? d.folding, { min: 0 }),
+    foldingCorners: cornersOf(o.foldingCorners ?? d.foldingCorners),
     window,
     keepStart: bool('keepStart', o.keepStart ?? d.keepStart),
   };
@@ -158,7 +170,11 @@ export function refineDisplacement(
           const u = field();
           nccLoss(fixed, spatialTransformer(moving, u), { window: o.window })
             .add(smoothnessLoss(control).mul(o.smoothness))
-            .add(foldingPenalty(start ? u : control, FOLDING_MARGIN).mul(o.folding / hingeVoxels))
+            .add(
+              foldingPenalty(start ? u : control, FOLDING_MARGIN, o.foldingCorners).mul(
+                o.folding / hingeVoxels,
+              ),
+            )
             .backward();
         }),
       );

@@ -38,13 +38,15 @@ export function forwardJacobianDeterminant(u: Tensor): Tensor {
 export const FOLDING_MARGIN = 0.1;
 
 /**
- * Σ max(0, margin − det J)² over voxels of u (B, 3, w, h, d): a squared hinge whose gradient grows
+ * Σ max(0, margin − det J)² over the cells of u (B, 3, w, h, d): a squared hinge whose gradient grows
  * from 0 as det J falls below the margin, so that an optimiser keeps voxels away from folding rather
- * than just above it. One fused kernel with its closed-form gradient (engine foldingHinge).
+ * than just above it. det J by forward differences (`corners` 1), or averaged over the eight corners
+ * of each cell (8: the Jacobians of the trilinear field there, which a finer grid sees). One fused
+ * kernel with its closed-form gradient (engine foldingHinge).
  */
-export function foldingPenalty(u: Tensor, margin: number): Tensor {
+export function foldingPenalty(u: Tensor, margin: number, corners: 1 | 8 = 1): Tensor {
   return tidy(() => {
-    const { loss, gradient } = foldingHinge(u, margin);
+    const { loss, gradient } = foldingHinge(u, margin, corners);
     return scalarWithGradient(loss, [[u, gradient]]);
   });
 }
