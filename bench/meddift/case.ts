@@ -1,12 +1,19 @@
 /**
  * One bench/meddift measurement in its own process (so peak memory is its own): a pair, a model and a
- * task; prints one JSON line. Run by bench/meddift/run.ts.
- * Usage: node --import tsx bench/meddift/case.ts <brain|ct> <maisi-random|default> <match|register>
+ * task; prints one JSON line. Run by bench/meddift/run.ts. The task `cli` is what a user runs: the pair
+ * written to NIfTI, then `diffreg register` with its defaults (and the shipped model) in a child
+ * process, timed with its peak memory by GNU time; the writing is not counted.
+ * Usage: node --import tsx bench/meddift/case.ts <brain|ct> <maisi-random|default> <match|register|cli>
  */
 import { makeSyntheticPair } from '../../src/geometry/synthetic.ts';
 import { resampleVolume } from '../../src/geometry/warp.ts';
 import { Volume, type Vec3 } from '../../src/geometry/volume.ts';
-import { readVolume } from '../../src/io/index.ts';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { readVolume, writeVolume } from '../../src/io/index.ts';
 import { medDiftMatch, medDiftRegister } from '../../src/methods/meddift/index.ts';
 import {
   AutoencoderKlMaisi,
@@ -66,6 +73,10 @@ function loadModel(): MaisiLatentDiffusion {
 }
 
 const { fixed, moving, points } = await loadPair();
+if (task === 'cli') {
+  process.stdout.write(`${JSON.stringify(await cliRegister(fixed, moving))}\n`);
+  process.exit(0);
+}
 const model = loadModel();
 // What the bench's own set-up (volumes, synthetic deformation, weights) already holds.
 const setupGiB = peakRssGiB();
@@ -87,3 +98,37 @@ const gflop =
 process.stdout.write(
   `${JSON.stringify({ pair: pairName, model: modelName, task, dims: fixed.dims, points: points.length, seconds: total, featureSeconds, gflop, peakRssGiB: peakRssGiB(), setupGiB })}\n`,
 );
+
+/** `diffreg register` with defaults on the pair, in a child process under GNU time. */
+async function cliRegister(fixed: Volume, moving: Volume) {
+  const dir = mkdtempSync(join(tmpdir(), 'diffreg-bench-'));
+  try {
+    const [f, m, out] = ['fixed.nii.gz', 'moving.nii.gz', 'field.nii.gz'].map((n) => join(dir, n));
+    await writeVolume(f, fixed);
+    await writeVolume(m, moving);
+    const cli = fileURLToPath(new URL('../../bin/diffreg.js', import.meta.url));
+    const args = ['-f', '%e %M', process.execPath, cli, 'register', '--fixed', f, '--moving', m];
+    const r = spawnSync('/usr/bin/time', [...args, '--out-field', out, '--json'], { encoding: 'utf8' });
+    const timing = r.stderr.trim().split('\n').pop() ?? '';
+    if (r.status !== 0 || !/^[\d.]+ \d+$/.test(timing))
+      throw new Error(`diffreg register failed: ${r.stderr.trim().split('\n').slice(-2).join(' ')}`);
+    const [seconds, kib] = timing.split(' ').map(Number);
+    const summary = JSON.parse(r.stdout);
+    return {
+      pair: pairName,
+      model: modelName,
+      task,
+      dims: fixed.dims,
+      points: 0,
+      seconds,
+      featureSeconds: summary.stageSeconds?.features ?? 0,
+      gflop: 0,
+      peakRssGiB: kib / 2 ** 20,
+      setupGiB: 0,
+      descriptor: summary.descriptor,
+      diffusionModelLoaded: summary.diffusionModelLoaded,
+    };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}

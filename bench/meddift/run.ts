@@ -4,8 +4,9 @@
  * resampled to its clinical 512×512×141 grid with a synthetic deformation, with the full-size MAISI
  * configuration (random weights: timing only). Each measurement runs in its own process.
  * Reports the network FLOPs, the share of wall time in the network passes, and their GFLOP/s against
- * the conv3d figure measured in the same run. Appends to bench/meddift/RESULTS.md.
- * Usage: node --import tsx bench/meddift/run.ts [brain|ct|brain:match|ct:register ...]
+ * the conv3d figure measured in the same run; and (`ct:cli:default`) `diffreg register` with its
+ * defaults on the CT pair written to NIfTI, as a user runs it. Appends to bench/meddift/RESULTS.md.
+ * Usage: node --import tsx bench/meddift/run.ts [brain|ct|brain:match|ct:register|ct:cli:default ...]
  */
 import { machineLine } from '../machine.ts';
 import { spawnSync } from 'node:child_process';
@@ -15,7 +16,8 @@ import { F, noGrad, randn, tidy } from '../../src/engine/index.ts';
 import { conv } from '../maisi/flops.ts';
 
 // Arguments: pairs (`brain`, `ct`: both tasks, MAISI) or single measurements `pair:task[:model]`
-// (`ct:match`, `brain:register:default`); models: maisi-random (full-size MAISI, random weights) or default.
+// (`ct:match`, `brain:register:default`, `ct:cli:default` = `diffreg register` with its defaults); models:
+// maisi-random (full-size MAISI, random weights) or default.
 const measurements = (process.argv.slice(2).length > 0 ? process.argv.slice(2) : ['brain', 'ct']).flatMap(
   (a) => {
     const [pair, task, model = 'maisi-random'] = a.split(':');
@@ -53,11 +55,19 @@ for (const [pair, task, model] of measurements) {
     continue;
   }
   const m = JSON.parse(line);
-  const netShare = m.featureSeconds / m.seconds;
-  const gflops = m.gflop / m.featureSeconds;
-  rows.push(
-    `| ${pair} ${m.dims.join('×')} | ${model === 'default' ? 'default model' : 'MAISI full (random)'} | ${task} | ${m.seconds.toFixed(0)} | ${m.peakRssGiB.toFixed(2)} (set-up ${m.setupGiB.toFixed(2)}) | ${m.gflop.toFixed(0)} | ${(100 * netShare).toFixed(0)} % | ${gflops.toFixed(0)} (${((100 * gflops) / conv3d).toFixed(0)} %) |`,
-  );
+  if (task === 'cli') {
+    // `diffreg register` with defaults: its descriptor decides whether any network runs at all.
+    const used = `${m.descriptor}${m.diffusionModelLoaded ? ', diffusion model loaded' : ', no diffusion model loaded'}`;
+    rows.push(
+      `| ${pair} ${m.dims.join('×')} | defaults (${used}) | diffreg register | ${m.seconds.toFixed(0)} | ${m.peakRssGiB.toFixed(2)} | — | features ${m.featureSeconds.toFixed(0)} s | — |`,
+    );
+  } else {
+    const netShare = m.featureSeconds / m.seconds;
+    const gflops = m.gflop / m.featureSeconds;
+    rows.push(
+      `| ${pair} ${m.dims.join('×')} | ${model === 'default' ? 'default model' : 'MAISI full (random)'} | ${task} | ${m.seconds.toFixed(0)} | ${m.peakRssGiB.toFixed(2)} (set-up ${m.setupGiB.toFixed(2)}) | ${m.gflop.toFixed(0)} | ${(100 * netShare).toFixed(0)} % | ${gflops.toFixed(0)} (${((100 * gflops) / conv3d).toFixed(0)} %) |`,
+    );
+  }
   process.stdout.write(`${rows[rows.length - 1]}\n`);
 }
 

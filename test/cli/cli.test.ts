@@ -265,6 +265,7 @@ test('register with the defaults on a CT pair: MIND-SSC, no diffusion model load
   assert.equal(r.status, 0, r.stderr);
   const summary = JSON.parse(r.stdout);
   assert.equal(summary.method, 'default-register');
+  assert.equal(summary.descriptor, 'mind');
   assert.equal(summary.diffusionModelLoaded, false);
   assert.deepEqual((await readVolume(out)).dims, [24, 24, 20]);
   const matches = join(dir, 'ct-matches.csv');

@@ -17,6 +17,7 @@ import { matchFeatures, type Descriptor, type ImageFeatures } from './correspond
 import {
   AUTO_DESCRIPTORS,
   concreteDescriptor,
+  type ConcreteDescriptor,
   DESCRIPTOR_NAMES,
   describePair,
   refuseUnusedDiffusionSettings,
@@ -46,13 +47,13 @@ function features(
   item: RegistrationCase,
   seed: number,
   settings: MedDiftRegisterOptions,
-): [ImageFeatures, ImageFeatures] {
+): { descriptor: ConcreteDescriptor; pair: [ImageFeatures, ImageFeatures] } {
   const options = { ...settings, modality: settings.modality ?? item.modality };
   // One descriptor for both images: 'auto' follows the fixed image's modality.
   const descriptor = concreteDescriptor(source.descriptor, item.fixed, options.modality);
   refuseUnusedDiffusionSettings(settings, descriptor);
   const model = usesDiffusionModel(descriptor) ? source.model?.() : undefined;
-  return describePair(descriptor, model, item.fixed, item.moving, options, seed);
+  return { descriptor, pair: describePair(descriptor, model, item.fixed, item.moving, options, seed) };
 }
 
 export interface FeatureMethodOptions {
@@ -77,7 +78,10 @@ export function featureMethod(o: FeatureMethodOptions): RegistrationMethod {
       const seed = settings.seed ?? options.seed ?? 0;
       const { value, seconds, peakRssMb } = await measured(async () => {
         const t0 = performance.now();
-        const [f, m] = features(o.source, item, seed, settings);
+        const {
+          descriptor,
+          pair: [f, m],
+        } = features(o.source, item, seed, settings);
         const t1 = performance.now();
         try {
           const result: Omit<RegistrationResult, 'seconds' | 'peakRssMb'> = {};
@@ -123,7 +127,7 @@ export function featureMethod(o: FeatureMethodOptions): RegistrationMethod {
               registration: (t2 - t1) / 1000,
               refinement: (performance.now() - t2) / 1000,
             };
-            result.details = { lattice: registration.lattice, stageSeconds: stages };
+            result.details = { descriptor, lattice: registration.lattice, stageSeconds: stages };
           }
           return result;
         } finally {
