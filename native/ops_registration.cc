@@ -250,13 +250,14 @@ void check_positions(const at::Tensor& positions) {
 // sample_trilinear(volume (C, w, h, d), positions (3, w', h', d') in voxels of the volume) → (C, w', h', d'):
 // trilinear interpolation with border clamping, as grid_sample(bilinear, border, align_corners false).
 at::Tensor sample_trilinear(Info info) {
-  at::Tensor f = T(info[0]).contiguous(), x = T(info[1]).contiguous();
+  const at::Tensor &f = T(info[0]), x = T(info[1]).contiguous();
   check_lattice(f, "volume");
   check_positions(x);
   const int64_t c = f.size(0), size[3] = {f.size(1), f.size(2), f.size(3)};
   const int64_t points = x.size(1) * x.size(2) * x.size(3);
   at::Tensor out = at::empty({c, x.size(1), x.size(2), x.size(3)}, at::kFloat);
-  // Channels last, so each corner is one contiguous row.
+  // Channels last, so each corner is one contiguous row: no copy when the volume is stored so (a
+  // descriptor level read on several lattices), one otherwise.
   at::Tensor last = f.permute({1, 2, 3, 0}).contiguous();
   const float *fp = last.data_ptr<float>(), *xp = x.data_ptr<float>();
   float* op = out.data_ptr<float>();

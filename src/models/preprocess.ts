@@ -11,6 +11,7 @@ import { volumeToTensor } from '../geometry/field-tensor.ts';
 import type { Grid } from '../geometry/volume.ts';
 import type { Volume } from '../geometry/volume.ts';
 import { fail } from '../util/errors.ts';
+import { percentilesOf, samplePercentiles } from '../util/stats.ts';
 import type { Modality } from '../data/case.ts';
 
 /** The CT window mapped to [0, 1] (HU). */
@@ -18,21 +19,11 @@ export const CT_WINDOW: readonly [number, number] = [-1000, 1000];
 /** The MR percentiles mapped to [0, 1]. */
 export const MR_PERCENTILES: readonly [number, number] = [0.5, 99.5];
 
-/** numpy's default (linear) percentile of values already sorted ascending. */
-export function sortedPercentile(sorted: ArrayLike<number>, p: number): number {
-  const pos = (p / 100) * (sorted.length - 1);
-  const lo = Math.floor(pos);
-  const hi = Math.min(lo + 1, sorted.length - 1);
-  return sorted[lo] + (pos - lo) * (sorted[hi] - sorted[lo]);
-}
-
 /** Intensities mapped to [0, 1], clipped: CT by the HU window, MR by its 0.5th–99.5th percentiles. */
 export function normaliseIntensities(values: ArrayLike<number>, modality: Modality): Float32Array {
   let [lo, hi] = CT_WINDOW;
   if (modality === 'mr') {
-    const sorted = Float32Array.from(values).sort();
-    lo = sortedPercentile(sorted, MR_PERCENTILES[0]);
-    hi = sortedPercentile(sorted, MR_PERCENTILES[1]);
+    [lo, hi] = percentilesOf(values, MR_PERCENTILES);
     if (!(hi > lo))
       fail('MR volume', `intensities are constant between the percentiles (${lo}), cannot normalise`);
   } else if (modality !== 'ct') {
@@ -46,10 +37,7 @@ export function normaliseIntensities(values: ArrayLike<number>, modality: Modali
 
 /** CT when there is air in Hounsfield units (1st percentile of a subsample below −500), MR otherwise. */
 export function guessModality(volume: Volume): Modality {
-  const stride = Math.max(1, Math.floor(volume.data.length / 1_000_000));
-  const sample = new Float32Array(Math.ceil(volume.data.length / stride));
-  for (let i = 0, j = 0; i < volume.data.length; i += stride, j++) sample[j] = volume.data[i];
-  return sortedPercentile(sample.sort(), 1) < -500 ? 'ct' : 'mr';
+  return samplePercentiles(volume.data, [1], 1_000_000)[0] < -500 ? 'ct' : 'mr';
 }
 
 /**

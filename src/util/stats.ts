@@ -13,6 +13,77 @@ export function percentile(sorted: ArrayLike<number>, q: number): number {
   return sorted[lo] + (sorted[hi] - sorted[lo]) * (position - lo);
 }
 
+/**
+ * Percentiles (numpy-linear, as `percentile` of the sorted values) of unsorted values, by selecting
+ * only the order statistics they need (quickselect, O(n)) instead of sorting all: an image's
+ * normalisation sorted 4.9 M voxels in about 0.45 s per call. NaN counts as the largest value, as in
+ * a typed array's sort.
+ */
+export function percentilesOf(values: ArrayLike<number>, qs: readonly number[]): number[] {
+  const n = values.length;
+  if (n === 0) return qs.map(() => NaN);
+  // Float32 data stays float32 (exactly the values a sort would order); NaN moved past the end.
+  const a = values instanceof Float32Array ? new Float32Array(n) : new Float64Array(n);
+  let m = 0;
+  for (let i = 0; i < n; i++) if (!Number.isNaN(values[i])) a[m++] = values[i];
+  const positions = qs.map((q) => ((n - 1) * q) / 100);
+  const ranks = [...new Set(positions.flatMap((p) => [Math.floor(p), Math.min(Math.floor(p) + 1, n - 1)]))];
+  ranks.sort((x, y) => x - y);
+  const ordered = new Map<number, number>();
+  let left = 0;
+  for (const k of ranks) {
+    if (k >= m) ordered.set(k, NaN);
+    else {
+      selectRank(a, k, left, m - 1);
+      ordered.set(k, a[k]);
+      left = k;
+    }
+  }
+  return positions.map((p) => {
+    const lo = Math.floor(p);
+    const [vlo, vhi] = [ordered.get(lo)!, ordered.get(Math.min(lo + 1, n - 1))!];
+    return vlo + (vhi - vlo) * (p - lo);
+  });
+}
+
+/** percentilesOf every k-th value, k the least stride leaving at most `maxSamples` (a quick estimate). */
+export function samplePercentiles(
+  values: ArrayLike<number>,
+  qs: readonly number[],
+  maxSamples: number,
+): number[] {
+  const stride = Math.max(1, Math.floor(values.length / maxSamples));
+  const sample = new Float32Array(Math.ceil(values.length / stride));
+  for (let i = 0, j = 0; i < values.length; i += stride, j++) sample[j] = values[i];
+  return percentilesOf(sample, qs);
+}
+
+/**
+ * Rearranges a[left..right] so that a[k] holds its k-th smallest value, those before it no larger and
+ * those after no smaller (Hoare partitions around a median of three).
+ */
+function selectRank(a: Float32Array | Float64Array, k: number, left: number, right: number): void {
+  while (right > left) {
+    const mid = (left + right) >> 1;
+    const [x, y, z] = [a[left], a[mid], a[right]];
+    const pivot = Math.max(Math.min(x, y), Math.min(Math.max(x, y), z));
+    let i = left;
+    let j = right;
+    while (i <= j) {
+      while (a[i] < pivot) i++;
+      while (a[j] > pivot) j--;
+      if (i <= j) {
+        const t = a[i];
+        a[i++] = a[j];
+        a[j--] = t;
+      }
+    }
+    if (k <= j) right = j;
+    else if (k >= i) left = i;
+    else return;
+  }
+}
+
 export interface Summary {
   count: number;
   mean: number;

@@ -21,7 +21,7 @@ import {
   type FeatureGrid,
   type ImageFeatures,
 } from '../methods/meddift/index.ts';
-import { sortedPercentile } from '../models/preprocess.ts';
+import { samplePercentiles } from '../util/stats.ts';
 import { modelLoader } from '../cli/model.ts';
 import type { FromViewer, ToViewer, VolumeMessage } from './correspond.ts';
 
@@ -83,15 +83,9 @@ function similarityVolume(f: ImageFeatures, m: ImageFeatures, point: Vec3): Volu
  * stays clear — a model's similarities can crowd near 1 everywhere.
  */
 function mapWindow(values: Float32Array): [number, number] {
-  const stride = Math.max(1, Math.floor(values.length / 100_000));
-  const sample = Float32Array.from(
-    { length: Math.ceil(values.length / stride) },
-    (_, i) => values[i * stride],
-  );
-  sample.sort();
   let max = -Infinity;
   for (const v of values) if (v > max) max = v;
-  const lo = sortedPercentile(sample, 99.5);
+  const [lo] = samplePercentiles(values, [99.5], 100_000);
   return [lo, max > lo ? max : lo + 1e-6];
 }
 

@@ -9,7 +9,8 @@ import { resampleVolume, warpPoints, warpVolume } from '../geometry/warp.ts';
 import type { DisplacementField } from '../geometry/field.ts';
 import type { Vec3, Volume } from '../geometry/volume.ts';
 import { encodeNifti } from '../io/index.ts';
-import { guessModality, sortedPercentile } from '../models/preprocess.ts';
+import { guessModality } from '../models/preprocess.ts';
+import { samplePercentiles } from '../util/stats.ts';
 
 export interface PointRow {
   fixed: Vec3;
@@ -74,13 +75,7 @@ export function landmarkRows(
 }
 
 /** Intensity percentiles of an image from a subsample of at most a million voxels. */
-function percentiles(volume: Volume, ps: number[]): number[] {
-  const stride = Math.max(1, Math.floor(volume.data.length / 1_000_000));
-  const sample = new Float32Array(Math.ceil(volume.data.length / stride));
-  for (let i = 0, j = 0; i < volume.data.length; i += stride, j++) sample[j] = volume.data[i];
-  sample.sort();
-  return ps.map((p) => sortedPercentile(sample, p));
-}
+const percentiles = (volume: Volume, ps: number[]): number[] => samplePercentiles(volume.data, ps, 1_000_000);
 
 function imageWindow(volume: Volume): [number, number] {
   const [lo, hi] = percentiles(volume, [0.5, 99.5]);
