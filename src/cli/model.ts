@@ -6,7 +6,11 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { DiffregError, fail } from '../util/errors.ts';
 import { readJsonFile } from '../util/json.ts';
-import type { DiffusionFeatureModel } from '../methods/meddift/index.ts';
+import {
+  usesDiffusionModel,
+  type ConcreteDescriptor,
+  type DiffusionFeatureModel,
+} from '../methods/meddift/index.ts';
 import { loadMaisiModel } from '../models/index.ts';
 import {
   DEFAULT_MODEL_DIR,
@@ -105,4 +109,17 @@ export function modelLoader(values: Record<string, unknown>): () => DiffusionFea
     }
     return loadDefaultModel();
   };
+}
+
+/**
+ * Refuses, in one line, a model given (--unet, --autoencoder, --model-config) for a pair whose
+ * descriptor uses no diffusion model: it would be silently ignored.
+ */
+export function refuseUnusedModel(values: Record<string, unknown>, descriptor: ConcreteDescriptor): void {
+  if (usesDiffusionModel(descriptor)) return;
+  const given = MODEL_INPUTS.find((o) => values[o] !== undefined);
+  if (given)
+    throw new DiffregError(
+      `--${given}: only with the diffusion model's features; the descriptor of this pair is ${descriptor}`,
+    );
 }

@@ -15,6 +15,7 @@ import { elastixEntries, identityEntry } from './baselines/index.ts';
 import { diffuseRegEntries } from './diffusereg/method.ts';
 import { ldmMorphEntries } from './ldmmorph/method.ts';
 import { featureMethodEntries } from './meddift/method.ts';
+import type { Descriptor } from './meddift/correspond.ts';
 
 export type { Modality, RegistrationCase } from '../data/case.ts';
 
@@ -76,6 +77,11 @@ export interface MethodEntry {
   options: readonly string[];
   /** Needs a latent diffusion model (the default model, or MAISI checkpoints by --unet/--autoencoder). */
   usesModel: boolean;
+  /**
+   * Feature methods: the descriptor they describe both images with ('auto': by the fixed image's
+   * modality), which decides whether a pair loads the model at all.
+   */
+  descriptor?: Descriptor;
   /** Registers 2-D images (one slice, dims [nx, ny, 1]) and stacks slice by slice; others need 3-D volumes. */
   accepts2d?: boolean;
   create(context: MethodContext): RegistrationMethod;

@@ -163,21 +163,7 @@ test('bad input gives one line, exit 1, and no output file', () => {
   const badPoints = join(dir, 'bad.csv');
   writeFileSync(badPoints, 'x,y,z\n1,2\n');
   assertOneLineError(
-    diffreg(
-      'match',
-      '--fixed',
-      image,
-      '--moving',
-      image,
-      '--points',
-      badPoints,
-      '--out',
-      out,
-      '--unet',
-      'a',
-      '--autoencoder',
-      'b',
-    ),
+    diffreg('match', '--fixed', image, '--moving', image, '--points', badPoints, '--out', out),
     /bad\.csv.*line 2/,
   );
   assert.ok(!existsSync(out));
@@ -283,6 +269,18 @@ test('register with the defaults on a CT pair: MIND-SSC, no diffusion model load
     /^diffreg: region: only with the diffusion model's features; the descriptor of this pair is mind$/,
   );
   assert.ok(!existsSync(join(dir, 'never-ct.nii.gz')));
+  // So is a model: with MIND-SSC it would be silently ignored (the files exist; they are never read).
+  const model = ['--unet', image, '--autoencoder', image];
+  for (const [command, out] of [
+    ['register', ['--out-field', join(dir, 'never-ct.nii.gz')]],
+    ['match', ['--points', points, '--out', join(dir, 'never-ct.csv')]],
+  ] as const) {
+    assertOneLineError(
+      diffreg(command, ...pair, ...model, ...out),
+      /^diffreg: --unet: only with the diffusion model's features; the descriptor of this pair is mind$/,
+    );
+    assert.ok(!existsSync(out[out.length - 1]), `${command} wrote nothing`);
+  }
 });
 
 test('--search local without --radius searches within the documented default, 20 mm', (t) => {

@@ -12,6 +12,7 @@ import {
   AUTO_DESCRIPTORS,
   DEFAULT_DESCRIPTOR,
   DESCRIPTORS,
+  concreteDescriptor,
   medDiftMatch,
   SEARCH_MODES,
   SEARCH_RADIUS_MM,
@@ -25,7 +26,7 @@ import { writeFileAtomic } from '../../util/atomic.ts';
 import { DiffregError, fail } from '../../util/errors.ts';
 import { integer, invalid, oneOf } from '../../util/is.ts';
 import { levelList, numberList, optionalInteger, optionalNumber, required, type Command } from '../args.ts';
-import { MODEL_HELP, MODEL_INPUTS, MODEL_OPTIONS, modelLoader } from '../model.ts';
+import { MODEL_HELP, MODEL_INPUTS, MODEL_OPTIONS, modelLoader, refuseUnusedModel } from '../model.ts';
 import { checkOutputs } from '../outputs.ts';
 import { terminalProgress } from '../progress.ts';
 import { applyThreads, printJson, readImage, readInitialTransform } from './common.ts';
@@ -213,6 +214,7 @@ export const matchCommand: Command = {
       ...MODEL_INPUTS,
     ]);
     const fixed = await readImage(fixedPath, 'fixed');
+    refuseUnusedModel(values, concreteDescriptor(descriptor, fixed, features.modality));
     const moving = await readImage(movingPath, 'moving');
     const points = readLandmarks(pointsPath, { format, reference: fixed });
     const initial =

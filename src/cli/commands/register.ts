@@ -11,6 +11,7 @@ import { DIFFUSEREG_GUIDANCE, type DiffuseRegSettings } from '../../methods/diff
 import { CONVEX_ADAM_DEFAULTS as CONVEX } from '../../methods/dense/convex-adam.ts';
 import { REFINE_DEFAULTS } from '../../methods/dense/refine.ts';
 import {
+  concreteDescriptor,
   DEFAULT_DESCRIPTOR,
   DESCRIPTORS,
   FEATURE_REGISTRATION_DEFAULTS as LATTICE,
@@ -21,7 +22,7 @@ import { oneOf } from '../../util/is.ts';
 import { guessModality, type LatentDiffusionModel } from '../../models/index.ts';
 import { DiffregError, fail } from '../../util/errors.ts';
 import { optionalInteger, optionalNumber, required, type Command } from '../args.ts';
-import { MODEL_HELP, MODEL_INPUTS, MODEL_OPTIONS, modelLoader } from '../model.ts';
+import { MODEL_HELP, MODEL_INPUTS, MODEL_OPTIONS, modelLoader, refuseUnusedModel } from '../model.ts';
 import { VOLUME_EXTENSIONS, checkOutputs } from '../outputs.ts';
 import { terminalProgress } from '../progress.ts';
 import { applyThreads, printJson, readImage } from './common.ts';
@@ -244,6 +245,8 @@ export const registerCommand: Command = {
       moving,
       modality: features.modality === 'auto' ? guessModality(fixed) : features.modality,
     };
+    if (entry.descriptor)
+      refuseUnusedModel(values, concreteDescriptor(entry.descriptor, fixed, item.modality));
     const result = await method.register(item, { seed: features.seed, progress: terminalProgress() });
     if (!result.field) throw new Error(`method ${entry.name} returned no field`);
     await writeVolume(outField, result.field);

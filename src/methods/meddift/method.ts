@@ -231,6 +231,7 @@ export const featureMethodEntries: MethodEntry[] = FEATURE_SOURCES.flatMap(([pre
       dense,
       options: dense ? [...REGISTER_OPTIONS, ...(usesModel ? DIFFUSION_OPTIONS : [])] : [],
       usesModel,
+      descriptor,
       create({ model, settings }) {
         if (usesModel && !model) throw new Error(`${name}: the method context has no model`);
         return featureMethod({
