@@ -129,8 +129,14 @@ export const registerCommand: Command = {
     ['--out-labels FILE', 'moving labels warped onto the fixed grid'],
     ['--search-radius N', `correlation search half-width in lattice voxels (default ${CONVEX.searchRadius})`],
     ['--smoothness L', `diffusion regularisation weight (default ${CONVEX.smoothness})`],
-    ['--iterations N', `Adam instance-optimisation iterations (default ${CONVEX.iterations})`],
-    ['--lattice-voxels N', `upper bound on working-lattice voxels (default ${LATTICE.maxLatticeVoxels})`],
+    [
+      '--iterations N',
+      `Adam instance-optimisation iterations (default ${LATTICE.iterations.mr} on MR, ${LATTICE.iterations.ct} on CT)`,
+    ],
+    [
+      '--lattice-voxels N',
+      `upper bound on working-lattice voxels (default ${LATTICE.maxLatticeVoxels.mr} on MR, ${LATTICE.maxLatticeVoxels.ct} on CT)`,
+    ],
     [
       '--search-lattice-voxels N',
       `upper bound on the correlation search's lattice voxels (default ${LATTICE.maxSearchLatticeVoxels})`,
@@ -194,7 +200,7 @@ export const registerCommand: Command = {
             maxLatticeVoxels: optionalInteger(values, 'lattice-voxels', { min: 512, max: 256 ** 3 }),
             maxSearchLatticeVoxels: optionalInteger(values, 'search-lattice-voxels', {
               min: 512,
-              max: Number(values['lattice-voxels'] ?? LATTICE.maxLatticeVoxels),
+              max: Number(values['lattice-voxels'] ?? Math.max(...Object.values(LATTICE.maxLatticeVoxels))),
             }),
             channels: optionalInteger(values, 'channels', { min: 1, max: 1024 }),
             diffeomorphic: values['no-diffeomorphic'] ? false : undefined,

@@ -2,7 +2,8 @@
  * Intensity instance optimisation: the start u₀ on the images' lattice plus a control-lattice field
  * u_c read trilinearly there (u = u₀ + U(u_c)), u_c moved by Adam down
  *   local NCC(fixed, moving∘u) + λ_smooth·‖∇u_c‖² + λ_fold·Σ max(0, 0.1 − det J(u))²/N
- * (N the images' lattice voxels). It refines a learned method's or ConvexAdam's field on the pair at
+ * (N the images' lattice voxels; det J at every corner of each lattice cell, where the trilinear field
+ * the fixed grid reads is evaluated, or at each cell's first corner: `foldingCorners`). It refines a learned method's or ConvexAdam's field on the pair at
  * hand, or registers from the identity. With `keepStart` (the default) u_c is a correction starting at
  * zero, so a ConvexAdam start keeps its detail, and the hinge sees det J on the images' lattice;
  * without, u_c starts as the start resampled onto the control lattice, u₀ = 0 and the hinge is on the
@@ -75,16 +76,20 @@ export interface RefineOptions {
  * images, 12 × 12 × 10 mm control voxels): mean Dice 0.824 at learning rate 0.1 (0.823 at 0.05),
  * smoothness 0.3 (0.822 with 0.44 % folding at 0.1, 0.815 at 1), NCC window 9 × 9 × 3 voxels
  * (13.5 × 13.5 × 30 mm); 100 iterations gave 0.002 more than 50 for twice the time. The folding
- * weight 10 was chosen with the feature registration's start on LPBA40 S11–S12 (weight 1: 0.002 %
- * det J ≤ 0, 10: none) and ACDC 002/022/042 (0.109 % → 0.030 %, Dice 0.833 → 0.830).
+ * hinge with the feature registration's start: weight 10 at the cells' first corners on LPBA40
+ * S11–S12 (weight 1: 0.002 % det J ≤ 0, 10: none) and ACDC 002/022/042 (0.109 % → 0.030 %, Dice
+ * 0.833 → 0.830); then weight 100 at all eight corners, on the two LPBA40 cases that still folded
+ * at weight 10 (S28, S38: 0.0031 and 0.0016 % → none, Dice 0.6886 → 0.6892), S11–S12 (0.7038 →
+ * 0.7031, none either way) and ACDC 002/022/042 (0.025 % → none, 0.8305 → 0.8302) — with 40 Adam
+ * iterations, bench/harness/RESULTS.md 2026-12-07 15:50–16:18.
  */
 export const REFINE_DEFAULTS: Required<RefineOptions> = {
   controlDims: [16, 16, 16],
   iterations: 50,
   learningRate: 0.1,
   smoothness: 0.3,
-  folding: 10,
-  foldingCorners: 1,
+  folding: 100,
+  foldingCorners: 8,
   window: [9, 9, 3],
   keepStart: true,
 };

@@ -52,8 +52,8 @@ function onGrid(item: RegistrationCase, grid = networkGrid(item.fixed)) {
   };
 }
 
-/** The refinement's folding weight for DiffuseReg: the one it was tuned with (dense/refine.ts). */
-const DIFFUSEREG_FOLDING = 1;
+/** The refinement's folding hinge for DiffuseReg: the one it was tuned with (dense/refine.ts). */
+const DIFFUSEREG_FOLDING = { folding: 1, foldingCorners: 1 } as const;
 
 /**
  * A network's displacement (1, 3, 64, 64, 16) in network voxels — or the identity when none is given —
@@ -75,7 +75,7 @@ export function refinedField(
     const u = refineDisplacement(images.fixed, images.moving, start, {
       iterations,
       keepStart: false,
-      folding: DIFFUSEREG_FOLDING,
+      ...DIFFUSEREG_FOLDING,
     });
     return fieldOnFixed(u, grid, item.fixed);
   });

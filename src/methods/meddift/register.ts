@@ -51,10 +51,24 @@ export interface MedDiftRegisterOptions
   progress?: ProgressFn;
 }
 
-/** The lattices' and the descriptors' defaults of the dense registration (ConvexAdam's apart). */
+/**
+ * The lattices', the descriptors' and the stages' defaults of the dense registration (ConvexAdam's
+ * others apart), some by the images' modality.
+ */
 export const FEATURE_REGISTRATION_DEFAULTS = {
-  maxLatticeVoxels: 64 ** 3,
+  /**
+   * Working-lattice budget. On MR 48³ chosen with 40 Adam iterations for time (bench/harness/RESULTS.md,
+   * 2026-12-07 16:05–16:25: LPBA40 S11–S12 0.703 → 0.700, elastix 0.681; ACDC 002/022/042 0.830 →
+   * 0.833, elastix 0.835; at about half the time); CT keeps 64³ (its cases are fast already).
+   */
+  maxLatticeVoxels: { mr: 48 ** 3, ct: 64 ** 3 } as Readonly<Record<Modality, number>>,
   maxSearchLatticeVoxels: 64 ** 3,
+  /**
+   * ConvexAdam's Adam iterations (its own default: 80). On MR 40 cost nothing on validation (LPBA40
+   * S11–S12 0.7038 → 0.7029, ACDC 002/022/042 0.8305 → 0.8302, 2026-12-07 15:50); on CT it did
+   * (synthetic lung 1–2: 0.218 → 0.254 mm), so CT keeps 80.
+   */
+  iterations: { mr: 40, ct: 80 } as Readonly<Record<Modality, number>>,
   channels: 24,
   affine: true,
   /**
@@ -215,7 +229,7 @@ export function registerFeatures(
 ): FeatureRegistration {
   const maxVoxels = integer(
     'maxLatticeVoxels',
-    options.maxLatticeVoxels ?? FEATURE_REGISTRATION_DEFAULTS.maxLatticeVoxels,
+    options.maxLatticeVoxels ?? FEATURE_REGISTRATION_DEFAULTS.maxLatticeVoxels[f.modality],
     {
       min: 512,
       max: 256 ** 3,
@@ -265,7 +279,7 @@ export function registerFeatures(
   const u = convexAdam(
     search.fixed,
     search.moving,
-    options,
+    { ...options, iterations: options.iterations ?? FEATURE_REGISTRATION_DEFAULTS.iterations[f.modality] },
     fine && {
       ...fine,
       // A search-lattice displacement read at the fine voxels, in fine voxels.
