@@ -58,8 +58,9 @@ export interface MedDiftRegisterOptions
 export const FEATURE_REGISTRATION_DEFAULTS = {
   /**
    * Working-lattice budget. On MR 48³ chosen with 40 Adam iterations for time (bench/harness/RESULTS.md,
-   * 2026-12-07 16:05–16:25: LPBA40 S11–S12 0.703 → 0.700, elastix 0.681; ACDC 002/022/042 0.830 →
-   * 0.833, elastix 0.835; at about half the time); CT keeps 64³ (its cases are fast already).
+   * 2026-12-07 15:50–16:45, with the other defaults: LPBA40 S11–S12 0.7031 → 0.6999, elastix 0.681;
+   * ACDC 002/022/042 0.8302 → 0.8315, elastix 0.835; at about half the time); CT keeps 64³ (its
+   * cases are fast already).
    */
   maxLatticeVoxels: { mr: 48 ** 3, ct: 64 ** 3 } as Readonly<Record<Modality, number>>,
   maxSearchLatticeVoxels: 64 ** 3,
