@@ -43,7 +43,7 @@ export function coupledArgmin(cost: Tensor, radius: number, smoothed?: Tensor, t
   );
 }
 
-/** Fixed voxels on a sub-lattice of the moving lattice: voxel p of the fixed lattice is offset + stride·p there. */
+/** Fixed voxels on a sub-lattice of the moving lattice: fixed voxel p is moving voxel offset + stride·p. */
 export interface SubLattice {
   offset: readonly number[];
   stride: readonly number[];

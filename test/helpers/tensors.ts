@@ -1,4 +1,4 @@
-/** Loading reference tensors from the shared fixtures and comparing against them; running a check per thread count. */
+/** Reference tensors from the shared fixtures and comparisons with them; a check per thread count. */
 import assert from 'node:assert/strict';
 import { readSafetensors } from '../../src/engine/checkpoint/index.ts';
 import { Tensor, getNumThreads, setNumThreads } from '../../src/engine/index.ts';

@@ -3,8 +3,9 @@
  * then B-spline; a deformable search of ±R voxels cannot catch a scaling or shift larger than R). The
  * map p ↦ p + M·(p − c)/h + t in lattice voxels (c the lattice centre, h its half extent per axis, so
  * M and t are both in voxels of displacement at the lattice's edge and centre) minimises the warped
- * descriptor SSD, by Adam from the identity, each step on a sub-lattice of the fixed voxels. Its gradient comes from the warped-SSD kernel's
- * ∂L/∂u(p): ∂L/∂M_ab = Σ_p ∂L/∂u_a(p)·(p_b − c_b)/h_b, ∂L/∂t_a = Σ_p ∂L/∂u_a(p).
+ * descriptor SSD, by Adam from the identity, each step on a sub-lattice of the fixed voxels. Its
+ * gradient comes from the warped-SSD kernel's ∂L/∂u(p): ∂L/∂M_ab = Σ_p ∂L/∂u_a(p)·(p_b − c_b)/h_b,
+ * ∂L/∂t_a = Σ_p ∂L/∂u_a(p).
  */
 import { dispose, noGrad, stack, tensor, tidy, warpedSsd, type Tensor } from '../../engine/index.ts';
 import type { Grid, Vec3 } from '../../geometry/volume.ts';

@@ -3,14 +3,14 @@
  * u_c read trilinearly there (u = u₀ + U(u_c)), u_c moved by Adam down
  *   local NCC(fixed, moving∘u) + λ_smooth·‖∇u_c‖² + λ_fold·Σ max(0, 0.1 − det J(u))²/N
  * (N the images' lattice voxels; det J at every corner of each lattice cell, where the trilinear field
- * the fixed grid reads is evaluated, or at each cell's first corner: `foldingCorners`). It refines a learned method's or ConvexAdam's field on the pair at
- * hand, or registers from the identity. With `keepStart` (the default) u_c is a correction starting at
- * zero, so a ConvexAdam start keeps its detail, and the hinge sees det J on the images' lattice;
- * without, u_c starts as the start resampled onto the control lattice, u₀ = 0 and the hinge is on the
- * control lattice (DiffuseReg, as tuned). With the ConvexAdam start on the control lattice, the folds
- * between its nodes had escaped the hinge (LPBA40 S11–S12: 0.699 Dice with 0.010 % det J ≤ 0 before,
- * 0.703 with none now; ACDC 002/022/042 0.836 before, 0.830 now — bench/harness/RESULTS.md,
- * 2026-12-07 12:13–12:45). The control lattice plays
+ * the fixed grid reads is evaluated, or at each cell's first corner: `foldingCorners`). It refines a
+ * learned method's or ConvexAdam's field on the pair at hand, or registers from the identity. With
+ * `keepStart` (the default) u_c is a correction starting at zero, so a ConvexAdam start keeps its
+ * detail, and the hinge sees det J on the images' lattice; without, u_c starts as the start resampled
+ * onto the control lattice, u₀ = 0 and the hinge is on the control lattice (DiffuseReg, as tuned).
+ * With the ConvexAdam start on the control lattice, the folds between its nodes had escaped the hinge
+ * (LPBA40 S11–S12: 0.699 Dice with 0.010 % det J ≤ 0 before, 0.703 with none now; ACDC 002/022/042
+ * 0.836 before, 0.830 now — bench/harness/RESULTS.md, 2026-12-07 12:13–12:45). The control lattice plays
  * the part of elastix's B-spline grid: the similarity is measured at the images' resolution, the
  * motion kept smooth by the lattice's spacing; on ACDC a control spacing of 12 mm in-plane (16 × 16 ×
  * 16 over DiffuseReg's 192 × 192 × 160 mm box) scored 0.823 mean Dice where 6 mm scored 0.818, 3 mm

@@ -49,14 +49,20 @@ function localMeans(x: Tensor, o: Required<WindowOptions>): Tensor {
   });
 }
 
-const NCC_WINDOW = { window: 9 };
+/** The NCC window's default edge in voxels (VoxelMorph's). */
+const NCC_WINDOW = 9;
 const SSIM_WINDOW: Required<WindowOptions> = { window: 9, kernel: 'gaussian', sigma: 1.5 };
 
-/** Local means of a, b, a², b², ab in one pass of the window. */
-function localMoments(a: Tensor, b: Tensor, o: Required<WindowOptions>) {
+/** One line when the two images of a similarity differ in shape. */
+function checkSameShape(a: Tensor, b: Tensor): void {
   if (a.shape.join() !== b.shape.join()) {
     fail('similarity', `images differ in shape: [${a.shape.join(', ')}] vs [${b.shape.join(', ')}]`);
   }
+}
+
+/** Local means of a, b, a², b², ab in one pass of the window. */
+function localMoments(a: Tensor, b: Tensor, o: Required<WindowOptions>) {
+  checkSameShape(a, b);
   const n = a.shape[0];
   const m = localMeans(cat([a, b, a.square(), b.square(), a.mul(b)], 0), o);
   const [ma, mb, maa, mbb, mab] = [0, 1, 2, 3, 4].map((k) => m.narrow(0, k * n, n));
@@ -81,10 +87,8 @@ export function nccLoss(
   eps = 1e-5,
 ): Tensor {
   const nd = spatialAxes('similarity input', a);
-  if (a.shape.join() !== b.shape.join()) {
-    fail('similarity', `images differ in shape: [${a.shape.join(', ')}] vs [${b.shape.join(', ')}]`);
-  }
-  const sizes = windowSizes(o.window ?? NCC_WINDOW.window, nd);
+  checkSameShape(a, b);
+  const sizes = windowSizes(o.window ?? NCC_WINDOW, nd);
   return tidy(() => {
     // 2-D images as volumes one voxel deep.
     const volumes = (x: Tensor) => x.reshape(-1, ...x.shape.slice(2), ...(nd === 2 ? [1] : []));
