@@ -81,7 +81,7 @@ test('bad input gives one line, exit 1, and no output file', () => {
     [match('--initial', points), /^diffreg: --initial: only with --search local$/],
     [
       match('--descriptor', 'sift'),
-      /^diffreg: --descriptor: expected one of auto, diffusion, mind, patches, fused, got "sift"$/,
+      /^diffreg: --descriptor: expected one of auto, diffusion, mind, patches, fused, classical, got "sift"$/,
     ],
     [
       match('--descriptor', 'fused', '--level-weights', '1,2'),
@@ -364,7 +364,7 @@ test('issue 19: options, outputs and images are checked before any input is read
     [['demo', '--out', aFile], /^diffreg: --out: .*a-file is a file, not a folder$/],
     [
       ['demo', '--out', join(dir, 'demo'), '--descriptor', 'sift'],
-      /^diffreg: --descriptor: expected one of auto, diffusion, mind, patches, fused, got "sift"$/,
+      /^diffreg: --descriptor: expected one of auto, diffusion, mind, patches, fused, classical, got "sift"$/,
     ],
     // 4. output formats and register's options before any computation
     [
@@ -419,7 +419,7 @@ test('issue 19: options, outputs and images are checked before any input is read
     ],
     [
       [...register, '--out-field', field, '--descriptor', 'sift'],
-      /^diffreg: --descriptor: expected one of auto, diffusion, mind, patches, fused, got "sift"$/,
+      /^diffreg: --descriptor: expected one of auto, diffusion, mind, patches, fused, classical, got "sift"$/,
     ],
     [
       [...register, '--out-field', field, '--method', 'elastix-bspline', '--descriptor', 'mind'],
@@ -429,6 +429,10 @@ test('issue 19: options, outputs and images are checked before any input is read
     [
       [...register, '--out-field', field, '--descriptor', 'mind'],
       /^diffreg: --unet: method mind-register uses no diffusion model$/,
+    ],
+    [
+      [...register, '--out-field', field, '--descriptor', 'classical'],
+      /^diffreg: --unet: method classical-register uses no diffusion model$/,
     ],
     [
       [...register, '--out-field', field, '--channels', '2.5'],

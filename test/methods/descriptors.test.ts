@@ -14,6 +14,7 @@ import {
   describeImage,
   FUSED_WEIGHTS,
   medDiftMatch,
+  usesDiffusionModel,
 } from '../../src/methods/meddift/index.ts';
 import { methodEntry } from '../../src/methods/method.ts';
 import { tinyFixtureModel } from '../helpers/fixture-model.ts';
@@ -79,6 +80,33 @@ test('the fused descriptor: the diffusion levels, then MIND-SSC and patches, wei
       message: /^levelWeights: only with the diffusion descriptor$/,
     },
   );
+});
+
+test("the classical descriptor: MIND-SSC and patches, each weighted as in 'fused', with no model", () => {
+  const volume = new Volume({
+    data: Float32Array.from({ length: 20 * 18 * 12 }, (_, i) => (i * 7919) % 101),
+    dims: [20, 18, 12],
+    spacing: [1, 1, 2],
+  });
+  const options = { modality: 'mr' as const, generator: new Generator(0) };
+  const classical = describeImage('classical', undefined, volume, options, 'image');
+  const alone = (['mind', 'patches'] as const).map((kind) =>
+    describeImage(kind, undefined, volume, options, 'image'),
+  );
+  assert.deepEqual(classical.grid.weights, [FUSED_WEIGHTS.mind, FUSED_WEIGHTS.patches]);
+  assert.deepEqual(
+    classical.grid.levels.map((l) => l.shape),
+    [
+      [12, 20, 18, 12],
+      [27, 20, 18, 12],
+    ],
+  );
+  assert.deepEqual(classical.grid.shape, [20, 18, 12]);
+  const same = alone.every((a, i) => a.grid.levels[0].sub(classical.grid.levels[i]).abs().max().item() === 0);
+  assert.ok(same, 'each level is its descriptor alone');
+  dispose([...classical.grid.levels, ...alone.flatMap((a) => a.grid.levels)]);
+  assert.equal(usesDiffusionModel('classical'), false);
+  assert.equal(methodEntry('classical-register').usesModel, false);
 });
 
 test("'auto': the fixed image's modality picks the descriptor; a CT pair never loads the diffusion model", async () => {

@@ -32,7 +32,7 @@ import { terminalProgress } from '../progress.ts';
 import { applyThreads, printJson, readImage, readInitialTransform } from './common.ts';
 
 /** --descriptor's help line (match, register, bench). */
-export const DESCRIPTOR_HELP = `auto (${AUTO_DESCRIPTORS.mr} on MR, ${AUTO_DESCRIPTORS.ct} on CT), diffusion (the model's features), mind (MIND-SSC), patches (intensities) or fused (all three); default ${DEFAULT_DESCRIPTOR}`;
+export const DESCRIPTOR_HELP = `auto (${AUTO_DESCRIPTORS.mr} on MR, ${AUTO_DESCRIPTORS.ct} on CT), diffusion (the model's features), mind (MIND-SSC), patches (intensities), fused (all three) or classical (MIND-SSC and patches fused, no model); default ${DEFAULT_DESCRIPTOR}`;
 
 export const FEATURE_OPTIONS = {
   timestep: { type: 'string' },

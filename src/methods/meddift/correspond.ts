@@ -38,7 +38,7 @@ export type InitialTransform =
   | { kind: 'field'; field: DisplacementField };
 
 /** What images are described by: see describe.ts ('auto': one of the others by the fixed image's modality). */
-export const DESCRIPTORS = ['auto', 'diffusion', 'mind', 'patches', 'fused'] as const;
+export const DESCRIPTORS = ['auto', 'diffusion', 'mind', 'patches', 'fused', 'classical'] as const;
 export type Descriptor = (typeof DESCRIPTORS)[number];
 /** The descriptor of `diffreg match` and `diffreg register` when none is given. */
 export const DEFAULT_DESCRIPTOR: Descriptor = 'auto';

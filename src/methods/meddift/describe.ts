@@ -1,8 +1,9 @@
 /**
  * The descriptors matching and dense registration run on, by name: the diffusion model's feature
- * levels (MedDIFT), MIND-SSC, intensity patches, and the fused descriptor — all three on the same RAS
- * grid as one feature set, each a level of its own, so that matching and registration normalise every
- * level per voxel, weight them by group (FUSED_WEIGHTS, a group's weight split evenly over its levels)
+ * levels (MedDIFT), MIND-SSC, intensity patches, and the fused descriptors — all three, or the two
+ * classical ones ('classical', the fused descriptor without the model), on the same RAS grid as one
+ * feature set, each a level of its own, so that matching and registration normalise every level per
+ * voxel, weight them by group (FUSED_WEIGHTS, a group's weight split evenly over its levels)
  * and, in registration, take one joint PCA of them all.
  */
 import { Generator } from '../../engine/index.ts';
@@ -32,6 +33,7 @@ export const DESCRIPTOR_NAMES: Readonly<Record<ConcreteDescriptor, string>> = {
   mind: 'MIND-SSC descriptors',
   patches: 'intensity patches (NCC)',
   fused: 'diffusion features, MIND-SSC and intensity patches fused',
+  classical: 'MIND-SSC and intensity patches fused (no model)',
 };
 
 /**
@@ -55,7 +57,8 @@ export function concreteDescriptor(
 }
 
 /** Whether the descriptor needs (for 'auto': may need) the diffusion model. */
-export const usesDiffusionModel = (d: Descriptor): boolean => d !== 'mind' && d !== 'patches';
+export const usesDiffusionModel = (d: Descriptor): boolean =>
+  d !== 'mind' && d !== 'patches' && d !== 'classical';
 
 /** The settings only the diffusion model's features read. */
 const DIFFUSION_SETTINGS = ['timestep', 'levels', 'noiseDraws', 'region', 'levelWeights'] as const;
@@ -84,19 +87,23 @@ export function describeImage(
 ): ImageFeatures {
   if (descriptor === 'mind' || descriptor === 'patches')
     return descriptorFeatures(volume, descriptor, options, subject);
-  if (!model) throw new Error(`descriptor ${descriptor}: no diffusion model given`);
-  const diffusion = imageFeatures(model, volume, options, subject);
-  if (descriptor === 'diffusion') return diffusion;
-  // The volume passed the same checks in imageFeatures: the classical descriptors cannot fail on it.
-  const classical = (['mind', 'patches'] as const).map((kind) =>
+  let diffusion: ImageFeatures | undefined;
+  if (descriptor !== 'classical') {
+    if (!model) throw new Error(`descriptor ${descriptor}: no diffusion model given`);
+    diffusion = imageFeatures(model, volume, options, subject);
+    if (descriptor === 'diffusion') return diffusion;
+  }
+  // The volume passed the same checks in imageFeatures (or fails here first, for 'classical').
+  const [mind, patches] = (['mind', 'patches'] as const).map((kind) =>
     descriptorFeatures(volume, kind, options, subject),
   );
-  const n = diffusion.grid.levels.length;
+  const first = diffusion ?? mind;
+  const n = diffusion?.grid.levels.length ?? 0;
   return {
-    ...diffusion,
+    ...first,
     grid: {
-      ...diffusion.grid,
-      levels: [...diffusion.grid.levels, ...classical.flatMap((c) => c.grid.levels)],
+      ...first.grid,
+      levels: [...(diffusion?.grid.levels ?? []), ...mind.grid.levels, ...patches.grid.levels],
       weights: [
         ...new Array<number>(n).fill(FUSED_WEIGHTS.diffusion / n),
         FUSED_WEIGHTS.mind,

@@ -190,6 +190,7 @@ const FEATURE_SOURCES = [
   ['mind', 'mind', DESCRIPTOR_NAMES.mind],
   ['patches', 'patches', DESCRIPTOR_NAMES.patches],
   ['fused', 'fused', DESCRIPTOR_NAMES.fused],
+  ['classical', 'classical', DESCRIPTOR_NAMES.classical],
 ] as const satisfies readonly (readonly [string, Descriptor, string])[];
 
 /** What a feature method does (its FEATURE_TASKS suffix), or undefined for other methods. */
@@ -216,8 +217,8 @@ export function withDescriptor(method: string, descriptor: Descriptor): string {
  * landmarks searched around their registered positions, `diffreg match`'s default) and
  * `<source>-match-global` (searched over the whole image, the reference behaviour) for MedDIFT's
  * diffusion features (`meddift`, the model loaded on first use), MIND-SSC (`mind`), intensity
- * patches (`patches`) and the three fused (`fused`; describe.ts). Settings (MedDiftRegisterOptions)
- * apply to the registering ones.
+ * patches (`patches`), the three fused (`fused`; describe.ts) and the two classical ones fused
+ * (`classical`). Settings (MedDiftRegisterOptions) apply to the registering ones.
  */
 export const featureMethodEntries: MethodEntry[] = FEATURE_SOURCES.flatMap(([prefix, descriptor, what]) =>
   FEATURE_TASKS.map((task): MethodEntry => {
