@@ -61,7 +61,6 @@ for (const [dataset, cases] of schedule) {
       cases: cases || undefined,
       // the default engine writes bench/harness/<dataset>; another (e.g. the wasm cross-check) its own folder
       outDir: join(here, elastix === 'elastix-native-bspline' ? dataset : `${dataset}-${elastix}`),
-      seed: 1,
       resume: true,
       commandLine: ['node', '--import', 'tsx', 'bench/harness/run.ts', ...process.argv.slice(2)],
     },

@@ -248,10 +248,13 @@ test('module.to(dtype) keeps parameter identity; dispose frees parameters; zeroG
   lin.zeroGrad();
   assert.equal(lin.weight.grad, null);
 
-  const before = memoryStats().handles;
   const m = new Net();
-  assert.ok(memoryStats().handles >= before + 13);
+  const own = m.parameters().length + m.buffers().length;
+  assert.equal(own, 14);
+  const live = memoryStats().handles;
   m.dispose();
-  assert.ok(m.parameters().every((p) => p.isDisposed));
-  assert.ok(memoryStats().handles <= before + 1);
+  assert.ok(m.parameters().every((p) => p.isDisposed) && m.buffers().every((b) => b.isDisposed));
+  // Every handle of the module is released. Finalisers of earlier garbage may run at any moment and
+  // only lower the count, so a bound, not an equality (absolute counts failed when V8 collected).
+  assert.ok(memoryStats().handles <= live - own, `${live} → ${memoryStats().handles}`);
 });

@@ -1,5 +1,6 @@
 /** `diffreg bench`: run methods on a dataset and write per-case results, tables and an HTML report. */
 import { BENCH_DATASETS, runBenchCommand } from '../../eval/bench/command.ts';
+import { BENCH_SEED } from '../../eval/bench/harness.ts';
 import { DESCRIPTORS, isFeatureMethod, withDescriptor } from '../../methods/meddift/index.ts';
 import { METHODS } from '../../methods/method.ts';
 import { oneOf } from '../../util/is.ts';
@@ -43,7 +44,7 @@ export const benchCommand: Command = {
     ['--cases SPEC', 'case ids, ranges a..b or a count N (default all; --quick: two)'],
     ['--out DIR', 'results folder (JSON/CSV per case, summary.md, report.html, overlays)'],
     ['--quick', 'few cases, small settings (smoke test)'],
-    ['--seed N', 'seed of synthetic cases and of the methods (default 0)'],
+    ['--seed N', `seed of synthetic cases and of the methods (default ${BENCH_SEED})`],
     ['--data DIR', 'evaluation data folder (default ../shared/data)'],
     ['--images DIR', 'DIR-Lab image folder or Learn2Reg task folder'],
     ['--landmarks DIR', 'DIR-Lab landmark folder'],

@@ -16,7 +16,7 @@ import { dirLabDataset } from '../../data/dirlab.ts';
 import { learn2regDataset } from '../../data/learn2reg.ts';
 import { lpba40Dataset } from '../../data/lpba40.ts';
 import { syntheticLungDataset } from '../../data/lung.ts';
-import { runBenchmark, type BenchmarkOptions } from './harness.ts';
+import { BENCH_SEED, runBenchmark, type BenchmarkOptions } from './harness.ts';
 import type { BenchmarkReport } from './report.ts';
 
 export const BENCH_DATASETS = [
@@ -101,7 +101,7 @@ export function openBenchDataset(
       return syntheticLungDataset({
         ctPath: join(root, 'lung', 'ct-thorax-256.nii.gz'),
         count: options.count ?? (options.quick ? 2 : 20),
-        seed: options.seed ?? 1,
+        seed: options.seed ?? BENCH_SEED,
         quick: options.quick,
       });
     case 'dirlab-4dct':
