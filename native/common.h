@@ -19,6 +19,10 @@ namespace dt {
 // loads) and optimised at -O3, where GCC vectorises loops of unknown trip count.
 #define DT_CLONES __attribute__((target_clones("avx512f", "avx2", "default"), optimize("O3")))
 
+// acc[i] += v[i] for i < n: the running sums of the box filters (descriptors, local NCC). Defined once
+// (ops_descriptors.cc); its rows are whole image rows or planes, so the call costs nothing measurable.
+void add_into(float* __restrict acc, const float* v, int64_t n);
+
 struct Holder {
   at::Tensor t;
   int64_t bytes = 0;  // what was reported to V8 for this handle

@@ -17,6 +17,11 @@
 #include "fastmath.h"
 
 namespace dt {
+
+DT_CLONES void add_into(float* __restrict acc, const float* v, int64_t n) {
+  for (int64_t i = 0; i < n; i++) acc[i] += v[i];
+}
+
 namespace {
 
 using Info = const Napi::CallbackInfo&;
@@ -178,10 +183,6 @@ at::Tensor mind_ssc(Info info) {
 
 DT_CLONES void subtract_mean(float* __restrict out, const float* sum, float count, int64_t n) {
   for (int64_t i = 0; i < n; i++) out[i] -= sum[i] / count;
-}
-
-DT_CLONES void add_into(float* __restrict acc, const float* v, int64_t n) {
-  for (int64_t i = 0; i < n; i++) acc[i] += v[i];
 }
 
 // dilated_patches(image (W, H, D) float32, dilation [3]) → (K, W, H, D): the image at the offsets

@@ -21,10 +21,6 @@ namespace {
 
 using Info = const Napi::CallbackInfo&;
 
-DT_CLONES void add_row(float* __restrict acc, const float* v, int64_t n) {
-  for (int64_t i = 0; i < n; i++) acc[i] += v[i];
-}
-
 // The sum of `in` over the window of ±r[a] voxels along each axis a, clipped to the grid of n[0] × n[1] ×
 // n[2] voxels, into `out`; `s1`, `s2` are scratch of the same size.
 void box_sum(const float* in, float* out, float* s1, float* s2, const int64_t* n, const int64_t* r) {
@@ -37,7 +33,7 @@ void box_sum(const float* in, float* out, float* s1, float* s2, const int64_t* n
         std::fill(dst, dst + D, 0.0f);
         for (int64_t k = -r[2]; k <= r[2]; k++) {
           const int64_t lo = std::clamp<int64_t>(-k, 0, D), hi = std::clamp<int64_t>(D - k, 0, D);
-          if (hi > lo) add_row(dst + lo, src + lo + k, hi - lo);
+          if (hi > lo) add_into(dst + lo, src + lo + k, hi - lo);
         }
       }
   });
@@ -47,7 +43,7 @@ void box_sum(const float* in, float* out, float* s1, float* s2, const int64_t* n
         float* dst = s2 + x * plane + y * D;
         std::fill(dst, dst + D, 0.0f);
         for (int64_t k = std::max<int64_t>(-r[1], -y); k <= std::min<int64_t>(r[1], H - 1 - y); k++)
-          add_row(dst, s1 + x * plane + (y + k) * D, D);
+          add_into(dst, s1 + x * plane + (y + k) * D, D);
       }
   });
   at::parallel_for(0, W, 1, [&](int64_t begin, int64_t end) {
@@ -55,7 +51,7 @@ void box_sum(const float* in, float* out, float* s1, float* s2, const int64_t* n
       float* dst = out + x * plane;
       std::fill(dst, dst + plane, 0.0f);
       for (int64_t k = std::max<int64_t>(-r[0], -x); k <= std::min<int64_t>(r[0], W - 1 - x); k++)
-        add_row(dst, s2 + (x + k) * plane, plane);
+        add_into(dst, s2 + (x + k) * plane, plane);
     }
   });
 }
