@@ -8,8 +8,7 @@ import { Tensor, tidy } from '../engine/index.ts';
 import { reorient } from '../geometry/orient.ts';
 import { resampleVolume } from '../geometry/warp.ts';
 import { volumeToTensor } from '../geometry/field-tensor.ts';
-import type { Grid } from '../geometry/volume.ts';
-import type { Volume } from '../geometry/volume.ts';
+import { Volume, type Grid } from '../geometry/volume.ts';
 import { fail } from '../util/errors.ts';
 import { percentilesOf, samplePercentiles } from '../util/stats.ts';
 import type { Modality } from '../data/case.ts';
@@ -83,6 +82,21 @@ export function toNetworkInput(
   const m = modality === 'auto' ? guessModality(volume) : modality;
   const ras = reorient(volume, 'RAS').volume;
   return { image: volumeToNetworkInput(ras, m), grid: ras, modality: m };
+}
+
+/**
+ * `source` as the networks and descriptors take it: a volume, converted here (toNetworkInput), or an
+ * input converted once by the caller for several descriptors of one image (the fused ones). `owned`:
+ * this call converted it, so the caller of this function disposes of its image.
+ */
+export function asNetworkInput(
+  source: Volume | NetworkInput,
+  modality: Modality | 'auto',
+  subject: string,
+): { input: NetworkInput; owned: boolean } {
+  return source instanceof Volume
+    ? { input: toNetworkInput(source, modality, subject), owned: true }
+    : { input: source, owned: false };
 }
 
 /**

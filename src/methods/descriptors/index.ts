@@ -11,7 +11,7 @@
 import { F, intensityPatches, mindSsc, tidy } from '../../engine/index.ts';
 import type { Volume } from '../../geometry/volume.ts';
 import type { Modality } from '../../data/case.ts';
-import { toNetworkInput } from '../../models/index.ts';
+import { asNetworkInput, type NetworkInput } from '../../models/index.ts';
 import { integer, oneOf } from '../../util/is.ts';
 import type { ImageFeatures } from '../meddift/correspond.ts';
 
@@ -35,9 +35,9 @@ export function axisDilation(spacing: readonly number[], dilation: number): [num
   return spacing.map((s) => Math.round((dilation * finest) / s)) as [number, number, number];
 }
 
-/** Descriptor features of a volume, in the form matching and dense registration take. */
+/** Descriptor features of an image (a volume, or its network input converted once by the caller). */
 export function descriptorFeatures(
-  volume: Volume,
+  source: Volume | NetworkInput,
   kind: DescriptorKind,
   options: DescriptorOptions = {},
   subject = 'image',
@@ -45,7 +45,7 @@ export function descriptorFeatures(
   oneOf('descriptor', kind, ['mind', 'patches'] as const);
   const factor = integer('downsample', options.downsample ?? 1, { min: 1, max: 16 });
   const dilation = integer('dilation', options.dilation ?? (kind === 'mind' ? 1 : 2), { min: 1, max: 8 });
-  const input = toNetworkInput(volume, options.modality ?? 'auto', subject);
+  const { input, owned } = asNetworkInput(source, options.modality ?? 'auto', subject);
   try {
     const level = tidy(() => {
       const image =
@@ -63,6 +63,6 @@ export function descriptorFeatures(
       modality: input.modality,
     };
   } finally {
-    input.image.dispose();
+    if (owned) input.image.dispose();
   }
 }

@@ -27,7 +27,7 @@ import {
   type SearchWindow,
 } from './match.ts';
 import type { Modality } from '../../data/case.ts';
-import { toNetworkInput } from '../../models/index.ts';
+import { asNetworkInput, type NetworkInput } from '../../models/index.ts';
 
 /** Where each fixed point is expected in the moving image before matching (local search centre). */
 export type InitialTransform =
@@ -109,13 +109,14 @@ export interface ImageFeatures {
   modality: Modality;
 }
 
+/** The diffusion features of one image (a volume, or its network input converted once by the caller). */
 export function imageFeatures(
   model: DiffusionFeatureModel,
-  volume: Volume,
+  source: Volume | NetworkInput,
   options: MedDiftMatchOptions & { generator: Generator },
   subject: string,
 ): ImageFeatures {
-  const input = toNetworkInput(volume, options.modality ?? 'auto', subject);
+  const { input, owned } = asNetworkInput(source, options.modality ?? 'auto', subject);
   try {
     const spacing = input.grid.spacing;
     const levels = extractFeatureLevels(model, input.image, spacing, options);
@@ -126,7 +127,7 @@ export function imageFeatures(
       modality: input.modality,
     };
   } finally {
-    input.image.dispose();
+    if (owned) input.image.dispose();
   }
 }
 

@@ -10,7 +10,7 @@ import { Generator } from '../../engine/index.ts';
 import { fail } from '../../util/errors.ts';
 import type { Volume } from '../../geometry/volume.ts';
 import type { Modality } from '../../data/case.ts';
-import { guessModality } from '../../models/preprocess.ts';
+import { guessModality, toNetworkInput } from '../../models/preprocess.ts';
 import { descriptorFeatures } from '../descriptors/index.ts';
 import {
   imageFeatures,
@@ -87,30 +87,41 @@ export function describeImage(
 ): ImageFeatures {
   if (descriptor === 'mind' || descriptor === 'patches')
     return descriptorFeatures(volume, descriptor, options, subject);
-  let diffusion: ImageFeatures | undefined;
-  if (descriptor !== 'classical') {
-    if (!model) throw new Error(`descriptor ${descriptor}: no diffusion model given`);
-    diffusion = imageFeatures(model, volume, options, subject);
-    if (descriptor === 'diffusion') return diffusion;
+  if (descriptor === 'diffusion')
+    return imageFeatures(requireModel(descriptor, model), volume, options, subject);
+  // The fused descriptors: every part from one conversion of the image to the network input.
+  const input = toNetworkInput(volume, options.modality ?? 'auto', subject);
+  try {
+    const diffusion =
+      descriptor === 'fused'
+        ? imageFeatures(requireModel(descriptor, model), input, options, subject)
+        : undefined;
+    const [mind, patches] = (['mind', 'patches'] as const).map((kind) =>
+      descriptorFeatures(input, kind, options, subject),
+    );
+    const first = diffusion ?? mind;
+    const n = diffusion?.grid.levels.length ?? 0;
+    return {
+      ...first,
+      grid: {
+        ...first.grid,
+        levels: [...(diffusion?.grid.levels ?? []), ...mind.grid.levels, ...patches.grid.levels],
+        weights: [
+          ...new Array<number>(n).fill(FUSED_WEIGHTS.diffusion / n),
+          FUSED_WEIGHTS.mind,
+          FUSED_WEIGHTS.patches,
+        ],
+      },
+    };
+  } finally {
+    input.image.dispose();
   }
-  // The volume passed the same checks in imageFeatures (or fails here first, for 'classical').
-  const [mind, patches] = (['mind', 'patches'] as const).map((kind) =>
-    descriptorFeatures(volume, kind, options, subject),
-  );
-  const first = diffusion ?? mind;
-  const n = diffusion?.grid.levels.length ?? 0;
-  return {
-    ...first,
-    grid: {
-      ...first.grid,
-      levels: [...(diffusion?.grid.levels ?? []), ...mind.grid.levels, ...patches.grid.levels],
-      weights: [
-        ...new Array<number>(n).fill(FUSED_WEIGHTS.diffusion / n),
-        FUSED_WEIGHTS.mind,
-        FUSED_WEIGHTS.patches,
-      ],
-    },
-  };
+}
+
+/** The model a descriptor needs (an internal error without one: the method entries load it). */
+function requireModel(descriptor: ConcreteDescriptor, model?: DiffusionFeatureModel): DiffusionFeatureModel {
+  if (!model) throw new Error(`descriptor ${descriptor}: no diffusion model given`);
+  return model;
 }
 
 /**
