@@ -37,12 +37,11 @@ export const DESCRIPTOR_NAMES: Readonly<Record<ConcreteDescriptor, string>> = {
 };
 
 /**
- * What 'auto' stands for, by the fixed image's modality. Chosen on the validation subsets with the
- * rest of the pipeline's defaults (bench/harness/RESULTS.md, 2026-12-07 08:55; Dice / TRE, elastix
- * B-spline in brackets): MR — fused 0.836 on ACDC 002/022/042 (diffusion 0.841, patches 0.829;
- * 0.835) and 0.699 on LPBA40 S11–S12 (diffusion 0.685, patches 0.692; 0.681); CT — MIND-SSC 0.218 mm
- * on synthetic lung cases 1–2 (fused 0.326, diffusion 1.97; 0.343): the diffusion features of the
- * default model make CT worse.
+ * What 'auto' stands for, by the fixed image's modality. Chosen on the validation subsets and
+ * re-checked there with the final pipeline (bench/ablation/RESULTS.md, 2026-12-07; Dice / TRE): MR —
+ * fused has the best mean over LPBA40 S11–S12 and ACDC 002/022/042 (0.700 / 0.832; classical 0.673 /
+ * 0.840, diffusion 0.682 / 0.835); CT — MIND-SSC 0.218 mm on synthetic lung cases 1–2 (fused 0.331,
+ * diffusion 1.97): the diffusion features of the default model make CT worse.
  */
 export const AUTO_DESCRIPTORS: Readonly<Record<Modality, ConcreteDescriptor>> = { mr: 'fused', ct: 'mind' };
 
