@@ -10,17 +10,8 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { AUTO_DESCRIPTORS, withDescriptor } from '../../src/methods/meddift/index.ts';
 import type { Modality } from '../../src/data/case.ts';
+import type { CaseScores } from '../../src/eval/bench/index.ts';
 import { summarize } from '../../src/util/stats.ts';
-
-interface Row {
-  caseId: string;
-  method: string;
-  seconds: number;
-  error?: string;
-  tre?: { mean: number };
-  dice?: { mean: number };
-  percentNonPositiveJacobian?: number;
-}
 
 const [dir, dataset, only] = process.argv.slice(2);
 if (!dir || !dataset) {
@@ -33,16 +24,16 @@ const descriptors = ['fused', 'classical', 'diffusion', 'mind', 'patches'] as co
 const methodOf = (d: (typeof descriptors)[number]) =>
   d === AUTO_DESCRIPTORS[modality] ? 'default-register' : withDescriptor('meddift-register', d);
 
-const rows: Row[] = readdirSync(join(dir, dataset, 'cases'))
+const rows: CaseScores[] = readdirSync(join(dir, dataset, 'cases'))
   .filter((f) => f.endsWith('.json'))
-  .flatMap((f) => JSON.parse(readFileSync(join(dir, dataset, 'cases', f), 'utf8')) as Row[])
+  .flatMap((f) => JSON.parse(readFileSync(join(dir, dataset, 'cases', f), 'utf8')) as CaseScores[])
   .filter((r) => !r.error && (!only || only.split(',').includes(r.caseId)));
 const byTre = rows.some((r) => r.tre);
-const metric = (r: Row) => (byTre ? r.tre!.mean : r.dice!.mean);
-/** Whether a is better than b on the primary metric. */
-const better = (a: number, b: number) => (byTre ? a < b : a > b);
+const metric = (r: CaseScores) => (byTre ? r.tre!.mean : r.dice!.mean);
+/** Whether a difference of the primary metric (this − reference) is an improvement. */
+const improves = (delta: number) => (byTre ? delta < 0 : delta > 0);
 
-/** The metric of a method per case id. */
+/** A method's rows by case id. */
 const scores = (method: string) => new Map(rows.filter((r) => r.method === method).map((r) => [r.caseId, r]));
 
 /** Two-sided exact sign test: the probability of a split at least this uneven with p = ½. */
@@ -68,22 +59,23 @@ console.log(
 console.log('|---|---|---|---|---|---|---|---|');
 for (const d of descriptors) {
   const method = methodOf(d);
-  const own = scores(method);
-  const values = [...own.values()];
+  const values = [...scores(method).values()];
   if (values.length === 0) continue;
   const m = summarize(values.map(metric));
   const njd = summarize(values.map((r) => r.percentNonPositiveJacobian ?? 0));
   const time = summarize(values.map((r) => r.seconds));
-  const paired = values.filter((r) => reference.has(r.caseId));
-  const diff = summarize(paired.map((r) => metric(r) - metric(reference.get(r.caseId)!)));
-  const wins = paired.filter((r) => better(metric(r), metric(reference.get(r.caseId)!))).length;
-  const losses = paired.filter((r) => better(metric(reference.get(r.caseId)!), metric(r))).length;
+  const deltas = values
+    .filter((r) => reference.has(r.caseId))
+    .map((r) => metric(r) - metric(reference.get(r.caseId)!));
+  const diff = summarize(deltas);
+  const wins = deltas.filter(improves).length;
+  const losses = deltas.filter((delta) => delta !== 0 && !improves(delta)).length;
   const comparison =
-    d === 'classical' || paired.length === 0
+    d === 'classical' || deltas.length === 0
       ? ['–', '–']
       : [
           `${diff.mean >= 0 ? '+' : ''}${f(diff.mean, digits)} ± ${f(diff.sd, digits)}`,
-          `${wins} / ${losses} of ${paired.length} (p = ${signTest(wins, losses).toPrecision(2)})`,
+          `${wins} / ${losses} of ${deltas.length} (p = ${signTest(wins, losses).toPrecision(2)})`,
         ];
   console.log(
     `| ${d} | ${method} | ${values.length} | ${f(m.mean, digits)} ± ${f(m.sd, digits)} | ${f(njd.mean, 4)} | ${f(time.mean, 1)} | ${comparison.join(' | ')} |`,

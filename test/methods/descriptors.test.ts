@@ -46,15 +46,19 @@ test('descriptorFeatures: one level on the RAS grid, downsampled on request; bad
   });
 });
 
+/** A volume of scrambled intensities in [0, 100] (a multiplicative hash of the voxel index). */
+const scrambled = (dims: [number, number, number], spacing: [number, number, number]) =>
+  new Volume({
+    data: Float32Array.from({ length: dims[0] * dims[1] * dims[2] }, (_, i) => (i * 7919) % 101),
+    dims,
+    spacing,
+  });
+
 test('the fused descriptor: the diffusion levels, then MIND-SSC and patches, weighted by group', (t) => {
   const root = requireShared(t, 'fixtures');
   if (!root) return;
   const model = tinyFixtureModel(root);
-  const volume = new Volume({
-    data: Float32Array.from({ length: 24 * 24 * 16 }, (_, i) => (i * 7919) % 101),
-    dims: [24, 24, 16],
-    spacing: [4, 4, 5],
-  });
+  const volume = scrambled([24, 24, 16], [4, 4, 5]);
   const options = { modality: 'ct' as const, generator: new Generator(0) };
   const diffusion = describeImage('diffusion', model, volume, options, 'image');
   const fused = describeImage('fused', model, volume, { ...options, generator: new Generator(0) }, 'image');
@@ -83,11 +87,7 @@ test('the fused descriptor: the diffusion levels, then MIND-SSC and patches, wei
 });
 
 test("the classical descriptor: MIND-SSC and patches, each weighted as in 'fused', with no model", () => {
-  const volume = new Volume({
-    data: Float32Array.from({ length: 20 * 18 * 12 }, (_, i) => (i * 7919) % 101),
-    dims: [20, 18, 12],
-    spacing: [1, 1, 2],
-  });
+  const volume = scrambled([20, 18, 12], [1, 1, 2]);
   const options = { modality: 'mr' as const, generator: new Generator(0) };
   const classical = describeImage('classical', undefined, volume, options, 'image');
   const alone = (['mind', 'patches'] as const).map((kind) =>
